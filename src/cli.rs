@@ -1,0 +1,161 @@
+//! Argument parsing, global options, and the top-level run loop that maps
+//! errors to exit codes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+use crate::config::{Config, ResolvedTarget};
+use crate::exit::{self, usage};
+use crate::mongo::ConnectOptions;
+use crate::redact;
+use crate::report::{OutputFormat, Ui};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mongoshift",
+    version,
+    about = "Move a growing MongoDB deployment to a managed cluster safely.",
+    after_help = "Exit codes: 0 success, 1 runtime error, 2 invalid input, 3 a check found a difference or breached a threshold."
+)]
+pub struct Cli {
+    /// Config file (default: ./mongoshift.yaml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Result format on stdout.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+    /// More detail on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors and warnings on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Never draw progress bars (plain log lines are printed instead off a terminal).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Health check: reachability, ping, version, topology and lag, connections, profiler.
+    Status(commands::status::StatusArgs),
+}
+
+/// `--uri` or `--target`, shared by every command that connects to MongoDB.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// MongoDB connection string (prefer --target with ${VAR} in the config to keep passwords off the command line).
+    #[arg(long, value_name = "URI", conflicts_with = "target")]
+    pub uri: Option<String>,
+    /// A target named in the config file.
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+    /// How long to wait for a reachable server.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+impl TargetArgs {
+    pub fn resolve(&self, config: &Config) -> Result<ResolvedTarget> {
+        match (&self.uri, &self.target) {
+            (Some(uri), None) => {
+                redact::register_uri(uri);
+                Ok(ResolvedTarget::from_uri(uri))
+            }
+            (None, Some(name)) => {
+                let t = config.target(name)?;
+                redact::register_uri(&t.uri);
+                Ok(t)
+            }
+            _ => Err(usage(
+                "say which MongoDB to use: --uri mongodb://host:port or --target NAME from the config file",
+            )),
+        }
+    }
+
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// Durations as people write them: 500ms, 10s, 5m, 12h, 30d.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("'{s}' is not a duration ({e}); write e.g. 500ms, 10s, 5m, 12h or 30d")
+    })
+}
+
+/// The context every command gets.
+pub struct Ctx {
+    pub ui: Ui,
+    pub config: Config,
+}
+
+/// Parse arguments, run the command, print any error, and return the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let ui = Ui::new(cli.output, cli.verbose, cli.quiet, cli.no_progress);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::RUNTIME;
+        }
+    };
+    let result = runtime.block_on(run(cli, ui.clone()));
+    // Don't wait for lingering background tasks (e.g. driver monitors) on the way out.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            report_error(&e);
+            exit::code_for(&e)
+        }
+    }
+}
+
+async fn run(cli: Cli, ui: Ui) -> Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    let ctx = Ctx { ui, config };
+    match cli.command {
+        Command::Status(args) => commands::status::run(&ctx, args).await,
+    }
+}
+
+/// One paragraph: the outermost context first, then each cause, scrubbed of secrets.
+fn report_error(e: &anyhow::Error) {
+    let text = format!("{e:#}");
+    eprintln!("error: {}", redact::scrub(&text));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
+        assert!(parse_duration("ten").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand. Each is thin: resolve inputs, call the engines,
+//! report.
+
+pub mod status;

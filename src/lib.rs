@@ -1,0 +1,14 @@
+//! mongoshift: the library behind the `mongoshift` binary.
+//!
+//! Layers (dependencies point down):
+//! - `cli`, `commands`: argument parsing and one module per subcommand;
+//! - engines: `mongo` (MongoDB access), `report` (tables, JSON, progress);
+//! - foundations: `config` (targets, interpolation), `redact` (secrets), `exit` (exit codes).
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod exit;
+pub mod mongo;
+pub mod redact;
+pub mod report;

@@ -1,0 +1,7 @@
+//! Everything that talks to MongoDB: connecting, server health, and (later)
+//! namespaces, raw cursors and raw inserts.
+
+pub mod connect;
+pub mod health;
+
+pub use connect::{connect, ConnectOptions};

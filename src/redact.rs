@@ -1,0 +1,241 @@
+//! The one place credentials are scrubbed for display.
+//!
+//! Two layers: URIs are rendered with their password masked, and every secret
+//! the process has seen (URI passwords, S3 secret keys, session tokens) is
+//! registered so that any text printed — including error messages from the
+//! driver or the AWS SDK — can be scrubbed of it before it leaves the process.
+
+use std::sync::{Mutex, OnceLock};
+
+const MASK: &str = "****";
+
+/// Query options in a MongoDB URI whose values are secrets.
+const SECRET_QUERY_KEYS: &[&str] = &[
+    "authmechanismproperties",
+    "tlscertificatekeyfilepassword",
+    "sslclientcertificatekeypassword",
+    "password",
+];
+
+fn registry() -> &'static Mutex<Vec<String>> {
+    static SECRETS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    SECRETS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Remember a secret so that `scrub` removes it from any text.
+pub fn register_secret(secret: &str) {
+    // Very short strings would mask ordinary words; such passwords are still
+    // hidden in URIs by `uri`, which works by position, not by value.
+    if secret.len() < 4 {
+        return;
+    }
+    let mut secrets = registry().lock().unwrap_or_else(|e| e.into_inner());
+    if !secrets.iter().any(|s| s == secret) {
+        secrets.push(secret.to_string());
+        // Longest first, so a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
+/// Register the password (raw and percent-decoded) and secret query options of a URI.
+pub fn register_uri(uri: &str) {
+    if let Some(parts) = split_uri(uri) {
+        if let Some(pw) = parts.password {
+            register_secret(pw);
+            register_secret(&percent_decode(pw));
+        }
+    }
+    if let Some((_, query)) = uri.split_once('?') {
+        for pair in query.split('&') {
+            if let Some((k, v)) = pair.split_once('=') {
+                if SECRET_QUERY_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
+                    register_secret(v);
+                    register_secret(&percent_decode(v));
+                }
+            }
+        }
+    }
+}
+
+struct UriParts<'a> {
+    /// Byte range of the password inside the URI.
+    password_range: Option<(usize, usize)>,
+    password: Option<&'a str>,
+    /// Byte offset where the host list starts (after `@`, or after `://`).
+    hosts_start: usize,
+    hosts_end: usize,
+}
+
+fn split_uri(uri: &str) -> Option<UriParts<'_>> {
+    let scheme_end = uri.find("://")? + 3;
+    let rest = &uri[scheme_end..];
+    // The authority ends at the first '/' or '?'; a '@' inside it ends the userinfo.
+    let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_len];
+    let (password_range, password, hosts_start) = match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            match userinfo.find(':') {
+                Some(colon) => {
+                    let start = scheme_end + colon + 1;
+                    let end = scheme_end + at;
+                    (
+                        Some((start, end)),
+                        Some(&uri[start..end]),
+                        scheme_end + at + 1,
+                    )
+                }
+                None => (None, None, scheme_end + at + 1),
+            }
+        }
+        None => (None, None, scheme_end),
+    };
+    Some(UriParts {
+        password_range,
+        password,
+        hosts_start,
+        hosts_end: scheme_end + authority_len,
+    })
+}
+
+/// A URI fit for display: password and secret query options masked.
+pub fn uri(uri: &str) -> String {
+    let mut out = uri.to_string();
+    if let Some(parts) = split_uri(uri) {
+        if let Some((start, end)) = parts.password_range {
+            out.replace_range(start..end, MASK);
+        }
+    }
+    if let Some((base, query)) = out.clone().split_once('?') {
+        let masked: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if SECRET_QUERY_KEYS.contains(&k.to_ascii_lowercase().as_str()) => {
+                    format!("{k}={MASK}")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out = format!("{base}?{}", masked.join("&"));
+    }
+    out
+}
+
+/// The comma-separated host list of a URI, without credentials.
+pub fn hosts(uri: &str) -> String {
+    match split_uri(uri) {
+        Some(p) => uri[p.hosts_start..p.hosts_end].to_string(),
+        None => MASK.to_string(),
+    }
+}
+
+/// Remove every registered secret, and any password embedded in a URI, from `text`.
+pub fn scrub(text: &str) -> String {
+    let mut out = mask_embedded_uris(text);
+    let secrets = registry().lock().unwrap_or_else(|e| e.into_inner());
+    for s in secrets.iter() {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), MASK);
+        }
+    }
+    out
+}
+
+/// Masks `scheme://user:password@` wherever it appears in free text.
+fn mask_embedded_uris(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(idx) = rest.find("://") {
+        let (head, tail) = rest.split_at(idx + 3);
+        out.push_str(head);
+        // Userinfo cannot contain whitespace, quotes or '/'; stop at the first of those.
+        let stop = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '"' | '\'' | '>' | ')'))
+            .unwrap_or(tail.len());
+        let authority = &tail[..stop];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..=colon]);
+                out.push_str(MASK);
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[stop..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_password_in_uri() {
+        assert_eq!(
+            uri("mongodb://app:s3cr3t@127.0.0.1:1/db?authSource=admin"),
+            "mongodb://app:****@127.0.0.1:1/db?authSource=admin"
+        );
+        assert_eq!(uri("mongodb://h1,h2/"), "mongodb://h1,h2/");
+        assert_eq!(uri("mongodb://user@h1/"), "mongodb://user@h1/");
+        // '@' inside a password must be percent-encoded, but a lone '@' in the path is not userinfo.
+        assert_eq!(
+            uri("mongodb+srv://a:p%40ss@cluster0.example.net/?retryWrites=true"),
+            "mongodb+srv://a:****@cluster0.example.net/?retryWrites=true"
+        );
+    }
+
+    #[test]
+    fn masks_secret_query_options() {
+        let u = "mongodb://h/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok123";
+        assert_eq!(
+            uri(u),
+            "mongodb://h/?authMechanism=MONGODB-AWS&authMechanismProperties=****"
+        );
+    }
+
+    #[test]
+    fn hosts_only() {
+        assert_eq!(hosts("mongodb://app:pw@a:1,b:2/db?x=1"), "a:1,b:2");
+        assert_eq!(hosts("mongodb://a:1"), "a:1");
+    }
+
+    #[test]
+    fn scrub_removes_registered_and_embedded() {
+        register_uri("mongodb://u:Zq9%21secret@h/");
+        let text = "auth failed for Zq9!secret and Zq9%21secret at mongodb://x:other@h2/";
+        let s = scrub(text);
+        assert!(!s.contains("Zq9"), "{s}");
+        assert!(!s.contains("other"), "{s}");
+        assert!(s.contains("mongodb://x:****@h2/"), "{s}");
+    }
+
+    #[test]
+    fn short_secrets_are_not_registered_but_uri_masking_still_works() {
+        register_secret("ab");
+        assert_eq!(scrub("about"), "about");
+        assert_eq!(uri("mongodb://u:ab@h/"), "mongodb://u:****@h/");
+    }
+}

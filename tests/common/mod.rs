@@ -1,0 +1,158 @@
+//! Shared helpers for the integration tests: the real servers' addresses and
+//! a runner for the mongoshift binary.
+//!
+//! The servers are started by `scripts/servers start` (the README's test
+//! command does it). When they are missing the tests fail with a message
+//! saying so; they never skip silently.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub struct Servers {
+    pub rs_uri: String,
+    pub standalone_uri: String,
+    pub s3_endpoint: String,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    pub s3_access_key: String,
+    pub s3_secret_key: String,
+}
+
+fn env_file() -> PathBuf {
+    if let Ok(p) = std::env::var("MONGOSHIFT_ENV_FILE") {
+        return PathBuf::from(p);
+    }
+    let tmp = std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into());
+    Path::new(&tmp).join("mongoshift-servers").join("env")
+}
+
+pub fn servers() -> &'static Servers {
+    static S: OnceLock<Servers> = OnceLock::new();
+    S.get_or_init(|| {
+        let path = env_file();
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "the test servers are not running ({}: {e}). Start them with `scripts/servers start`, \
+                 or run the whole suite with `scripts/test`",
+                path.display()
+            )
+        });
+        let vars: HashMap<String, String> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let get = |k: &str| {
+            vars.get(k)
+                .cloned()
+                .unwrap_or_else(|| panic!("{} lacks {k}; re-run `scripts/servers start`", path.display()))
+        };
+        Servers {
+            rs_uri: get("MONGOSHIFT_TEST_RS_URI"),
+            standalone_uri: get("MONGOSHIFT_TEST_STANDALONE_URI"),
+            s3_endpoint: get("MONGOSHIFT_TEST_S3_ENDPOINT"),
+            s3_bucket: get("MONGOSHIFT_TEST_S3_BUCKET"),
+            s3_region: get("MONGOSHIFT_TEST_S3_REGION"),
+            s3_access_key: get("MONGOSHIFT_TEST_S3_ACCESS_KEY"),
+            s3_secret_key: get("MONGOSHIFT_TEST_S3_SECRET_KEY"),
+        }
+    })
+}
+
+/// The result of one run of the binary, with both streams as text.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}, got {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A builder for one invocation: working directory, environment, arguments.
+pub struct Cli {
+    cmd: Command,
+}
+
+impl Cli {
+    pub fn new(cwd: &Path) -> Cli {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mongoshift"));
+        cmd.current_dir(cwd).stdin(Stdio::null());
+        // The tests give S3 credentials explicitly where they need them.
+        for k in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+        ] {
+            cmd.env_remove(k);
+        }
+        Cli { cmd }
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Cli {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn s3_env(self) -> Cli {
+        let s = servers();
+        self.env("AWS_ACCESS_KEY_ID", &s.s3_access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &s.s3_secret_key)
+            .env("AWS_REGION", &s.s3_region)
+    }
+
+    pub fn run<I, S>(mut self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let out: Output = self.cmd.args(args).output().expect("running mongoshift");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Run mongoshift in `cwd` with `args`.
+pub fn mongoshift<I, S>(cwd: &Path, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Cli::new(cwd).run(args)
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("mongoshift-test-")
+        .tempdir()
+        .expect("creating a temp dir")
+}
