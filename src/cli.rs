@@ -45,6 +45,8 @@ pub struct Cli {
 pub enum Command {
     /// Health check: reachability, ping, version, topology and lag, connections, profiler.
     Status(commands::status::StatusArgs),
+    /// Load predixi-shaped sample data (users, markets, bets, transactions, comments) for demos and benchmarks.
+    Sample(commands::sample::SampleArgs),
 }
 
 /// `--uri` or `--target`, shared by every command that connects to MongoDB.
@@ -130,6 +132,7 @@ async fn run(cli: Cli, ui: Ui) -> Result<()> {
     let ctx = Ctx { ui, config };
     match cli.command {
         Command::Status(args) => commands::status::run(&ctx, args).await,
+        Command::Sample(args) => commands::sample::run(&ctx, args).await,
     }
 }
 

@@ -6,9 +6,13 @@
 //! - foundations: `config` (targets, interpolation), `redact` (secrets), `exit` (exit codes).
 
 pub mod cli;
+pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod exit;
 pub mod mongo;
+pub mod namespace;
 pub mod redact;
 pub mod report;
+pub mod sample;
+pub mod storage;

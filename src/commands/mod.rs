@@ -1,4 +1,5 @@
 //! One module per subcommand. Each is thin: resolve inputs, call the engines,
 //! report.
 
+pub mod sample;
 pub mod status;

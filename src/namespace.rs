@@ -1,0 +1,206 @@
+//! Namespaces (`db.collection`) and mongodump-style patterns (`predixi.*`, `*.users`).
+
+use std::fmt;
+
+use anyhow::Result;
+
+use crate::exit::usage;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Namespace {
+    pub db: String,
+    pub coll: String,
+}
+
+impl Namespace {
+    pub fn new(db: impl Into<String>, coll: impl Into<String>) -> Namespace {
+        Namespace {
+            db: db.into(),
+            coll: coll.into(),
+        }
+    }
+
+    /// Split at the first dot: database names cannot contain dots, collection names can.
+    pub fn parse(s: &str) -> Option<Namespace> {
+        let (db, coll) = s.split_once('.')?;
+        (!db.is_empty() && !coll.is_empty()).then(|| Namespace::new(db, coll))
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.db, self.coll)
+    }
+}
+
+/// A `*` wildcard pattern over full namespace strings, as mongodump's --nsInclude.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    raw: String,
+}
+
+impl Pattern {
+    pub fn parse(raw: &str) -> Result<Pattern> {
+        if raw.is_empty() || !raw.contains('.') {
+            return Err(usage(format!(
+                "namespace pattern '{raw}' must look like db.collection, with * as a wildcard (e.g. 'predixi.*' or '*.users')"
+            )));
+        }
+        Ok(Pattern {
+            raw: raw.to_string(),
+        })
+    }
+
+    pub fn matches(&self, ns: &Namespace) -> bool {
+        glob(self.raw.as_bytes(), ns.to_string().as_bytes())
+    }
+}
+
+/// Include/exclude filtering. With no includes every namespace is included.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub include: Vec<Pattern>,
+    pub exclude: Vec<Pattern>,
+}
+
+impl Filter {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Filter> {
+        Ok(Filter {
+            include: include
+                .iter()
+                .map(|p| Pattern::parse(p))
+                .collect::<Result<_>>()?,
+            exclude: exclude
+                .iter()
+                .map(|p| Pattern::parse(p))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    pub fn allows(&self, ns: &Namespace) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|p| p.matches(ns)))
+            && !self.exclude.iter().any(|p| p.matches(ns))
+    }
+}
+
+/// Iterative glob with `*` only (no `?`, no classes), linear in practice.
+fn glob(pat: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pat.len() && pat[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pat.len() && pat[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    while p < pat.len() && pat[p] == b'*' {
+        p += 1;
+    }
+    p == pat.len()
+}
+
+/// mongodump's file-name escaping: Go's url.PathEscape.
+pub fn escape_file_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for &b in name.as_bytes() {
+        let keep = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'~' | b'$' | b'&' | b'+' | b':' | b'=' | b'@'
+            );
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The inverse of `escape_file_name` (Go's url.PathUnescape).
+pub fn unescape_file_name(name: &str) -> Result<String> {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(v) => {
+                    out.push(v);
+                    i += 3;
+                }
+                None => anyhow::bail!("bad percent-escape in file name {name:?}"),
+            }
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| anyhow::anyhow!("file name {name:?} does not decode to UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_like_mongodump() {
+        let ns = Namespace::new("predixi", "users");
+        assert!(Pattern::parse("predixi.*").unwrap().matches(&ns));
+        assert!(Pattern::parse("*.users").unwrap().matches(&ns));
+        assert!(Pattern::parse("pre*.u*s").unwrap().matches(&ns));
+        assert!(!Pattern::parse("analytics.*").unwrap().matches(&ns));
+        assert!(Pattern::parse("predixi").is_err());
+        // Collection names may contain dots.
+        assert!(Pattern::parse("predixi.system.*")
+            .unwrap()
+            .matches(&Namespace::new("predixi", "system.views")));
+    }
+
+    #[test]
+    fn filter_include_exclude() {
+        let f = Filter::new(&["predixi.*".into()], &["*.sessions".into()]).unwrap();
+        assert!(f.allows(&Namespace::new("predixi", "users")));
+        assert!(!f.allows(&Namespace::new("predixi", "sessions")));
+        assert!(!f.allows(&Namespace::new("other", "users")));
+        assert!(Filter::default().allows(&Namespace::new("x", "y")));
+    }
+
+    #[test]
+    fn file_names_escape_like_mongodump() {
+        // The fixture's own file name for the collection comentários_日志.
+        assert_eq!(
+            escape_file_name("comentários_日志"),
+            "coment%C3%A1rios_%E6%97%A5%E5%BF%97"
+        );
+        assert_eq!(escape_file_name("a b/c;d,e?f%"), "a%20b%2Fc%3Bd%2Ce%3Ff%25");
+        assert_eq!(escape_file_name("system.views"), "system.views");
+        for n in ["comentários_日志", "a b/c", "x%y", "plain"] {
+            assert_eq!(unescape_file_name(&escape_file_name(n)).unwrap(), n);
+        }
+        assert!(unescape_file_name("bad%zz").is_err());
+    }
+
+    #[test]
+    fn namespace_parse_splits_at_first_dot() {
+        assert_eq!(
+            Namespace::parse("db.a.b"),
+            Some(Namespace::new("db", "a.b"))
+        );
+        assert_eq!(Namespace::parse("nodot"), None);
+    }
+}
