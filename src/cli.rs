@@ -47,6 +47,10 @@ pub enum Command {
     Status(commands::status::StatusArgs),
     /// Load predixi-shaped sample data (users, markets, bets, transactions, comments) for demos and benchmarks.
     Sample(commands::sample::SampleArgs),
+    /// Back up databases to S3 or a folder (mongodump layout, compressed, checksummed).
+    Backup(commands::backup::BackupArgs),
+    /// Manage backups: list, show, verify, prune.
+    Backups(commands::backups::BackupsArgs),
 }
 
 /// `--uri` or `--target`, shared by every command that connects to MongoDB.
@@ -85,6 +89,54 @@ impl TargetArgs {
         ConnectOptions {
             timeout: self.timeout,
         }
+    }
+}
+
+/// Where backups live and how to reach S3; shared by backup, backups and restore.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// S3 endpoint URL for S3-compatible stores (default: storage.s3.endpoint, else AWS).
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (default: storage.s3.region, else the AWS chain, else us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Path-style addressing (bucket in the path), needed by most S3-compatible stores.
+    #[arg(long)]
+    pub s3_path_style: bool,
+}
+
+impl StorageArgs {
+    /// The location from `flag` (e.g. --to / --from) or `storage.backups`, and a store for it.
+    pub async fn open(
+        &self,
+        flag_name: &str,
+        flag: Option<&str>,
+        config: &Config,
+    ) -> Result<(crate::storage::Location, crate::storage::Store)> {
+        let raw = match flag {
+            Some(f) => f.to_string(),
+            None => config.backups_location()?.ok_or_else(|| {
+                usage(format!(
+                    "no backup location: pass {flag_name} s3://BUCKET/PREFIX (or a folder), \
+                     or set storage.backups in {}",
+                    crate::config::DEFAULT_FILE
+                ))
+            })?,
+        };
+        let location = crate::storage::Location::parse(&raw)?;
+        let store = crate::storage::Store::open(&location, &self.settings(config)?).await?;
+        Ok((location, store))
+    }
+
+    /// Flags win over the config file's storage.s3 section.
+    pub fn settings(&self, config: &Config) -> Result<crate::storage::S3Settings> {
+        let s3 = config.s3()?;
+        Ok(crate::storage::S3Settings {
+            endpoint: self.s3_endpoint.clone().or(s3.endpoint),
+            region: self.s3_region.clone().or(s3.region),
+            path_style: self.s3_path_style || s3.path_style.unwrap_or(false),
+        })
     }
 }
 
@@ -133,6 +185,8 @@ async fn run(cli: Cli, ui: Ui) -> Result<()> {
     match cli.command {
         Command::Status(args) => commands::status::run(&ctx, args).await,
         Command::Sample(args) => commands::sample::run(&ctx, args).await,
+        Command::Backup(args) => commands::backup::run(&ctx, args).await,
+        Command::Backups(args) => commands::backups::run(&ctx, args).await,
     }
 }
 

@@ -46,7 +46,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -54,10 +54,10 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
     pub fn pick<'a>(&mut self, options: &[&'a str]) -> &'a str {
         options[self.below(options.len() as u64) as usize]
@@ -74,7 +74,7 @@ impl Rng {
 fn oid(rng: &mut Rng, base: u32, i: u64) -> ObjectId {
     let mut b = [0u8; 12];
     b[..4].copy_from_slice(&base.to_be_bytes());
-    b[4..8].copy_from_slice(&(rng.next() as u32).to_be_bytes());
+    b[4..8].copy_from_slice(&(rng.next_u64() as u32).to_be_bytes());
     b[8..].copy_from_slice(&(i as u32).to_be_bytes());
     ObjectId::from_bytes(b)
 }
@@ -108,7 +108,7 @@ pub fn document(collection: &str, i: u64, rng: &mut Rng, refs: &Refs) -> RawDocu
                 "tags": tags,
                 "profile": { "country": rng.pick(&["US", "BR", "JP", "DE", "FR"]), "age": (18 + rng.below(60)) as i32,
                              "prefs": { "lang": "en", "dark": rng.below(2) == 0 } },
-                "score": rng.next() as i64 >> 24,
+                "score": rng.next_u64() as i64 >> 24,
             }
         }
         "markets" => rawdoc! {
@@ -139,7 +139,7 @@ pub fn document(collection: &str, i: u64, rng: &mut Rng, refs: &Refs) -> RawDocu
             "order_id": format!("ord-{i:07}"),
             "status": rng.pick(&["pending", "settled", "failed"]),
             "created_at": date(rng),
-            "amount_lamports": (rng.next() >> 24) as i64,
+            "amount_lamports": (rng.next_u64() >> 24) as i64,
         },
         _ => {
             // Comments carry most of the bytes: mixed-length text, as real ones do.

@@ -1,5 +1,7 @@
 //! One module per subcommand. Each is thin: resolve inputs, call the engines,
 //! report.
 
+pub mod backup;
+pub mod backups;
 pub mod sample;
 pub mod status;

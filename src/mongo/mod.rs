@@ -3,5 +3,8 @@
 
 pub mod connect;
 pub mod health;
+pub mod namespaces;
+pub mod oplog;
+pub mod raw_read;
 
 pub use connect::{connect, ConnectOptions};

@@ -29,6 +29,13 @@ impl LocalStore {
         }
     }
 
+    pub fn child(&self, name: &str) -> LocalStore {
+        LocalStore {
+            root: self.root.join(name),
+            pending: self.pending.clone(),
+        }
+    }
+
     pub fn path(&self, key: &str) -> PathBuf {
         if key.is_empty() {
             self.root.clone()

@@ -35,6 +35,15 @@ impl Store {
         })
     }
 
+    /// The same store rooted at a sub-folder (one backup inside the backups location).
+    /// Shares the record of pending writes, so aborting either aborts both.
+    pub fn child(&self, name: &str) -> Store {
+        match self {
+            Store::Local(s) => Store::Local(s.child(name)),
+            Store::S3(s) => Store::S3(s.child(name)),
+        }
+    }
+
     /// Prove we can write here before reading anything from MongoDB.
     pub async fn check_writable(&self) -> Result<()> {
         match self {
@@ -129,6 +138,15 @@ impl Store {
                 .into_iter()
                 .map(|(k, _)| k)
                 .collect()),
+        }
+    }
+
+    /// Abort unfinished multipart uploads below `prefix`, whoever started them
+    /// (local folders have none: their partial files are removed by `abort_pending`).
+    pub async fn abort_uploads_under(&self, prefix: &str) -> Result<()> {
+        match self {
+            Store::Local(_) => Ok(()),
+            Store::S3(s) => s.abort_uploads_under(prefix).await,
         }
     }
 

@@ -112,6 +112,13 @@ impl S3Store {
         })
     }
 
+    pub fn child(&self, name: &str) -> S3Store {
+        S3Store {
+            root: join_key(&self.root, name),
+            ..self.clone()
+        }
+    }
+
     fn full_key(&self, key: &str) -> String {
         join_key(&self.root, key)
     }
@@ -149,8 +156,9 @@ impl S3Store {
         let endpoint = &self.endpoint;
         match (&err, status, code.as_str()) {
             (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _, _) => anyhow::anyhow!(
-                "{doing} {what}: cannot connect to the S3 endpoint {endpoint} ({detail}). \
-                 Check --s3-endpoint / storage.s3.endpoint and that the service is running and reachable"
+                "{doing} {what}: cannot connect to the S3 endpoint {endpoint} ({}). \
+                 Check --s3-endpoint / storage.s3.endpoint and that the service is running and reachable",
+                connect_reason(&detail)
             ),
             (_, _, "NoSuchBucket") | (_, Some(404), "NotFound" | "") if doing.contains("bucket") => anyhow::anyhow!(
                 "{doing} {what}: the bucket '{}' does not exist at {endpoint}. Create it, or fix the bucket name in the location",
@@ -331,11 +339,16 @@ impl S3Store {
         Ok(out)
     }
 
-    /// Delete every object below `prefix` and abort its unfinished uploads.
-    pub async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+    pub async fn abort_uploads_under(&self, prefix: &str) -> Result<()> {
         for (key, id) in self.pending_uploads(prefix).await? {
             self.abort_upload(&self.full_key(&key), &id).await;
         }
+        Ok(())
+    }
+
+    /// Delete every object below `prefix` and abort its unfinished uploads.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        self.abort_uploads_under(prefix).await?;
         let keys = self.list(prefix).await?;
         for chunk in keys.chunks(1000) {
             let objects: Vec<ObjectIdentifier> = chunk
@@ -390,6 +403,24 @@ impl S3Store {
             self.abort_upload(&key, &id).await;
         }
     }
+}
+
+/// The SDK's dispatch errors nest the OS error deep inside; surface the part people act on.
+fn connect_reason(detail: &str) -> String {
+    let lower = detail.to_ascii_lowercase();
+    for (needle, reason) in [
+        ("connection refused", "connection refused"),
+        ("dns error", "host name does not resolve"),
+        ("failed to lookup", "host name does not resolve"),
+        ("timed out", "timed out"),
+        ("timeout", "timed out"),
+        ("certificate", "TLS certificate rejected"),
+    ] {
+        if lower.contains(needle) {
+            return reason.to_string();
+        }
+    }
+    detail.chars().take(200).collect()
 }
 
 fn dir_prefix(p: &str) -> String {

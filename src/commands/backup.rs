@@ -1,0 +1,487 @@
+//! `mongoshift backup`: stream databases to S3 or a folder in mongodump's layout,
+//! compressed and checksummed, with manifest.json written last as the commit marker.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use clap::Args;
+use futures::{StreamExt, TryStreamExt};
+use mongodb::bson::doc;
+use mongodb::Client;
+use serde::Serialize;
+
+use crate::cli::{Ctx, StorageArgs, TargetArgs};
+use crate::codec::{self, Compression};
+use crate::dump::layout;
+use crate::dump::manifest::{
+    self, Manifest, NamespaceEntry, ObjectEntry, OplogEntry, Source, Totals,
+};
+use crate::dump::metadata;
+use crate::exit::usage;
+use crate::mongo::namespaces::{self, CollectionInfo, Kind};
+use crate::mongo::{self as mongo_engine, oplog, raw_read};
+use crate::namespace::Filter;
+use crate::pipeline::{self, CodecSpec};
+use crate::redact;
+use crate::report::progress::Progress;
+use crate::report::table;
+use crate::storage::{Location, Store};
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Where to write: s3://bucket/prefix, file:///abs/dir or a path (default: storage.backups).
+    #[arg(long, value_name = "LOCATION")]
+    pub to: Option<String>,
+    /// Database to back up (repeatable). Default: all except admin, config and local.
+    #[arg(long = "db", value_name = "DB")]
+    pub dbs: Vec<String>,
+    /// Only namespaces matching this pattern, e.g. 'predixi.*' (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub ns_include: Vec<String>,
+    /// Skip namespaces matching this pattern, e.g. '*.sessions' (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub ns_exclude: Vec<String>,
+    /// Compression; choose gzip or none for a backup stock mongorestore can read.
+    #[arg(long, value_enum, default_value = "zstd")]
+    pub compress: Compression,
+    /// Compression level (zstd 1-22, default 3; gzip 1-9, default 6).
+    #[arg(long, value_name = "N")]
+    pub level: Option<i32>,
+    /// Collections copied at once (default: CPU cores).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Point in time: also save the oplog written during the backup (replica sets only).
+    #[arg(long)]
+    pub oplog: bool,
+    /// Appended to the backup id, e.g. pre-migration.
+    #[arg(long, value_name = "NAME")]
+    pub tag: Option<String>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    backup_id: &'a str,
+    location: String,
+    complete: bool,
+    #[serde(flatten)]
+    manifest: &'a Manifest,
+}
+
+pub async fn run(ctx: &Ctx, args: BackupArgs) -> Result<()> {
+    let compression = args.compress;
+    let level = args.level.unwrap_or(compression.default_level());
+    compression
+        .check_level(level)
+        .map_err(|e| usage(e.to_string()))?;
+    if let Some(t) = &args.tag {
+        manifest::check_tag(t).map_err(|e| usage(e.to_string()))?;
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let parallel = args.parallel.unwrap_or(cores).max(1);
+    let filter = Filter::new(&args.ns_include, &args.ns_exclude)?;
+
+    let target = args.target.resolve(&ctx.config)?;
+    let client = mongo_engine::connect(&target, &args.target.connect_options()).await?;
+    let (root, store) = args
+        .storage
+        .open("--to", args.to.as_deref(), &ctx.config)
+        .await?;
+    store.check_writable().await?;
+
+    let source = describe_source(&client, &target.uri).await?;
+    if args.oplog && source.replica_set.is_none() {
+        return Err(usage(format!(
+            "--oplog needs a replica-set member, but {} is a {}; it has no oplog. \
+             Drop --oplog, or point --uri/--target at a replica set",
+            source.hosts, source.topology
+        )));
+    }
+
+    let dbs = namespaces::databases(&client, &args.dbs).await?;
+    let mut colls = Vec::new();
+    for db in &dbs {
+        colls.extend(namespaces::collections(&client, db, &filter).await?);
+    }
+    let (colls, skipped): (Vec<_>, Vec<_>) =
+        colls.into_iter().partition(|c| c.kind != Kind::Timeseries);
+    for s in &skipped {
+        ctx.ui.warn(format!(
+            "skipping time-series collection {}: not supported by this version of mongoshift",
+            s.ns
+        ));
+    }
+    if colls.is_empty() {
+        return Err(usage(format!(
+            "nothing to back up: no collections in {} match the --db/--ns-include/--ns-exclude options",
+            if dbs.is_empty() { "any user database".to_string() } else { dbs.join(", ") }
+        )));
+    }
+
+    let started_at = Utc::now();
+    let backup_id = free_id(&store, started_at, args.tag.as_deref()).await?;
+    let backup_loc = root.join(&backup_id);
+    let backup_store = store.child(&backup_id);
+
+    let est_bytes: u64 = colls.iter().map(|c| c.estimated_bytes).sum();
+    let est_docs: u64 = colls.iter().map(|c| c.estimated_count).sum();
+    ctx.ui.info(format!(
+        "backing up {} namespaces (~{} docs, ~{}) from {} to {backup_loc} [{}]",
+        colls.len(),
+        est_docs,
+        table::bytes(est_bytes),
+        source.hosts,
+        compression.name()
+    ));
+
+    let job = Job {
+        client: client.clone(),
+        store: backup_store.clone(),
+        compression,
+        level,
+        zstd_threads: (cores / parallel.min(colls.len())).max(1) as u32,
+    };
+    let work = async {
+        let oplog_start = if args.oplog {
+            Some(oplog::latest(&client).await?)
+        } else {
+            None
+        };
+        let progress = Progress::new(&ctx.ui, "backup", colls.len() as u64, est_bytes);
+        let mut entries: Vec<NamespaceEntry> = futures::stream::iter(colls.iter())
+            .map(|c| job.collection(c, &progress))
+            .buffer_unordered(parallel)
+            .try_collect()
+            .await?;
+        entries.sort_by(|a, b| (&a.db, &a.collection).cmp(&(&b.db, &b.collection)));
+        let oplog_entry = match oplog_start {
+            Some(start) => Some(job.oplog(start, dbs.clone(), &progress).await?),
+            None => None,
+        };
+        progress.finish();
+        check_stored_sizes(&backup_store, &entries, oplog_entry.as_ref()).await?;
+        let manifest = build_manifest(
+            &backup_id,
+            args.tag.clone(),
+            started_at,
+            source,
+            compression,
+            level,
+            entries,
+            oplog_entry,
+        );
+        let bytes = serde_json::to_vec_pretty(&manifest)?;
+        // The commit marker: only now is this folder a backup.
+        backup_store
+            .put(layout::MANIFEST, bytes)
+            .await
+            .with_context(|| format!("writing {backup_loc}/{}", layout::MANIFEST))?;
+        anyhow::Ok(manifest)
+    };
+    let outcome = tokio::select! {
+        r = work => r,
+        sig = crate::signals::interrupted() => Err(anyhow::anyhow!("interrupted by {sig}")),
+    };
+    let manifest = match outcome {
+        Ok(m) => m,
+        Err(e) => {
+            // Every started upload is aborted, including any whose id we never saw.
+            backup_store.abort_pending().await;
+            let _ = backup_store.abort_uploads_under("").await;
+            return Err(e.context(format!(
+                "backup incomplete: no manifest was written, so {backup_loc} is not a usable backup \
+                 (`mongoshift backups list` shows it as incomplete; `backups prune` removes it)"
+            )));
+        }
+    };
+    report(ctx, &backup_loc, &manifest);
+    Ok(())
+}
+
+/// An id not yet used at this location (two backups in the same second get the next second).
+async fn free_id(store: &Store, at: chrono::DateTime<Utc>, tag: Option<&str>) -> Result<String> {
+    let existing = store.list_children("").await?;
+    let mut t = at;
+    loop {
+        let id = manifest::backup_id(t, tag);
+        if !existing.contains(&id) {
+            return Ok(id);
+        }
+        t += chrono::Duration::seconds(1);
+    }
+}
+
+async fn describe_source(client: &Client, uri: &str) -> Result<Source> {
+    let admin = client.database("admin");
+    let build = admin
+        .run_command(doc! { "buildInfo": 1 })
+        .await
+        .context("running buildInfo")?;
+    let hello = admin
+        .run_command(doc! { "hello": 1 })
+        .await
+        .context("running hello")?;
+    let (topology, replica_set) = if hello.get_str("msg").ok() == Some("isdbgrid") {
+        ("sharded", None)
+    } else if let Ok(set) = hello.get_str("setName") {
+        ("replica_set", Some(set.to_string()))
+    } else {
+        ("standalone", None)
+    };
+    Ok(Source {
+        hosts: redact::hosts(uri),
+        server_version: build.get_str("version").unwrap_or("unknown").to_string(),
+        topology: topology.to_string(),
+        replica_set,
+    })
+}
+
+struct Job {
+    client: Client,
+    store: Store,
+    compression: Compression,
+    level: i32,
+    zstd_threads: u32,
+}
+
+impl Job {
+    fn codec(&self) -> CodecSpec {
+        CodecSpec {
+            compression: self.compression,
+            level: self.level,
+            threads: self.zstd_threads,
+        }
+    }
+
+    async fn collection(
+        &self,
+        info: &CollectionInfo,
+        progress: &Progress,
+    ) -> Result<NamespaceEntry> {
+        let start = Instant::now();
+        let ns = info.ns.clone();
+        let task = progress.task(&ns.to_string(), info.estimated_count);
+        let (data, stats) = if info.kind == Kind::View {
+            (None, raw_read::ReadStats::default())
+        } else {
+            let key = layout::data_key(&ns, self.compression);
+            let client = self.client.clone();
+            let (ns2, task2) = (ns.clone(), task.clone());
+            let (stats, obj) = pipeline::stream_to_object(
+                &self.store,
+                &key,
+                info.estimated_bytes,
+                self.codec(),
+                move |tx| raw_read::stream_documents(client, ns2, doc! {}, tx, task2),
+            )
+            .await
+            .with_context(|| format!("backing up {ns}"))?;
+            (
+                Some(ObjectEntry {
+                    key: obj.key,
+                    stored_bytes: obj.stored_bytes,
+                    sha256: obj.sha256,
+                }),
+                stats,
+            )
+        };
+        let meta = self
+            .small_object(
+                &layout::metadata_key(&ns, self.compression),
+                &metadata::render(info),
+            )
+            .await
+            .with_context(|| format!("writing the metadata of {ns}"))?;
+        task.finish();
+        Ok(NamespaceEntry {
+            db: ns.db.clone(),
+            collection: ns.coll.clone(),
+            kind: info.kind.as_str().to_string(),
+            documents: stats.docs,
+            raw_bytes: stats.bytes,
+            indexes: info.indexes.len(),
+            data,
+            metadata: meta,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    async fn small_object(&self, key: &str, content: &[u8]) -> Result<ObjectEntry> {
+        let stored = codec::compress_all(self.compression, self.level, content)?;
+        let entry = ObjectEntry {
+            key: key.to_string(),
+            stored_bytes: stored.len() as u64,
+            sha256: pipeline::sha256_hex(&stored),
+        };
+        self.store.put(key, stored).await?;
+        Ok(entry)
+    }
+
+    async fn oplog(
+        &self,
+        start: mongodb::bson::Timestamp,
+        dbs: Vec<String>,
+        progress: &Progress,
+    ) -> Result<OplogEntry> {
+        let task = progress.task("oplog", 0);
+        let client = self.client.clone();
+        let key = layout::oplog_key(self.compression);
+        let t2 = task.clone();
+        let (stats, obj) =
+            pipeline::stream_to_object(&self.store, &key, 0, self.codec(), move |tx| {
+                oplog::stream_entries(client, start, dbs, tx, t2)
+            })
+            .await
+            .context("copying the oplog")?;
+        // If the oplog rolled past our start while we copied, entries are missing: not point-in-time.
+        let oldest = oplog::oldest(&self.client).await?;
+        if oldest > start {
+            anyhow::bail!(
+                "the oplog rolled over during the backup (oldest entry {oldest:?} is newer than the start {start:?}); \
+                 enlarge the oplog (replSetResizeOplog) or back up when writes are lighter"
+            );
+        }
+        task.finish();
+        Ok(OplogEntry {
+            object: ObjectEntry {
+                key: obj.key,
+                stored_bytes: obj.stored_bytes,
+                sha256: obj.sha256,
+            },
+            entries: stats.entries,
+            raw_bytes: stats.bytes,
+            start: start.into(),
+            end: stats.last.unwrap_or(start).into(),
+        })
+    }
+}
+
+/// Every object must exist with the size we counted while writing it.
+async fn check_stored_sizes(
+    store: &Store,
+    entries: &[NamespaceEntry],
+    oplog: Option<&OplogEntry>,
+) -> Result<()> {
+    let objects = entries
+        .iter()
+        .flat_map(|e| e.data.iter().chain(std::iter::once(&e.metadata)))
+        .chain(oplog.map(|o| &o.object));
+    for o in objects {
+        match store.head(&o.key).await? {
+            Some(size) if size == o.stored_bytes => {}
+            Some(size) => anyhow::bail!(
+                "{} holds {size} bytes after upload, but {} were written",
+                o.key,
+                o.stored_bytes
+            ),
+            None => anyhow::bail!("{} is missing after upload", o.key),
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_manifest(
+    backup_id: &str,
+    tag: Option<String>,
+    started_at: chrono::DateTime<Utc>,
+    source: Source,
+    compression: Compression,
+    level: i32,
+    namespaces: Vec<NamespaceEntry>,
+    oplog: Option<OplogEntry>,
+) -> Manifest {
+    let totals = Totals {
+        namespaces: namespaces.len(),
+        documents: namespaces.iter().map(|n| n.documents).sum(),
+        raw_bytes: namespaces.iter().map(|n| n.raw_bytes).sum(),
+        stored_bytes: namespaces
+            .iter()
+            .map(|n| n.data.as_ref().map_or(0, |d| d.stored_bytes) + n.metadata.stored_bytes)
+            .sum::<u64>()
+            + oplog.as_ref().map_or(0, |o| o.object.stored_bytes),
+    };
+    Manifest {
+        format: manifest::FORMAT.to_string(),
+        format_version: manifest::FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        backup_id: backup_id.to_string(),
+        tag,
+        started_at,
+        finished_at: Utc::now(),
+        source,
+        compression,
+        compression_level: level,
+        checksum_algorithm: manifest::CHECKSUM_ALGORITHM.to_string(),
+        namespaces,
+        oplog,
+        totals,
+    }
+}
+
+fn report(ctx: &Ctx, loc: &Location, m: &Manifest) {
+    if ctx.ui.json() {
+        ctx.ui.result_json(&Summary {
+            backup_id: &m.backup_id,
+            location: loc.to_string(),
+            complete: true,
+            manifest: m,
+        });
+        return;
+    }
+    let mut t = table::new(["namespace", "docs", "raw", "stored", "ratio", "time"]);
+    for n in &m.namespaces {
+        let stored = n.data.as_ref().map_or(0, |d| d.stored_bytes);
+        t.add_row(vec![
+            format!(
+                "{}.{}{}",
+                n.db,
+                n.collection,
+                if n.kind == "view" { " (view)" } else { "" }
+            ),
+            n.documents.to_string(),
+            table::bytes(n.raw_bytes),
+            table::bytes(stored),
+            ratio(n.raw_bytes, stored),
+            table::duration_secs(n.seconds),
+        ]);
+    }
+    if let Some(o) = &m.oplog {
+        t.add_row(vec![
+            format!("oplog ({} entries)", o.entries),
+            o.entries.to_string(),
+            table::bytes(o.raw_bytes),
+            table::bytes(o.object.stored_bytes),
+            ratio(o.raw_bytes, o.object.stored_bytes),
+            "-".into(),
+        ]);
+    }
+    let secs = (m.finished_at - m.started_at).num_milliseconds() as f64 / 1000.0;
+    ctx.ui.result(t.to_string());
+    ctx.ui.result(format!(
+        "backup {} complete: {} namespaces, {} documents, {} raw → {} stored ({}), {} at {}/s; manifest written to {loc}/{}",
+        m.backup_id,
+        m.totals.namespaces,
+        m.totals.documents,
+        table::bytes(m.totals.raw_bytes),
+        table::bytes(m.totals.stored_bytes),
+        ratio(m.totals.raw_bytes, m.totals.stored_bytes),
+        table::duration_secs(secs),
+        table::bytes((m.totals.raw_bytes as f64 / secs.max(0.001)) as u64),
+        layout::MANIFEST,
+    ));
+}
+
+fn ratio(raw: u64, stored: u64) -> String {
+    if stored == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}x", raw as f64 / stored as f64)
+    }
+}

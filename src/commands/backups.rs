@@ -1,0 +1,627 @@
+//! `mongoshift backups list|show|verify|prune`: what backups exist, whether they
+//! are intact, and removing old ones safely.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio_util::io::SyncIoBridge;
+
+use crate::cli::{parse_duration, Ctx, StorageArgs};
+use crate::codec::{self, Compression};
+use crate::dump::bson_stream;
+use crate::dump::layout;
+use crate::dump::manifest::{self, Manifest, ObjectEntry};
+use crate::exit::{check_failed, usage};
+use crate::report::table;
+use crate::storage::{Location, Store};
+
+#[derive(Debug, Args)]
+pub struct BackupsArgs {
+    #[command(subcommand)]
+    pub command: BackupsCommand,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FromArgs {
+    /// Backups location: s3://bucket/prefix, file:///dir or a path (default: storage.backups).
+    #[arg(long, value_name = "LOCATION", global = true)]
+    pub from: Option<String>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupsCommand {
+    /// List backups, newest first, complete or not.
+    List {
+        #[command(flatten)]
+        from: FromArgs,
+    },
+    /// Show one backup's manifest.
+    Show {
+        /// A backup id, or `latest` for the newest complete backup.
+        id: String,
+        #[command(flatten)]
+        from: FromArgs,
+    },
+    /// Check that every object exists with its recorded size and checksum.
+    Verify {
+        /// A backup id, or `latest`.
+        id: String,
+        /// Also decompress every object and walk every BSON document, comparing counts.
+        #[arg(long)]
+        deep: bool,
+        #[command(flatten)]
+        from: FromArgs,
+    },
+    /// Delete old backups (never the newest complete one).
+    Prune {
+        /// Keep the N newest complete backups.
+        #[arg(long, value_name = "N", required_unless_present = "older_than")]
+        keep_last: Option<usize>,
+        /// Delete backups older than this (e.g. 30d); incomplete ones only past this age.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        older_than: Option<Duration>,
+        /// Show what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete without asking.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        from: FromArgs,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    pub id: String,
+    pub time: Option<DateTime<Utc>>,
+    pub complete: bool,
+    pub databases: Vec<String>,
+    pub documents: Option<u64>,
+    pub stored_bytes: u64,
+    pub compression: Option<String>,
+    pub oplog: bool,
+    #[serde(skip)]
+    pub manifest: Option<Manifest>,
+}
+
+pub async fn run(ctx: &Ctx, args: BackupsArgs) -> Result<()> {
+    match args.command {
+        BackupsCommand::List { from } => list(ctx, &from).await,
+        BackupsCommand::Show { id, from } => show(ctx, &from, &id).await,
+        BackupsCommand::Verify { id, deep, from } => verify(ctx, &from, &id, deep).await,
+        BackupsCommand::Prune {
+            keep_last,
+            older_than,
+            dry_run,
+            yes,
+            from,
+        } => prune(ctx, &from, keep_last, older_than, dry_run, yes).await,
+    }
+}
+
+async fn open(ctx: &Ctx, from: &FromArgs) -> Result<(Location, Store)> {
+    let (loc, store) = from
+        .storage
+        .open("--from", from.from.as_deref(), &ctx.config)
+        .await?;
+    store.check_readable().await?;
+    Ok((loc, store))
+}
+
+/// Every backup under the location, newest first.
+pub async fn scan(store: &Store) -> Result<Vec<Listing>> {
+    let mut out = Vec::new();
+    for id in store.list_children("").await? {
+        let child = store.child(&id);
+        let objects = child.list("").await?;
+        let stored_bytes = objects.iter().map(|o| o.size).sum();
+        let manifest = match objects.iter().any(|o| o.key == layout::MANIFEST) {
+            true => Some(Manifest::parse(
+                &child.get(layout::MANIFEST).await?,
+                &format!("{id}/{}", layout::MANIFEST),
+            )?),
+            false => None,
+        };
+        let databases = match &manifest {
+            Some(m) => {
+                let mut d: Vec<String> = m.namespaces.iter().map(|n| n.db.clone()).collect();
+                d.dedup();
+                d
+            }
+            None => {
+                let mut d: Vec<String> = objects
+                    .iter()
+                    .filter_map(|o| o.key.split_once('/').map(|(db, _)| db.to_string()))
+                    .collect();
+                d.dedup();
+                d
+            }
+        };
+        out.push(Listing {
+            time: manifest
+                .as_ref()
+                .map(|m| m.started_at)
+                .or_else(|| manifest::id_time(&id)),
+            complete: manifest.is_some(),
+            documents: manifest.as_ref().map(|m| m.totals.documents),
+            compression: manifest.as_ref().map(|m| m.compression.name().to_string()),
+            oplog: manifest.as_ref().is_some_and(|m| m.oplog.is_some()),
+            databases,
+            stored_bytes,
+            manifest,
+            id,
+        });
+    }
+    out.sort_by(|a, b| b.id.cmp(&a.id));
+    Ok(out)
+}
+
+/// Resolve `latest` to the newest complete backup, and load the manifest of `id`.
+pub async fn load_manifest(store: &Store, loc: &Location, id: &str) -> Result<(String, Manifest)> {
+    let id = if id == "latest" {
+        scan(store)
+            .await?
+            .into_iter()
+            .find(|l| l.complete)
+            .map(|l| l.id)
+            .ok_or_else(|| usage(format!("there is no complete backup at {loc}")))?
+    } else {
+        id.to_string()
+    };
+    let child = store.child(&id);
+    if child.head(layout::MANIFEST).await?.is_none() {
+        let exists = !child.list("").await?.is_empty();
+        return Err(if exists {
+            usage(format!(
+                "backup {id} at {loc} is incomplete: it has no manifest.json, so it was interrupted or failed \
+                 and must not be restored; `mongoshift backups prune` removes it"
+            ))
+        } else {
+            usage(format!(
+                "no backup {id} at {loc}; `mongoshift backups list` shows the ids"
+            ))
+        });
+    }
+    let m = Manifest::parse(
+        &child.get(layout::MANIFEST).await?,
+        &format!("{loc}/{id}/{}", layout::MANIFEST),
+    )?;
+    Ok((id, m))
+}
+
+async fn list(ctx: &Ctx, from: &FromArgs) -> Result<()> {
+    let (loc, store) = open(ctx, from).await?;
+    let backups = scan(&store).await?;
+    if ctx.ui.json() {
+        ctx.ui
+            .result_json(&serde_json::json!({ "location": loc.to_string(), "backups": backups }));
+        return Ok(());
+    }
+    if backups.is_empty() {
+        ctx.ui.result(format!("no backups at {loc}"));
+        return Ok(());
+    }
+    let mut t = table::new([
+        "id",
+        "time (UTC)",
+        "databases",
+        "documents",
+        "stored",
+        "compression",
+        "state",
+    ]);
+    for b in &backups {
+        t.add_row(vec![
+            b.id.clone(),
+            b.time
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
+            b.databases.join(", "),
+            b.documents
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "-".into()),
+            table::bytes(b.stored_bytes),
+            b.compression.clone().unwrap_or_else(|| "-".into()),
+            match (b.complete, b.oplog) {
+                (true, true) => "complete (+oplog)".into(),
+                (true, false) => "complete".into(),
+                (false, _) => "INCOMPLETE (no manifest)".to_string(),
+            },
+        ]);
+    }
+    ctx.ui.result(t.to_string());
+    Ok(())
+}
+
+async fn show(ctx: &Ctx, from: &FromArgs, id: &str) -> Result<()> {
+    let (loc, store) = open(ctx, from).await?;
+    let (id, m) = load_manifest(&store, &loc, id).await?;
+    if ctx.ui.json() {
+        ctx.ui.result_json(&m);
+        return Ok(());
+    }
+    let mut o = table::kv();
+    o.add_row(vec!["backup".to_string(), format!("{loc}/{id}")]);
+    o.add_row(vec!["started".to_string(), m.started_at.to_rfc3339()]);
+    o.add_row(vec!["finished".to_string(), m.finished_at.to_rfc3339()]);
+    o.add_row(vec![
+        "source".to_string(),
+        format!(
+            "{} (MongoDB {}, {}{})",
+            m.source.hosts,
+            m.source.server_version,
+            m.source.topology,
+            m.source
+                .replica_set
+                .as_ref()
+                .map(|r| format!(" '{r}'"))
+                .unwrap_or_default()
+        ),
+    ]);
+    o.add_row(vec![
+        "compression".to_string(),
+        format!("{} level {}", m.compression.name(), m.compression_level),
+    ]);
+    o.add_row(vec!["checksums".to_string(), m.checksum_algorithm.clone()]);
+    o.add_row(vec![
+        "totals".to_string(),
+        format!(
+            "{} namespaces, {} documents, {} raw, {} stored",
+            m.totals.namespaces,
+            m.totals.documents,
+            table::bytes(m.totals.raw_bytes),
+            table::bytes(m.totals.stored_bytes)
+        ),
+    ]);
+    if let Some(op) = &m.oplog {
+        o.add_row(vec![
+            "oplog".to_string(),
+            format!(
+                "{} entries, Timestamp({}, {}) → Timestamp({}, {})",
+                op.entries, op.start.t, op.start.i, op.end.t, op.end.i
+            ),
+        ]);
+    }
+    ctx.ui.result(o.to_string());
+    let mut t = table::new([
+        "namespace",
+        "kind",
+        "docs",
+        "raw",
+        "stored",
+        "indexes",
+        "sha256",
+    ]);
+    for n in &m.namespaces {
+        t.add_row(vec![
+            format!("{}.{}", n.db, n.collection),
+            n.kind.clone(),
+            n.documents.to_string(),
+            table::bytes(n.raw_bytes),
+            table::bytes(n.data.as_ref().map_or(0, |d| d.stored_bytes)),
+            n.indexes.to_string(),
+            n.data
+                .as_ref()
+                .map(|d| d.sha256[..16].to_string() + "…")
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    ctx.ui.result(t.to_string());
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct ObjectCheck {
+    key: String,
+    ok: bool,
+    problem: Option<String>,
+}
+
+async fn verify(ctx: &Ctx, from: &FromArgs, id: &str, deep: bool) -> Result<()> {
+    let (loc, store) = open(ctx, from).await?;
+    let (id, m) = load_manifest(&store, &loc, id).await?;
+    let child = store.child(&id);
+    let mut checks = Vec::new();
+    // Expected document counts per object, for --deep.
+    let mut expected_docs = std::collections::HashMap::new();
+    for n in &m.namespaces {
+        if let Some(d) = &n.data {
+            expected_docs.insert(d.key.clone(), n.documents);
+        }
+    }
+    if let Some(o) = &m.oplog {
+        expected_docs.insert(o.object.key.clone(), o.entries);
+    }
+    for obj in m.objects() {
+        let problem = check_object(
+            &child,
+            obj,
+            deep.then(|| expected_docs.get(&obj.key).copied()).flatten(),
+            deep,
+        )
+        .await
+        .err()
+        .map(|e| crate::redact::scrub(&format!("{e:#}")));
+        if let Some(p) = &problem {
+            ctx.ui.warn(format!("{}: {p}", obj.key));
+        } else {
+            ctx.ui.debug(format!("ok {}", obj.key));
+        }
+        checks.push(ObjectCheck {
+            key: obj.key.clone(),
+            ok: problem.is_none(),
+            problem,
+        });
+    }
+    let bad: Vec<&ObjectCheck> = checks.iter().filter(|c| !c.ok).collect();
+    if ctx.ui.json() {
+        ctx.ui.result_json(&serde_json::json!({
+            "backup": format!("{loc}/{id}"), "deep": deep, "ok": bad.is_empty(),
+            "objects": checks.len(), "problems": bad,
+        }));
+    } else if bad.is_empty() {
+        ctx.ui.result(format!(
+            "backup {id} verified{}: {} objects, sizes and sha256 checksums match the manifest{}",
+            if deep { " (deep)" } else { "" },
+            checks.len(),
+            if deep {
+                "; every BSON document walked and counts match"
+            } else {
+                ""
+            }
+        ));
+    } else {
+        let mut t = table::new(["object", "problem"]);
+        for b in &bad {
+            t.add_row(vec![b.key.clone(), b.problem.clone().unwrap_or_default()]);
+        }
+        ctx.ui.result(t.to_string());
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(check_failed(format!(
+            "backup {id} failed verification: {} of {} objects are bad: {}",
+            bad.len(),
+            checks.len(),
+            bad.iter()
+                .map(|b| b.key.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+}
+
+/// Size and checksum of one object; with `deep`, also decompress and walk it.
+async fn check_object(
+    store: &Store,
+    obj: &ObjectEntry,
+    expected_docs: Option<u64>,
+    deep: bool,
+) -> Result<()> {
+    match store.head(&obj.key).await? {
+        None => anyhow::bail!("missing"),
+        Some(size) if size != obj.stored_bytes => {
+            anyhow::bail!(
+                "size is {size} bytes, the manifest records {}",
+                obj.stored_bytes
+            )
+        }
+        Some(_) => {}
+    }
+    let reader = store.open_read(&obj.key).await?;
+    let key = obj.key.clone();
+    let is_bson = key.contains(".bson");
+    let (sha, docs) = tokio::task::spawn_blocking(move || -> Result<(String, Option<u64>)> {
+        let mut hashing = HashingReader {
+            inner: SyncIoBridge::new(reader),
+            hasher: Sha256::new(),
+        };
+        let docs = if deep {
+            let compression = Compression::from_name(&key);
+            let mut decoded = codec::decoder(compression, &mut hashing)?;
+            if is_bson {
+                let stats = bson_stream::walk(&mut decoded, &key, |_| Ok(()))
+                    .with_context(|| format!("decompressing and reading {key}"))?;
+                Some(stats.docs)
+            } else {
+                let mut text = Vec::new();
+                std::io::Read::read_to_end(&mut decoded, &mut text)
+                    .with_context(|| format!("decompressing {key}"))?;
+                serde_json::from_slice::<serde_json::Value>(&text)
+                    .with_context(|| format!("{key} is not valid JSON"))?;
+                None
+            }
+        } else {
+            None
+        };
+        // Drain whatever the decoder did not need (trailers), so the hash covers every byte.
+        std::io::copy(&mut hashing, &mut std::io::sink())?;
+        Ok((crate::pipeline::hex(&hashing.hasher.finalize()), docs))
+    })
+    .await??;
+    if sha != obj.sha256 {
+        anyhow::bail!("sha256 is {sha}, the manifest records {}", obj.sha256);
+    }
+    if let (Some(expected), Some(found)) = (expected_docs, docs) {
+        if expected != found {
+            anyhow::bail!("holds {found} documents, the manifest records {expected}");
+        }
+    }
+    Ok(())
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Which backups a prune removes. Pure, so the rules are unit-tested.
+pub fn prune_plan(
+    backups: &[Listing],
+    keep_last: Option<usize>,
+    older_than: Option<Duration>,
+    now: DateTime<Utc>,
+) -> Vec<(String, String)> {
+    let newest_complete = backups
+        .iter()
+        .filter(|b| b.complete)
+        .map(|b| b.id.clone())
+        .max();
+    let cutoff =
+        older_than.map(|d| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+    let mut complete_seen = 0;
+    let mut out = Vec::new();
+    // `backups` is newest first.
+    for b in backups {
+        let old = match (cutoff, b.time) {
+            (Some(c), Some(t)) => t < c,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if b.complete {
+            complete_seen += 1;
+            if Some(&b.id) == newest_complete.as_ref() {
+                continue;
+            }
+            let beyond_keep = keep_last.is_none_or(|k| complete_seen > k);
+            if beyond_keep && old {
+                out.push((b.id.clone(), "complete".to_string()));
+            }
+        } else if cutoff.is_some() && old {
+            out.push((b.id.clone(), "incomplete".to_string()));
+        }
+    }
+    out
+}
+
+async fn prune(
+    ctx: &Ctx,
+    from: &FromArgs,
+    keep_last: Option<usize>,
+    older_than: Option<Duration>,
+    dry_run: bool,
+    yes: bool,
+) -> Result<()> {
+    if keep_last == Some(0) {
+        return Err(usage(
+            "--keep-last must be at least 1 (the newest complete backup is always kept)",
+        ));
+    }
+    let (loc, store) = open(ctx, from).await?;
+    let backups = scan(&store).await?;
+    let plan = prune_plan(&backups, keep_last, older_than, Utc::now());
+    if plan.is_empty() {
+        ctx.ui.result(format!("nothing to prune at {loc}"));
+        return Ok(());
+    }
+    let mut t = table::new(["delete", "state"]);
+    for (id, state) in &plan {
+        t.add_row(vec![id.clone(), state.clone()]);
+    }
+    if !ctx.ui.json() {
+        ctx.ui.result(t.to_string());
+    }
+    if dry_run {
+        if ctx.ui.json() {
+            ctx.ui
+                .result_json(&serde_json::json!({ "dry_run": true, "would_delete": plan }));
+        } else {
+            ctx.ui.result(format!(
+                "dry run: {} backups would be deleted from {loc}",
+                plan.len()
+            ));
+        }
+        return Ok(());
+    }
+    if !yes {
+        crate::report::confirm::ask(
+            &ctx.ui,
+            &format!("delete these {} backups from {loc}?", plan.len()),
+        )?;
+    }
+    for (id, _) in &plan {
+        store
+            .delete_prefix(id)
+            .await
+            .with_context(|| format!("deleting backup {id} from {loc}"))?;
+        ctx.ui.info(format!("deleted {id}"));
+    }
+    if ctx.ui.json() {
+        ctx.ui
+            .result_json(&serde_json::json!({ "dry_run": false, "deleted": plan }));
+    } else {
+        ctx.ui
+            .result(format!("deleted {} backups from {loc}", plan.len()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(id: &str, complete: bool) -> Listing {
+        Listing {
+            id: id.into(),
+            time: manifest::id_time(id),
+            complete,
+            databases: vec![],
+            documents: None,
+            stored_bytes: 0,
+            compression: None,
+            oplog: false,
+            manifest: None,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        manifest::id_time("20261122T000000Z").unwrap()
+    }
+
+    #[test]
+    fn keep_last_never_touches_incomplete_or_newest() {
+        let b = vec![
+            listing("20261121T000000Z", false),
+            listing("20261120T000000Z", true),
+            listing("20261119T000000Z", true),
+            listing("20261118T000000Z", true),
+        ];
+        let ids: Vec<String> = prune_plan(&b, Some(2), None, now())
+            .into_iter()
+            .map(|p| p.0)
+            .collect();
+        assert_eq!(ids, vec!["20261118T000000Z"]);
+    }
+
+    #[test]
+    fn older_than_deletes_old_incomplete_but_keeps_newest_complete() {
+        let b = vec![
+            listing("20261121T000000Z", false),
+            listing("20261101T000000Z", false),
+            listing("20261001T000000Z", true),
+            listing("20260901T000000Z", true),
+        ];
+        let ids: Vec<String> = prune_plan(&b, None, Some(Duration::from_secs(7 * 86400)), now())
+            .into_iter()
+            .map(|p| p.0)
+            .collect();
+        // The newest complete backup survives even though it is old; the fresh incomplete one too.
+        assert_eq!(ids, vec!["20261101T000000Z", "20260901T000000Z"]);
+    }
+}

@@ -1,0 +1,47 @@
+//! Object names inside one backup, exactly as mongodump lays out a dump directory.
+
+use crate::codec::Compression;
+use crate::namespace::{escape_file_name, Namespace};
+
+pub const MANIFEST: &str = "manifest.json";
+
+pub fn data_key(ns: &Namespace, c: Compression) -> String {
+    format!(
+        "{}/{}.bson{}",
+        ns.db,
+        escape_file_name(&ns.coll),
+        c.suffix()
+    )
+}
+
+pub fn metadata_key(ns: &Namespace, c: Compression) -> String {
+    format!(
+        "{}/{}.metadata.json{}",
+        ns.db,
+        escape_file_name(&ns.coll),
+        c.suffix()
+    )
+}
+
+pub fn oplog_key(c: Compression) -> String {
+    format!("oplog.bson{}", c.suffix())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_mongodump() {
+        let ns = Namespace::new("predixi", "comentários_日志");
+        assert_eq!(
+            data_key(&ns, Compression::Gzip),
+            "predixi/coment%C3%A1rios_%E6%97%A5%E5%BF%97.bson.gz"
+        );
+        assert_eq!(
+            metadata_key(&Namespace::new("predixi", "users"), Compression::None),
+            "predixi/users.metadata.json"
+        );
+        assert_eq!(oplog_key(Compression::Zstd), "oplog.bson.zst");
+    }
+}

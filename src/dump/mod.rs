@@ -1,0 +1,8 @@
+//! The mongodump formats we read and write: the directory layout
+//! (`<db>/<coll>.bson[.gz|.zst]`, `.metadata.json`), the BSON document stream,
+//! and our own `manifest.json` commit marker.
+
+pub mod bson_stream;
+pub mod layout;
+pub mod manifest;
+pub mod metadata;

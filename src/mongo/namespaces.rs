@@ -1,0 +1,150 @@
+//! Which collections exist and what mongodump's metadata.json needs about them:
+//! options, indexes, UUID, type, and size estimates for planning.
+
+use anyhow::{Context, Result};
+use futures::TryStreamExt;
+use mongodb::bson::{doc, spec::BinarySubtype, Bson, Document};
+use mongodb::Client;
+
+use crate::namespace::{Filter, Namespace};
+
+/// Databases that hold the server's own state; never backed up or restored as user data.
+pub const SYSTEM_DATABASES: [&str; 3] = ["admin", "config", "local"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Collection,
+    View,
+    Timeseries,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Collection => "collection",
+            Kind::View => "view",
+            Kind::Timeseries => "timeseries",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectionInfo {
+    pub ns: Namespace,
+    pub kind: Kind,
+    pub options: Document,
+    /// Hex UUID, as mongodump writes it; None for views.
+    pub uuid: Option<String>,
+    /// listIndexes output, as the server returned it.
+    pub indexes: Vec<Document>,
+    pub estimated_count: u64,
+    /// Uncompressed BSON size estimate (collStats.size).
+    pub estimated_bytes: u64,
+}
+
+/// Database names to consider: `dbs` if given, else every non-system database.
+pub async fn databases(client: &Client, dbs: &[String]) -> Result<Vec<String>> {
+    if !dbs.is_empty() {
+        return Ok(dbs.to_vec());
+    }
+    let names = client
+        .list_database_names()
+        .await
+        .context("listing databases")?;
+    Ok(names
+        .into_iter()
+        .filter(|n| !SYSTEM_DATABASES.contains(&n.as_str()))
+        .collect())
+}
+
+/// Collections and views of `db` allowed by `filter`, with their metadata.
+pub async fn collections(
+    client: &Client,
+    db: &str,
+    filter: &Filter,
+) -> Result<Vec<CollectionInfo>> {
+    let database = client.database(db);
+    let specs: Vec<Document> = database
+        .run_cursor_command(doc! { "listCollections": 1 })
+        .await
+        .with_context(|| format!("listing collections of {db}"))?
+        .try_collect()
+        .await
+        .with_context(|| format!("listing collections of {db}"))?;
+    let mut out = Vec::new();
+    for spec in specs {
+        let name = spec.get_str("name").unwrap_or_default().to_string();
+        // system.views is carried by the views' own metadata; system.profile and the
+        // time-series buckets are server-managed. system.js holds user functions.
+        if name.starts_with("system.") && name != "system.js" {
+            continue;
+        }
+        let ns = Namespace::new(db, &name);
+        if !filter.allows(&ns) {
+            continue;
+        }
+        let kind = match spec.get_str("type").unwrap_or("collection") {
+            "view" => Kind::View,
+            "timeseries" => Kind::Timeseries,
+            _ => Kind::Collection,
+        };
+        let options = spec.get_document("options").cloned().unwrap_or_default();
+        let uuid = spec
+            .get_document("info")
+            .ok()
+            .and_then(|i| i.get("uuid"))
+            .and_then(|u| match u {
+                Bson::Binary(b) if b.subtype == BinarySubtype::Uuid => Some(hex(&b.bytes)),
+                _ => None,
+            });
+        let mut info = CollectionInfo {
+            ns,
+            kind,
+            options,
+            uuid,
+            indexes: Vec::new(),
+            estimated_count: 0,
+            estimated_bytes: 0,
+        };
+        if kind != Kind::View {
+            info.indexes = indexes(client, db, &name).await?;
+            let (count, bytes) = size_estimate(client, db, &name).await;
+            info.estimated_count = count;
+            info.estimated_bytes = bytes;
+        }
+        out.push(info);
+    }
+    out.sort_by(|a, b| a.ns.cmp(&b.ns));
+    Ok(out)
+}
+
+pub async fn indexes(client: &Client, db: &str, coll: &str) -> Result<Vec<Document>> {
+    client
+        .database(db)
+        .run_cursor_command(doc! { "listIndexes": coll })
+        .await
+        .with_context(|| format!("listing indexes of {db}.{coll}"))?
+        .try_collect()
+        .await
+        .with_context(|| format!("listing indexes of {db}.{coll}"))
+}
+
+/// (document count, data size) from collStats; zeros when the server will not say,
+/// which only makes progress bars and part sizes less well tuned.
+pub async fn size_estimate(client: &Client, db: &str, coll: &str) -> (u64, u64) {
+    match client
+        .database(db)
+        .run_command(doc! { "collStats": coll })
+        .await
+    {
+        Ok(s) => (
+            crate::mongo::health::number(s.get("count")).unwrap_or(0.0) as u64,
+            crate::mongo::health::number(s.get("size")).unwrap_or(0.0) as u64,
+        ),
+        Err(_) => (0, 0),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

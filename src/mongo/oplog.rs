@@ -1,0 +1,131 @@
+//! The replica set's oplog: noting a position, and copying entries from it as raw BSON.
+
+use anyhow::{Context, Result};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use mongodb::bson::{doc, Document, Regex, Timestamp};
+use mongodb::options::Hint;
+use mongodb::Client;
+use tokio::sync::mpsc;
+
+use crate::pipeline::{PipelineClosed, RAW_CHUNK};
+use crate::report::progress::TaskProgress;
+
+fn oplog(client: &Client) -> mongodb::Collection<Document> {
+    client.database("local").collection("oplog.rs")
+}
+
+async fn edge(client: &Client, direction: i32) -> Result<Timestamp> {
+    let entry = oplog(client)
+        .find_one(doc! {})
+        .sort(doc! { "$natural": direction })
+        .projection(doc! { "ts": 1 })
+        .await
+        .context("reading local.oplog.rs (does the user have read access to the local database?)")?
+        .context("the oplog is empty")?;
+    entry
+        .get_timestamp("ts")
+        .context("oplog entry without a ts field")
+}
+
+/// The newest entry's timestamp.
+pub async fn latest(client: &Client) -> Result<Timestamp> {
+    edge(client, -1).await
+}
+
+/// The oldest entry still in the (capped) oplog.
+pub async fn oldest(client: &Client) -> Result<Timestamp> {
+    edge(client, 1).await
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct OplogStats {
+    pub entries: u64,
+    pub bytes: u64,
+    pub last: Option<Timestamp>,
+}
+
+/// Copy every entry from `start` (inclusive, as mongodump does; replay is idempotent)
+/// that touches one of `dbs`, plus cross-database commands in admin.$cmd (transactions).
+pub async fn stream_entries(
+    client: Client,
+    start: Timestamp,
+    dbs: Vec<String>,
+    tx: mpsc::Sender<Bytes>,
+    progress: TaskProgress,
+) -> Result<OplogStats> {
+    let alternatives = dbs
+        .iter()
+        .map(|d| regex_escape(d))
+        .collect::<Vec<_>>()
+        .join("|");
+    let filter = doc! {
+        "ts": { "$gte": start },
+        "$or": [
+            { "ns": Regex { pattern: format!("^({alternatives})\\."), options: String::new() } },
+            { "ns": "admin.$cmd" },
+        ],
+    };
+    let mut cursor = oplog(&client)
+        .find(filter)
+        .hint(Hint::Keys(doc! { "$natural": 1 }))
+        .batch()
+        .await
+        .context("opening a cursor on local.oplog.rs")?;
+    let mut stats = OplogStats {
+        entries: 0,
+        bytes: 0,
+        last: None,
+    };
+    let mut buf = BytesMut::with_capacity(RAW_CHUNK);
+    while let Some(batch) = cursor.next().await {
+        let batch = batch.context("reading local.oplog.rs")?;
+        let (mut n, mut b) = (0, 0);
+        for elem in batch
+            .doc_slices()
+            .context("reading a batch of local.oplog.rs")?
+        {
+            let entry = elem?.as_document().context("non-document in the oplog")?;
+            // One field read per entry, not a decode of the entry.
+            stats.last = Some(
+                entry
+                    .get_timestamp("ts")
+                    .context("oplog entry without ts")?,
+            );
+            buf.extend_from_slice(entry.as_bytes());
+            n += 1;
+            b += entry.as_bytes().len() as u64;
+            if buf.len() >= RAW_CHUNK {
+                tx.send(buf.split().freeze())
+                    .await
+                    .map_err(|_| PipelineClosed)?;
+            }
+        }
+        stats.entries += n;
+        stats.bytes += b;
+        progress.add(n, b);
+    }
+    if !buf.is_empty() {
+        tx.send(buf.freeze()).await.map_err(|_| PipelineClosed)?;
+    }
+    Ok(stats)
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\^$.|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_regex_metacharacters() {
+        assert_eq!(super::regex_escape("a.b$c"), "a\\.b\\$c");
+    }
+}

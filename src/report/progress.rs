@@ -1,0 +1,203 @@
+//! Progress for long work: an overall bar plus one bar per active task on a
+//! terminal; periodic plain log lines otherwise (CI logs, pipes).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::table;
+use super::Ui;
+
+/// How often plain log lines are printed when there is no terminal.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+struct Totals {
+    label: String,
+    docs: AtomicU64,
+    bytes: AtomicU64,
+    tasks_done: AtomicU64,
+    tasks_total: u64,
+    start: Instant,
+}
+
+impl Totals {
+    fn line(&self) -> String {
+        let secs = self.start.elapsed().as_secs_f64().max(0.001);
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        let docs = self.docs.load(Ordering::Relaxed);
+        format!(
+            "{}: {}/{} done, {} docs, {} ({}/s, {:.0} docs/s)",
+            self.label,
+            self.tasks_done.load(Ordering::Relaxed),
+            self.tasks_total,
+            docs,
+            table::bytes(bytes),
+            table::bytes((bytes as f64 / secs) as u64),
+            docs as f64 / secs
+        )
+    }
+}
+
+pub struct Progress {
+    multi: Option<MultiProgress>,
+    overall: Option<ProgressBar>,
+    totals: Arc<Totals>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    /// `total_bytes` is an estimate for the overall bar (0 when unknown).
+    pub fn new(ui: &Ui, label: &str, tasks_total: u64, total_bytes: u64) -> Progress {
+        let totals = Arc::new(Totals {
+            label: label.to_string(),
+            docs: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            tasks_done: AtomicU64::new(0),
+            tasks_total,
+            start: Instant::now(),
+        });
+        if ui.progress_bars {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+            let overall = multi.add(ProgressBar::new(total_bytes.max(1)));
+            overall.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:.bold} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            overall.set_prefix(label.to_string());
+            overall.set_message(format!("0/{tasks_total}"));
+            return Progress {
+                multi: Some(multi),
+                overall: Some(overall),
+                totals,
+                ticker: None,
+            };
+        }
+        let ticker = (!ui.quiet).then(|| {
+            let t = totals.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(LOG_EVERY);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    eprintln!("{}", t.line());
+                }
+            })
+        });
+        Progress {
+            multi: None,
+            overall: None,
+            totals,
+            ticker,
+        }
+    }
+
+    /// A bar for one collection (or object); `est_docs` sizes it (0 = unknown).
+    pub fn task(&self, name: &str, est_docs: u64) -> TaskProgress {
+        let bar = self.multi.as_ref().map(|m| {
+            let b = m.add(ProgressBar::new(est_docs.max(1)));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "  {prefix:30!} [{bar:20}] {human_pos}/{human_len} docs {per_sec} eta {eta} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b.set_prefix(name.to_string());
+            b
+        });
+        TaskProgress {
+            inner: Arc::new(TaskInner {
+                bar,
+                overall: self.overall.clone(),
+                totals: self.totals.clone(),
+                bytes: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Remove the bars; the command prints its summary next.
+    pub fn finish(self) {
+        if let Some(t) = self.ticker {
+            t.abort();
+        }
+        if let Some(o) = &self.overall {
+            o.finish_and_clear();
+        }
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+    }
+
+    pub fn summary_line(&self) -> String {
+        self.totals.line()
+    }
+}
+
+struct TaskInner {
+    bar: Option<ProgressBar>,
+    overall: Option<ProgressBar>,
+    totals: Arc<Totals>,
+    bytes: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct TaskProgress {
+    inner: Arc<TaskInner>,
+}
+
+impl TaskProgress {
+    /// A progress handle that reports nowhere (tests, nested work).
+    pub fn hidden() -> TaskProgress {
+        TaskProgress {
+            inner: Arc::new(TaskInner {
+                bar: None,
+                overall: None,
+                totals: Arc::new(Totals {
+                    label: String::new(),
+                    docs: AtomicU64::new(0),
+                    bytes: AtomicU64::new(0),
+                    tasks_done: AtomicU64::new(0),
+                    tasks_total: 0,
+                    start: Instant::now(),
+                }),
+                bytes: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn add(&self, docs: u64, bytes: u64) {
+        let i = &self.inner;
+        i.totals.docs.fetch_add(docs, Ordering::Relaxed);
+        i.totals.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let mine = i.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if let Some(b) = &i.bar {
+            b.inc(docs);
+            if b.position() > b.length().unwrap_or(0) {
+                b.set_length(b.position());
+            }
+            b.set_message(table::bytes(mine));
+        }
+        if let Some(o) = &i.overall {
+            o.inc(bytes);
+            if o.position() > o.length().unwrap_or(0) {
+                o.set_length(o.position());
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        let i = &self.inner;
+        let done = i.totals.tasks_done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(b) = &i.bar {
+            b.finish_and_clear();
+        }
+        if let Some(o) = &i.overall {
+            o.set_message(format!("{done}/{}", i.totals.tasks_total));
+        }
+    }
+}
