@@ -129,6 +129,16 @@ pub async fn run(ctx: &Ctx, args: BackupArgs) -> Result<()> {
     let backup_loc = root.join(&backup_id);
     let backup_store = store.child(&backup_id);
 
+    let started = serde_json::json!({
+        "backup_id": backup_id, "started_at": started_at, "tool_version": env!("CARGO_PKG_VERSION"),
+        "source": { "hosts": source.hosts, "server_version": source.server_version },
+        "note": "manifest.json is written last; without it this backup is incomplete",
+    });
+    backup_store
+        .put(layout::STARTED, serde_json::to_vec_pretty(&started)?)
+        .await
+        .with_context(|| format!("writing {backup_loc}/{}", layout::STARTED))?;
+
     let est_bytes: u64 = colls.iter().map(|c| c.estimated_bytes).sum();
     let est_docs: u64 = colls.iter().map(|c| c.estimated_count).sum();
     ctx.ui.info(format!(

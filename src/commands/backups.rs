@@ -139,6 +139,7 @@ pub async fn scan(store: &Store) -> Result<Vec<Listing>> {
                 let mut d: Vec<String> = objects
                     .iter()
                     .filter_map(|o| o.key.split_once('/').map(|(db, _)| db.to_string()))
+                    .filter(|db| !db.is_empty())
                     .collect();
                 d.dedup();
                 d

@@ -4,6 +4,9 @@ use crate::codec::Compression;
 use crate::namespace::{escape_file_name, Namespace};
 
 pub const MANIFEST: &str = "manifest.json";
+/// Written first: marks the folder as a backup in progress (or an interrupted one)
+/// so that `backups list` can show it even when no data object was completed.
+pub const STARTED: &str = "backup-started.json";
 
 pub fn data_key(ns: &Namespace, c: Compression) -> String {
     format!(

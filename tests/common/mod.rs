@@ -156,3 +156,80 @@ pub fn tempdir() -> tempfile::TempDir {
         .tempdir()
         .expect("creating a temp dir")
 }
+
+/// Run a future to completion on a fresh runtime (tests are plain #[test] fns
+/// so that they can block on the CLI processes they start).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+pub async fn client(uri: &str) -> mongodb::Client {
+    mongodb::Client::with_uri_str(uri)
+        .await
+        .expect("connecting to the test server")
+}
+
+/// A database name unique to this test run and purpose, so parallel tests never collide.
+pub fn unique_db(purpose: &str) -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("t_{purpose}_{}_{nanos:x}", std::process::id())
+}
+
+/// A unique prefix in the test bucket.
+pub fn s3_location(purpose: &str) -> String {
+    format!("s3://{}/{}", servers().s3_bucket, unique_db(purpose))
+}
+
+/// The S3 flags every S3 command in the tests needs.
+pub fn s3_flags() -> Vec<String> {
+    vec![
+        "--s3-endpoint".into(),
+        servers().s3_endpoint.clone(),
+        "--s3-path-style".into(),
+        "--s3-region".into(),
+        servers().s3_region.clone(),
+    ]
+}
+
+/// A Store for inspecting what the CLI wrote.
+pub async fn store(location: &str) -> mongoshift::storage::Store {
+    let s = servers();
+    std::env::set_var("AWS_ACCESS_KEY_ID", &s.s3_access_key);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", &s.s3_secret_key);
+    let settings = mongoshift::storage::S3Settings {
+        endpoint: Some(s.s3_endpoint.clone()),
+        region: Some(s.s3_region.clone()),
+        path_style: true,
+    };
+    mongoshift::storage::Store::open(
+        &mongoshift::storage::Location::parse(location).unwrap(),
+        &settings,
+    )
+    .await
+    .expect("opening the store")
+}
+
+/// Every file below `dir`, recursively, as (path, bytes).
+pub fn read_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(read_tree(&p));
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.push((p, b));
+            }
+        }
+    }
+    out
+}
