@@ -1,14 +1,14 @@
 //! The replica set's oplog: noting a position, and copying entries from it as raw BSON.
 
 use anyhow::{Context, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use mongodb::bson::{doc, Document, Regex, Timestamp};
 use mongodb::options::Hint;
 use mongodb::Client;
 use tokio::sync::mpsc;
 
-use crate::pipeline::{PipelineClosed, RAW_CHUNK};
+use crate::pipeline::ChunkSender;
 use crate::report::progress::TaskProgress;
 
 fn oplog(client: &Client) -> mongodb::Collection<Document> {
@@ -77,7 +77,7 @@ pub async fn stream_entries(
         bytes: 0,
         last: None,
     };
-    let mut buf = BytesMut::with_capacity(RAW_CHUNK);
+    let mut out = ChunkSender::new(tx);
     while let Some(batch) = cursor.next().await {
         let batch = batch.context("reading local.oplog.rs")?;
         let (mut n, mut b) = (0, 0);
@@ -92,22 +92,15 @@ pub async fn stream_entries(
                     .get_timestamp("ts")
                     .context("oplog entry without ts")?,
             );
-            buf.extend_from_slice(entry.as_bytes());
+            out.push(entry.as_bytes()).await?;
             n += 1;
             b += entry.as_bytes().len() as u64;
-            if buf.len() >= RAW_CHUNK {
-                tx.send(buf.split().freeze())
-                    .await
-                    .map_err(|_| PipelineClosed)?;
-            }
         }
         stats.entries += n;
         stats.bytes += b;
         progress.add(n, b);
     }
-    if !buf.is_empty() {
-        tx.send(buf.freeze()).await.map_err(|_| PipelineClosed)?;
-    }
+    out.finish().await?;
     Ok(stats)
 }
 

@@ -1,14 +1,14 @@
 //! Reading a collection as raw BSON bytes, batch by batch, without decoding documents.
 
 use anyhow::{Context, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::Client;
 use tokio::sync::mpsc;
 
 use crate::namespace::Namespace;
-use crate::pipeline::{PipelineClosed, RAW_CHUNK};
+use crate::pipeline::ChunkSender;
 use crate::report::progress::TaskProgress;
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -37,7 +37,7 @@ pub async fn stream_documents(
         .await
         .with_context(|| format!("opening a cursor on {ns}"))?;
     let mut stats = ReadStats::default();
-    let mut buf = BytesMut::with_capacity(RAW_CHUNK + (1 << 20));
+    let mut out = ChunkSender::new(tx);
     while let Some(batch) = cursor.next().await {
         let batch = batch.with_context(|| format!("reading {ns}"))?;
         let docs = batch
@@ -49,21 +49,14 @@ pub async fn stream_documents(
             let doc = elem
                 .as_document()
                 .with_context(|| format!("non-document in a batch of {ns}"))?;
-            buf.extend_from_slice(doc.as_bytes());
+            out.push(doc.as_bytes()).await?;
             n += 1;
             b += doc.as_bytes().len() as u64;
-            if buf.len() >= RAW_CHUNK {
-                let chunk = buf.split().freeze();
-                tx.send(chunk).await.map_err(|_| PipelineClosed)?;
-                buf.reserve(RAW_CHUNK + (1 << 20));
-            }
         }
         stats.docs += n;
         stats.bytes += b;
         progress.add(n, b);
     }
-    if !buf.is_empty() {
-        tx.send(buf.freeze()).await.map_err(|_| PipelineClosed)?;
-    }
+    out.finish().await?;
     Ok(stats)
 }

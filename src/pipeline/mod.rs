@@ -21,6 +21,42 @@ pub const OUT_CHUNK: usize = 1 << 20;
 const RAW_QUEUE: usize = 2;
 const OUT_QUEUE: usize = 4;
 
+/// Collects documents into RAW_CHUNK-sized chunks of concatenated BSON for the
+/// compressor stage, so readers send a few large messages instead of many small ones.
+pub struct ChunkSender {
+    tx: mpsc::Sender<Bytes>,
+    buf: bytes::BytesMut,
+}
+
+impl ChunkSender {
+    pub fn new(tx: mpsc::Sender<Bytes>) -> ChunkSender {
+        ChunkSender {
+            tx,
+            buf: bytes::BytesMut::with_capacity(RAW_CHUNK + (1 << 20)),
+        }
+    }
+
+    pub async fn push(&mut self, doc: &[u8]) -> Result<()> {
+        self.buf.extend_from_slice(doc);
+        if self.buf.len() >= RAW_CHUNK {
+            let chunk = self.buf.split().freeze();
+            self.tx.send(chunk).await.map_err(|_| PipelineClosed)?;
+            self.buf.reserve(RAW_CHUNK + (1 << 20));
+        }
+        Ok(())
+    }
+
+    pub async fn finish(self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.tx
+                .send(self.buf.freeze())
+                .await
+                .map_err(|_| PipelineClosed)?;
+        }
+        Ok(())
+    }
+}
+
 /// A producer stopped because a later stage failed; the later stage's error is the one to report.
 #[derive(Debug)]
 pub struct PipelineClosed;

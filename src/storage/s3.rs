@@ -205,16 +205,23 @@ impl S3Store {
         Ok(())
     }
 
-    pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
-        let resp = self
-            .client
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
+        self.client
             .get_object()
             .bucket(&self.bucket)
             .key(self.full_key(key))
             .send()
             .await
-            .map_err(|e| self.explain(e, "downloading", &self.url(key)))?;
-        let data = resp
+            .map_err(|e| self.explain(e, "downloading", &self.url(key)))
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let data = self
+            .get_object(key)
+            .await?
             .body
             .collect()
             .await
@@ -223,15 +230,7 @@ impl S3Store {
     }
 
     pub async fn open(&self, key: &str) -> Result<Box<dyn AsyncRead + Send + Unpin>> {
-        let resp = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.full_key(key))
-            .send()
-            .await
-            .map_err(|e| self.explain(e, "downloading", &self.url(key)))?;
-        Ok(Box::new(resp.body.into_async_read()))
+        Ok(Box::new(self.get_object(key).await?.body.into_async_read()))
     }
 
     pub async fn head(&self, key: &str) -> Result<Option<u64>> {
