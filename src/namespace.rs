@@ -204,3 +204,185 @@ mod tests {
         assert_eq!(Namespace::parse("nodot"), None);
     }
 }
+
+/// mongorestore's `--nsFrom/--nsTo` renaming: `$name$` variables in the source pattern
+/// capture text that the target pattern reuses; `*` is shorthand for an anonymous variable
+/// (`'predixi.*'` → `'predixi_restore.*'`).
+#[derive(Debug, Clone)]
+pub struct Renamer {
+    rules: Vec<(Vec<Part>, Vec<Part>)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Lit(String),
+    Var(String),
+}
+
+fn parse_rename_pattern(p: &str) -> Result<Vec<Part>> {
+    let mut parts = Vec::new();
+    let mut lit = String::new();
+    let mut chars = p.chars().peekable();
+    let mut stars = 0;
+    while let Some(c) = chars.next() {
+        match c {
+            '$' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('$') => break,
+                        Some(c) => name.push(c),
+                        None => {
+                            return Err(usage(format!(
+                                "rename pattern '{p}' has an unclosed $variable$; write e.g. 'predixi.$coll$'"
+                            )))
+                        }
+                    }
+                }
+                if name.is_empty() {
+                    return Err(usage(format!(
+                        "rename pattern '{p}' has an empty $$ variable"
+                    )));
+                }
+                parts.push(Part::Lit(std::mem::take(&mut lit)));
+                parts.push(Part::Var(name));
+            }
+            '*' => {
+                stars += 1;
+                parts.push(Part::Lit(std::mem::take(&mut lit)));
+                parts.push(Part::Var(format!("*{stars}")));
+            }
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    lit.push(n);
+                }
+            }
+            c => lit.push(c),
+        }
+    }
+    parts.push(Part::Lit(lit));
+    parts.retain(|p| !matches!(p, Part::Lit(l) if l.is_empty()));
+    Ok(parts)
+}
+
+fn match_parts(parts: &[Part], text: &str, vars: &mut Vec<(String, String)>) -> bool {
+    match parts.split_first() {
+        None => text.is_empty(),
+        Some((Part::Lit(l), rest)) => text
+            .strip_prefix(l.as_str())
+            .is_some_and(|t| match_parts(rest, t, vars)),
+        Some((Part::Var(name), rest)) => {
+            // Shortest capture first, as mongorestore's non-greedy regex does.
+            let mut ends: Vec<usize> = text.char_indices().map(|(i, _)| i).skip(1).collect();
+            ends.push(text.len());
+            for end in ends {
+                vars.push((name.clone(), text[..end].to_string()));
+                if match_parts(rest, &text[end..], vars) {
+                    return true;
+                }
+                vars.pop();
+            }
+            false
+        }
+    }
+}
+
+impl Renamer {
+    pub fn new(from: &[String], to: &[String]) -> Result<Renamer> {
+        if from.len() != to.len() {
+            return Err(usage(format!(
+                "--ns-from and --ns-to come in pairs: got {} --ns-from and {} --ns-to",
+                from.len(),
+                to.len()
+            )));
+        }
+        let mut rules = Vec::new();
+        for (f, t) in from.iter().zip(to) {
+            let (fp, tp) = (parse_rename_pattern(f)?, parse_rename_pattern(t)?);
+            let vars_of = |ps: &[Part]| -> Vec<String> {
+                let mut v: Vec<String> = ps
+                    .iter()
+                    .filter_map(|p| match p {
+                        Part::Var(n) => Some(n.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                v.sort();
+                v
+            };
+            if vars_of(&fp) != vars_of(&tp) {
+                return Err(usage(format!(
+                    "--ns-from '{f}' and --ns-to '{t}' must use the same variables (or the same number of *)"
+                )));
+            }
+            rules.push((fp, tp));
+        }
+        Ok(Renamer { rules })
+    }
+
+    /// The target namespace for `ns`: the first matching rule's rewrite, else `ns` itself.
+    pub fn map(&self, ns: &Namespace) -> Namespace {
+        let text = ns.to_string();
+        for (from, to) in &self.rules {
+            let mut vars = Vec::new();
+            if match_parts(from, &text, &mut vars) {
+                let out: String = to
+                    .iter()
+                    .map(|p| match p {
+                        Part::Lit(l) => l.clone(),
+                        Part::Var(n) => vars
+                            .iter()
+                            .find(|(k, _)| k == n)
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or_default(),
+                    })
+                    .collect();
+                if let Some(mapped) = Namespace::parse(&out) {
+                    return mapped;
+                }
+            }
+        }
+        ns.clone()
+    }
+}
+
+#[cfg(test)]
+mod rename_tests {
+    use super::*;
+
+    fn r(from: &str, to: &str) -> Renamer {
+        Renamer::new(&[from.into()], &[to.into()]).unwrap()
+    }
+
+    #[test]
+    fn variables_and_star_shorthand() {
+        let ns = Namespace::new("predixi", "users");
+        assert_eq!(
+            r("predixi.$coll$", "predixi_restore.$coll$").map(&ns),
+            Namespace::new("predixi_restore", "users")
+        );
+        assert_eq!(
+            r("predixi.*", "predixi_restore.*").map(&ns),
+            Namespace::new("predixi_restore", "users")
+        );
+        assert_eq!(
+            r("$db$.$coll$", "$db$_bak.old_$coll$").map(&ns),
+            Namespace::new("predixi_bak", "old_users")
+        );
+        // Non-matching namespaces are unchanged.
+        assert_eq!(r("other.*", "x.*").map(&ns), ns);
+        // Collection names with dots keep them.
+        let dotted = Namespace::new("predixi", "a.b");
+        assert_eq!(
+            r("predixi.*", "p2.*").map(&dotted),
+            Namespace::new("p2", "a.b")
+        );
+    }
+
+    #[test]
+    fn mismatched_patterns_are_usage_errors() {
+        assert!(Renamer::new(&["a.$x$".into()], &["b.$y$".into()]).is_err());
+        assert!(Renamer::new(&["a.*".into()], &[]).is_err());
+        assert!(Renamer::new(&["a.$x".into()], &["b.$x".into()]).is_err());
+    }
+}
