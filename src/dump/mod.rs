@@ -2,6 +2,7 @@
 //! (`<db>/<coll>.bson[.gz|.zst]`, `.metadata.json`), the BSON document stream,
 //! and our own `manifest.json` commit marker.
 
+pub mod archive;
 pub mod bson_stream;
 pub mod layout;
 pub mod manifest;
