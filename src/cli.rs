@@ -51,6 +51,8 @@ pub enum Command {
     Backup(commands::backup::BackupArgs),
     /// Manage backups: list, show, verify, prune.
     Backups(commands::backups::BackupsArgs),
+    /// Restore a backup, a mongodump folder or archive: plan, parallel load, verification.
+    Restore(Box<commands::restore::RestoreArgs>),
 }
 
 /// `--uri` or `--target`, shared by every command that connects to MongoDB.
@@ -187,6 +189,7 @@ async fn run(cli: Cli, ui: Ui) -> Result<()> {
         Command::Sample(args) => commands::sample::run(&ctx, args).await,
         Command::Backup(args) => commands::backup::run(&ctx, args).await,
         Command::Backups(args) => commands::backups::run(&ctx, args).await,
+        Command::Restore(args) => commands::restore::run(&ctx, *args).await,
     }
 }
 

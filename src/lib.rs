@@ -16,6 +16,7 @@ pub mod namespace;
 pub mod pipeline;
 pub mod redact;
 pub mod report;
+pub mod restore;
 pub mod sample;
 pub mod signals;
 pub mod storage;

@@ -5,3 +5,4 @@ pub mod backup;
 pub mod backups;
 pub mod sample;
 pub mod status;
+pub mod restore;

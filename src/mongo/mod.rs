@@ -6,5 +6,7 @@ pub mod health;
 pub mod namespaces;
 pub mod oplog;
 pub mod raw_read;
+pub mod raw_write;
+pub mod schema;
 
 pub use connect::{connect, ConnectOptions};

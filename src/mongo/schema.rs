@@ -1,0 +1,63 @@
+//! Creating collections, views and indexes from mongodump metadata.
+
+use anyhow::{Context, Result};
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::Client;
+
+use crate::namespace::Namespace;
+
+/// Create `ns` with the dumped options (capped, validator, collation, view definition…).
+pub async fn create(client: &Client, ns: &Namespace, options: &Document) -> Result<()> {
+    let mut cmd = doc! { "create": &ns.coll };
+    for (k, v) in options {
+        // Not accepted by create, or meaningless on another server.
+        if matches!(k.as_str(), "uuid" | "idIndex" | "autoIndexId") {
+            continue;
+        }
+        cmd.insert(k.clone(), v.clone());
+    }
+    client
+        .database(&ns.db)
+        .run_command(cmd)
+        .await
+        .with_context(|| format!("creating {ns}"))?;
+    Ok(())
+}
+
+/// Index specs to build: everything but `_id_` (made by create), without the legacy `ns` field.
+pub fn buildable(indexes: &[Document]) -> Vec<Document> {
+    indexes
+        .iter()
+        .filter(|i| i.get_str("name").ok() != Some("_id_"))
+        .map(|i| {
+            let mut i = i.clone();
+            i.remove("ns");
+            i
+        })
+        .collect()
+}
+
+/// Build all of a collection's indexes in one createIndexes.
+pub async fn create_indexes(client: &Client, ns: &Namespace, indexes: Vec<Document>) -> Result<usize> {
+    if indexes.is_empty() {
+        return Ok(0);
+    }
+    let n = indexes.len();
+    let names: Vec<String> = indexes.iter().filter_map(|i| i.get_str("name").ok().map(str::to_string)).collect();
+    client
+        .database(&ns.db)
+        .run_command(doc! { "createIndexes": &ns.coll, "indexes": indexes.into_iter().map(Bson::Document).collect::<Vec<_>>() })
+        .await
+        .with_context(|| format!("building the indexes of {ns} ({})", names.join(", ")))?;
+    Ok(n)
+}
+
+pub async fn exists(client: &Client, ns: &Namespace) -> Result<bool> {
+    let names = client
+        .database(&ns.db)
+        .list_collection_names()
+        .filter(doc! { "name": &ns.coll })
+        .await
+        .with_context(|| format!("listing collections of {}", ns.db))?;
+    Ok(!names.is_empty())
+}

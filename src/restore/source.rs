@@ -1,0 +1,345 @@
+//! Recognising a restore source and listing what it holds.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use mongodb::bson::{Bson, Document};
+
+use crate::codec::Compression;
+use crate::commands::backups;
+use crate::dump::archive::ArchiveReader;
+use crate::dump::layout;
+use crate::dump::manifest::Manifest;
+use crate::exit::usage;
+use crate::mongo::namespaces::Kind;
+use crate::namespace::{unescape_file_name, Namespace};
+use crate::storage::{Location, S3Settings, Store};
+
+/// Where one namespace's documents are.
+#[derive(Debug, Clone)]
+pub enum DataRef {
+    /// A `.bson[.gz|.zst]` object; `sha256` when a manifest recorded it.
+    Object { key: String, compression: Compression, sha256: Option<String> },
+    /// Inside the archive, delivered by its demultiplexer.
+    Archive,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceNs {
+    pub ns: Namespace,
+    pub kind: Kind,
+    pub options: Document,
+    pub indexes: Vec<Document>,
+    /// Documents the source says it holds (manifest), if it says.
+    pub expected_docs: Option<u64>,
+    pub data: Option<DataRef>,
+}
+
+#[derive(Debug, Clone)]
+pub enum OplogRef {
+    Object { key: String, compression: Compression, sha256: Option<String> },
+    /// Spooled from an archive to a temporary file during demultiplexing.
+    Archive,
+}
+
+pub enum SourceKind {
+    Backup(Box<Manifest>),
+    DumpDir,
+    Archive { compression: Compression },
+}
+
+pub struct Source {
+    pub describe: String,
+    /// Stable identity for resume state: backup id or the location.
+    pub identity: String,
+    pub store: Store,
+    /// For archives: the object key (or "-" for stdin).
+    pub archive_key: Option<String>,
+    pub kind: SourceKind,
+    pub namespaces: Vec<SourceNs>,
+    pub oplog: Option<OplogRef>,
+}
+
+fn is_system_db(db: &str) -> bool {
+    matches!(db, "admin" | "config" | "local")
+}
+
+/// Open SOURCE: `LOCATION/ID`, `LOCATION/latest`, a mongodump folder, an archive file or `-`.
+pub async fn open(spec: &str, s3: &S3Settings) -> Result<Source> {
+    if spec == "-" {
+        return open_archive(Store::Local(crate::storage::local::LocalStore::new(".".into())), "-".into(), spec).await;
+    }
+    let loc = Location::parse(spec)?;
+    // `.../latest` is the newest complete backup in the parent location.
+    if let Some(parent) = spec.strip_suffix("/latest") {
+        let ploc = Location::parse(parent)?;
+        let pstore = Store::open(&ploc, s3).await?;
+        pstore.check_readable().await?;
+        let (id, m) = backups::load_manifest(&pstore, &ploc, "latest").await?;
+        return Ok(from_manifest(pstore.child(&id), format!("{ploc}/{id}"), m));
+    }
+    // A single object: an archive.
+    if let Some((parent, name)) = split_last(&loc) {
+        let pstore = Store::open(&parent, s3).await?;
+        let is_file = match &loc {
+            Location::Local(p) => p.is_file(),
+            Location::S3 { .. } => pstore.head(&name).await.unwrap_or(None).is_some(),
+        };
+        if is_file {
+            return open_archive(pstore, name, spec).await;
+        }
+    }
+    let store = Store::open(&loc, s3).await?;
+    if store.head(layout::MANIFEST).await?.is_some() {
+        let m = Manifest::parse(&store.get(layout::MANIFEST).await?, &format!("{loc}/{}", layout::MANIFEST))?;
+        return Ok(from_manifest(store, loc.to_string(), m));
+    }
+    let objects = store.list("").await?;
+    if objects.is_empty() {
+        return Err(usage(format!(
+            "restore source {spec} is empty or does not exist; give a backup (LOCATION/ID or LOCATION/latest), \
+             a mongodump folder or a mongodump archive"
+        )));
+    }
+    if objects.iter().any(|o| o.key == layout::STARTED) {
+        return Err(usage(format!(
+            "{spec} is an incomplete mongoshift backup: it has no manifest.json, so it was interrupted or failed. \
+             Restore a complete one (`mongoshift backups list`)"
+        )));
+    }
+    dump_dir(store, loc.to_string(), &objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>()).await
+}
+
+fn split_last(loc: &Location) -> Option<(Location, String)> {
+    match loc {
+        Location::Local(p) => {
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            let parent = p.parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into());
+            Some((Location::Local(if parent.as_os_str().is_empty() { ".".into() } else { parent }), name))
+        }
+        Location::S3 { bucket, prefix } => {
+            let (parent, name) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+            (!name.is_empty()).then(|| (Location::S3 { bucket: bucket.clone(), prefix: parent.to_string() }, name.to_string()))
+        }
+    }
+}
+
+fn from_manifest(store: Store, describe: String, m: Manifest) -> Source {
+    let namespaces = m
+        .namespaces
+        .iter()
+        .map(|n| SourceNs {
+            ns: n.ns(),
+            kind: kind_of(&n.kind),
+            options: Document::new(),
+            indexes: vec![],
+            expected_docs: Some(n.documents),
+            data: n.data.as_ref().map(|d| DataRef::Object {
+                key: d.key.clone(),
+                compression: m.compression,
+                sha256: Some(d.sha256.clone()),
+            }),
+        })
+        .collect();
+    let oplog = m.oplog.as_ref().map(|o| OplogRef::Object {
+        key: o.object.key.clone(),
+        compression: m.compression,
+        sha256: Some(o.object.sha256.clone()),
+    });
+    Source {
+        describe,
+        identity: format!("backup:{}", m.backup_id),
+        store,
+        archive_key: None,
+        kind: SourceKind::Backup(Box::new(m)),
+        namespaces,
+        oplog,
+    }
+}
+
+fn kind_of(s: &str) -> Kind {
+    match s {
+        "view" => Kind::View,
+        "timeseries" => Kind::Timeseries,
+        _ => Kind::Collection,
+    }
+}
+
+/// Fill options and indexes from the metadata objects (our backups and dump folders).
+pub async fn load_metadata(src: &mut Source) -> Result<()> {
+    if matches!(src.kind, SourceKind::Archive { .. }) {
+        return Ok(());
+    }
+    let compression = match &src.kind {
+        SourceKind::Backup(m) => Some(m.compression),
+        _ => None,
+    };
+    let backup_meta: Vec<Option<(String, String)>> = match &src.kind {
+        SourceKind::Backup(m) => m.namespaces.iter().map(|n| Some((n.metadata.key.clone(), n.metadata.sha256.clone()))).collect(),
+        _ => vec![None; src.namespaces.len()],
+    };
+    for (n, meta) in src.namespaces.iter_mut().zip(backup_meta) {
+        let key = match (&meta, compression) {
+            (Some((k, _)), _) => k.clone(),
+            _ => {
+                let c = match &n.data {
+                    Some(DataRef::Object { compression, .. }) => *compression,
+                    _ => Compression::None,
+                };
+                // Dumps store metadata with the same compression as the data; views have no data.
+                let k = layout::metadata_key(&n.ns, c);
+                if src.store.head(&k).await?.is_some() {
+                    k
+                } else {
+                    layout::metadata_key(&n.ns, if c == Compression::None { Compression::Gzip } else { Compression::None })
+                }
+            }
+        };
+        let stored = src.store.get(&key).await.with_context(|| format!("reading {key}"))?;
+        if let Some((_, sha)) = &meta {
+            let got = crate::pipeline::sha256_hex(&stored);
+            if &got != sha {
+                bail!("{key} is corrupt: its sha256 is {got}, the manifest records {sha}");
+            }
+        }
+        let json = crate::codec::decompress_all(Compression::from_name(&key), &stored)
+            .with_context(|| format!("decompressing {key}"))?;
+        apply_metadata(n, &json, &key)?;
+    }
+    Ok(())
+}
+
+/// Parse metadata.json (canonical Extended JSON) into options, indexes and kind.
+pub fn apply_metadata(n: &mut SourceNs, json: &[u8], what: &str) -> Result<()> {
+    let v: serde_json::Value = serde_json::from_slice(json).with_context(|| format!("{what} is not valid JSON"))?;
+    let b = Bson::try_from(v).with_context(|| format!("{what} is not valid Extended JSON"))?;
+    let Bson::Document(d) = b else { bail!("{what} is not a JSON object") };
+    n.options = d.get_document("options").cloned().unwrap_or_default();
+    n.indexes = d
+        .get_array("indexes")
+        .map(|a| a.iter().filter_map(|i| i.as_document().cloned()).collect())
+        .unwrap_or_default();
+    if let Ok(t) = d.get_str("type") {
+        n.kind = kind_of(t);
+    }
+    Ok(())
+}
+
+async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Source> {
+    let mut namespaces: Vec<SourceNs> = Vec::new();
+    let mut oplog = None;
+    for key in keys {
+        if let Some(rest) = key.strip_prefix("oplog.bson") {
+            if !key.contains('/') && matches!(rest, "" | ".gz" | ".zst") {
+                oplog = Some(OplogRef::Object { key: key.clone(), compression: Compression::from_name(key), sha256: None });
+            }
+            continue;
+        }
+        let Some((db, file)) = key.split_once('/') else { continue };
+        if file.contains('/') || is_system_db(db) {
+            continue;
+        }
+        let compression = Compression::from_name(file);
+        let base = file.trim_end_matches(compression.suffix());
+        let (coll_escaped, is_data) = if let Some(c) = base.strip_suffix(".bson") {
+            (c, true)
+        } else if let Some(c) = base.strip_suffix(".metadata.json") {
+            (c, false)
+        } else {
+            continue;
+        };
+        let coll = unescape_file_name(coll_escaped).with_context(|| format!("file name {key}"))?;
+        let ns = Namespace::new(db, coll);
+        let idx = match namespaces.iter().position(|n| n.ns == ns) {
+            Some(i) => i,
+            None => {
+                namespaces.push(SourceNs {
+                    ns,
+                    kind: Kind::Collection,
+                    options: Document::new(),
+                    indexes: vec![],
+                    expected_docs: None,
+                    data: None,
+                });
+                namespaces.len() - 1
+            }
+        };
+        if is_data {
+            namespaces[idx].data = Some(DataRef::Object { key: key.clone(), compression, sha256: None });
+        }
+    }
+    namespaces.sort_by(|a, b| a.ns.cmp(&b.ns));
+    if namespaces.is_empty() {
+        return Err(usage(format!(
+            "{describe} holds no <db>/<collection>.bson or .metadata.json files: it is not a mongodump folder or backup"
+        )));
+    }
+    Ok(Source { identity: format!("dump:{describe}"), describe, store, archive_key: None, kind: SourceKind::DumpDir, namespaces, oplog })
+}
+
+async fn open_archive(store: Store, key: String, spec: &str) -> Result<Source> {
+    // Peek at the first bytes: gzip (1f 8b) or a bare archive.
+    let compression = if key == "-" {
+        Compression::None
+    } else {
+        let mut r = store.open_read(&key).await?;
+        let mut head = [0u8; 2];
+        let _ = tokio::io::AsyncReadExt::read(&mut r, &mut head).await;
+        if head == [0x1f, 0x8b] { Compression::Gzip } else { Compression::None }
+    };
+    let mut src = Source {
+        describe: spec.to_string(),
+        identity: format!("archive:{spec}"),
+        store,
+        archive_key: Some(key),
+        kind: SourceKind::Archive { compression },
+        namespaces: vec![],
+        oplog: None,
+    };
+    if src.archive_key.as_deref() != Some("-") {
+        let prelude = read_prelude(&src).await?;
+        set_archive_namespaces(&mut src, &prelude)?;
+    }
+    Ok(src)
+}
+
+/// Read just the prelude of an archive object.
+pub async fn read_prelude(src: &Source) -> Result<crate::dump::archive::Prelude> {
+    let SourceKind::Archive { compression } = src.kind else { bail!("not an archive") };
+    let key = src.archive_key.clone().unwrap_or_default();
+    let reader = src.store.open_read(&key).await?;
+    let what = src.describe.clone();
+    tokio::task::spawn_blocking(move || {
+        let bridge = tokio_util::io::SyncIoBridge::new(reader);
+        let decoded = crate::codec::decoder(compression, std::io::BufReader::new(bridge))?;
+        ArchiveReader::new(decoded, &what).prelude()
+    })
+    .await?
+}
+
+pub fn set_archive_namespaces(src: &mut Source, prelude: &crate::dump::archive::Prelude) -> Result<()> {
+    for c in &prelude.collections {
+        if c.db.is_empty() && c.collection == "oplog" {
+            src.oplog = Some(OplogRef::Archive);
+            continue;
+        }
+        if is_system_db(&c.db) {
+            continue;
+        }
+        let mut n = SourceNs {
+            ns: Namespace::new(&c.db, &c.collection),
+            kind: Kind::Collection,
+            options: Document::new(),
+            indexes: vec![],
+            expected_docs: None,
+            data: Some(DataRef::Archive),
+        };
+        apply_metadata(&mut n, c.metadata.as_bytes(), &format!("{}: metadata of {}.{}", src.describe, c.db, c.collection))?;
+        if n.kind == Kind::View {
+            n.data = None;
+        }
+        src.namespaces.push(n);
+    }
+    src.namespaces.sort_by(|a, b| a.ns.cmp(&b.ns));
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! Producers of insert batches: one object (decompressed, walked, checksummed on
+//! the fly) or a whole archive demultiplexed into per-namespace queues.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use anyhow::{bail, Context, Result};
+use mongodb::bson::RawDocumentBuf;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::io::SyncIoBridge;
+
+use crate::codec::{self, Compression};
+use crate::dump::archive::{ArchiveReader, Event};
+use crate::dump::bson_stream;
+use crate::mongo::raw_write::Batch;
+use crate::namespace::Namespace;
+use crate::storage::Store;
+
+/// Counts what a producer read.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReadCount {
+    pub docs: u64,
+    pub bytes: u64,
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Stream `key` into batches on `tx`; verify `sha256` (of the stored bytes) at the end.
+/// With `tx` None the documents are only counted (dry run).
+pub async fn object_batches(
+    store: &Store,
+    key: &str,
+    compression: Compression,
+    sha256: Option<String>,
+    tx: Option<mpsc::Sender<Batch>>,
+) -> Result<ReadCount> {
+    let reader = store.open_read(key).await?;
+    let key = key.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut hashing = HashingReader { inner: std::io::BufReader::with_capacity(1 << 20, SyncIoBridge::new(reader)), hasher: Sha256::new() };
+        let mut count = ReadCount::default();
+        {
+            let decoded = codec::decoder(compression, &mut hashing)?;
+            let mut batch = Batch::default();
+            let stats = bson_stream::walk(decoded, &key, |doc| {
+                if let Some(tx) = &tx {
+                    batch.push(doc.to_raw_document_buf());
+                    if batch.full() {
+                        tx.blocking_send(std::mem::take(&mut batch)).map_err(|_| crate::pipeline::PipelineClosed)?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| decode_context(e, &key))?;
+            if let Some(tx) = &tx {
+                if !batch.is_empty() {
+                    tx.blocking_send(batch).map_err(|_| crate::pipeline::PipelineClosed)?;
+                }
+            }
+            count.docs = stats.docs;
+            count.bytes = stats.bytes;
+        }
+        std::io::copy(&mut hashing, &mut std::io::sink())?;
+        if let Some(expected) = sha256 {
+            let got = crate::pipeline::hex(&hashing.hasher.finalize());
+            if got != expected {
+                bail!("{key} is corrupt: its sha256 is {got}, the manifest records {expected}; the backup object was changed or damaged");
+            }
+        }
+        Ok(count)
+    })
+    .await?
+}
+
+/// Decoder errors (bad gzip/zstd data) arrive as io errors; name the object.
+fn decode_context(e: anyhow::Error, key: &str) -> anyhow::Error {
+    if e.to_string().contains(key) {
+        e
+    } else {
+        e.context(format!("{key} is corrupt or truncated: its compressed stream cannot be decoded"))
+    }
+}
+
+/// Demultiplex an archive into `routes` (one queue per selected namespace). The
+/// oplog, if `oplog_spool` is given, is written there for replay after the data.
+/// Namespaces without a route are read (their CRC is still checked) and dropped.
+pub async fn archive_batches(
+    store: &Store,
+    key: &str,
+    compression: Compression,
+    what: &str,
+    mut routes: HashMap<Namespace, mpsc::Sender<Batch>>,
+    mut oplog_spool: Option<std::fs::File>,
+) -> Result<HashMap<Namespace, ReadCount>> {
+    let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> =
+        if key == "-" { Box::new(tokio::io::stdin()) } else { store.open_read(key).await? };
+    let what = what.to_string();
+    tokio::task::spawn_blocking(move || {
+        let bridge = std::io::BufReader::with_capacity(1 << 20, SyncIoBridge::new(reader));
+        let decoded = codec::decoder(compression, bridge)?;
+        let mut ar = ArchiveReader::new(decoded, &what);
+        ar.prelude()?;
+        let mut batches: HashMap<Namespace, Batch> = HashMap::new();
+        let mut counts: HashMap<Namespace, ReadCount> = HashMap::new();
+        ar.demux(|e| {
+            match e {
+                Event::Doc { db, coll, doc } => {
+                    if db.is_empty() && coll == "oplog" {
+                        if let Some(f) = oplog_spool.as_mut() {
+                            f.write_all(doc.as_bytes()).context("spooling the archive's oplog")?;
+                        }
+                        return Ok(());
+                    }
+                    let ns = Namespace::new(db, coll);
+                    let c = counts.entry(ns.clone()).or_default();
+                    c.docs += 1;
+                    c.bytes += doc.as_bytes().len() as u64;
+                    if let Some(tx) = routes.get(&ns) {
+                        let b = batches.entry(ns.clone()).or_default();
+                        b.push(RawDocumentBuf::from_bytes(doc.as_bytes().to_vec())?);
+                        if b.full() {
+                            tx.blocking_send(std::mem::take(b)).map_err(|_| crate::pipeline::PipelineClosed)?;
+                        }
+                    }
+                }
+                Event::End { db, coll } => {
+                    let ns = Namespace::new(db, coll);
+                    if let Some(tx) = routes.remove(&ns) {
+                        if let Some(b) = batches.remove(&ns).filter(|b| !b.is_empty()) {
+                            tx.blocking_send(b).map_err(|_| crate::pipeline::PipelineClosed)?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| decode_context(e, &what))?;
+        if let Some(f) = oplog_spool.as_mut() {
+            f.flush()?;
+        }
+        Ok(counts)
+    })
+    .await?
+}
