@@ -135,7 +135,10 @@ impl<W: Write> Write for Encoder<W> {
 }
 
 /// A decompressing reader. gzip accepts concatenated members, as gunzip does.
-pub fn decoder<'a, R: Read + Send + 'a>(c: Compression, inner: R) -> Result<Box<dyn Read + Send + 'a>> {
+pub fn decoder<'a, R: Read + Send + 'a>(
+    c: Compression,
+    inner: R,
+) -> Result<Box<dyn Read + Send + 'a>> {
     Ok(match c {
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(inner)?),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(inner)),

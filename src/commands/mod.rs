@@ -3,6 +3,6 @@
 
 pub mod backup;
 pub mod backups;
+pub mod restore;
 pub mod sample;
 pub mod status;
-pub mod restore;

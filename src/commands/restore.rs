@@ -110,7 +110,11 @@ pub struct NsResult {
 pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     let filter = Filter::new(&args.ns_include, &args.ns_exclude)?;
     let renamer = Renamer::new(&args.ns_from, &args.ns_to)?;
-    let limit = args.oplog_limit.as_deref().map(oplog_replay::parse_limit).transpose()?;
+    let limit = args
+        .oplog_limit
+        .as_deref()
+        .map(oplog_replay::parse_limit)
+        .transpose()?;
     let target = args.target.resolve(&ctx.config)?;
     let client = mongo_engine::connect(&target, &args.target.connect_options()).await?;
     let settings = args.storage.settings(&ctx.config)?;
@@ -120,7 +124,9 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     let from = if args.from == "-" {
         let f = tempfile::NamedTempFile::new().context("creating a temporary file for stdin")?;
         let mut out = tokio::fs::File::create(f.path()).await?;
-        tokio::io::copy(&mut tokio::io::stdin(), &mut out).await.context("reading the archive from stdin")?;
+        tokio::io::copy(&mut tokio::io::stdin(), &mut out)
+            .await
+            .context("reading the archive from stdin")?;
         let p = f.path().to_string_lossy().into_owned();
         _spool = f;
         p
@@ -130,7 +136,10 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     let mut src = source::open(&from, &settings).await?;
     source::load_metadata(&mut src).await?;
     if args.oplog_replay && src.oplog.is_none() {
-        return Err(usage(format!("--oplog-replay: {} has no oplog (back up with --oplog / dump with --oplog)", src.describe)));
+        return Err(usage(format!(
+            "--oplog-replay: {} has no oplog (back up with --oplog / dump with --oplog)",
+            src.describe
+        )));
     }
 
     let selected: Vec<SourceNs> = src
@@ -139,23 +148,40 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         .filter(|n| filter.allows(&n.ns))
         .filter(|n| {
             if n.kind == Kind::Timeseries {
-                ctx.ui.warn(format!("skipping time-series collection {}: not supported yet", n.ns));
+                ctx.ui.warn(format!(
+                    "skipping time-series collection {}: not supported yet",
+                    n.ns
+                ));
             }
             n.kind != Kind::Timeseries
         })
         .cloned()
         .collect();
     if selected.is_empty() {
-        return Err(usage(format!("nothing to restore: no namespace of {} matches the --ns-include/--ns-exclude options", src.describe)));
+        return Err(usage(format!(
+            "nothing to restore: no namespace of {} matches the --ns-include/--ns-exclude options",
+            src.describe
+        )));
     }
-    let resume: HashMap<Namespace, NsState> =
-        if args.resume { state::load(&client, &src.identity).await?.into_iter().collect() } else { HashMap::new() };
+    let resume: HashMap<Namespace, NsState> = if args.resume {
+        state::load(&client, &src.identity)
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        HashMap::new()
+    };
 
     // The plan, with what the target already holds.
     let mut plan = Vec::new();
     for n in &selected {
         let t = renamer.map(&n.ns);
-        let existing = client.database(&t.db).collection::<Document>(&t.coll).estimated_document_count().await.unwrap_or(0);
+        let existing = client
+            .database(&t.db)
+            .collection::<Document>(&t.coll)
+            .estimated_document_count()
+            .await
+            .unwrap_or(0);
         let action = match (resume.get(&t), n.kind) {
             (Some(NsState::Done), _) => "skip (done)",
             (Some(NsState::Loading), _) => "reload",
@@ -196,10 +222,20 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         )));
     }
     if !args.yes {
-        confirm::ask(&ctx.ui, &format!("restore {} namespaces from {} into {}?", plan.len(), src.describe, target.label()))?;
+        confirm::ask(
+            &ctx.ui,
+            &format!(
+                "restore {} namespaces from {} into {}?",
+                plan.len(),
+                src.describe,
+                target.label()
+            ),
+        )?;
     }
 
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let runner = Arc::new(Runner {
         client: client.clone(),
         identity: src.identity.clone(),
@@ -213,14 +249,22 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         .map(|n| (n.clone(), renamer.map(&n.ns)))
         .filter(|(_, t)| resume.get(t) != Some(&NsState::Done))
         .collect();
-    let (collections, views): (Vec<_>, Vec<_>) = todo.into_iter().partition(|(n, _)| n.kind != Kind::View);
-    let est: u64 = collections.iter().filter_map(|(n, _)| n.expected_docs).sum();
+    let (collections, views): (Vec<_>, Vec<_>) =
+        todo.into_iter().partition(|(n, _)| n.kind != Kind::View);
+    let est: u64 = collections
+        .iter()
+        .filter_map(|(n, _)| n.expected_docs)
+        .sum();
     let progress = Progress::new(&ctx.ui, "restore", collections.len() as u64, 0);
     let _ = est;
 
     let work = async {
         let mut results = match &src.kind {
-            SourceKind::Archive { compression } => runner.archive(&src, *compression, &collections, &progress).await?,
+            SourceKind::Archive { compression } => {
+                runner
+                    .archive(&src, *compression, &collections, &progress)
+                    .await?
+            }
             _ => {
                 futures::stream::iter(collections.iter())
                     .map(|(n, t)| {
@@ -260,11 +304,24 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         state::clear(&client, &src.identity).await?;
         return Ok(());
     }
-    let names = failed.iter().map(|f| format!("{} ({})", f.target, f.problem.clone().unwrap_or_default())).collect::<Vec<_>>().join("; ");
-    if failed.iter().any(|f| f.problem.as_deref().is_some_and(|p| p.starts_with("count mismatch") || p.starts_with("index"))) {
-        Err(check_failed(format!("restore finished with mismatches: {names}")))
+    let names = failed
+        .iter()
+        .map(|f| format!("{} ({})", f.target, f.problem.clone().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if failed.iter().any(|f| {
+        f.problem
+            .as_deref()
+            .is_some_and(|p| p.starts_with("count mismatch") || p.starts_with("index"))
+    }) {
+        Err(check_failed(format!(
+            "restore finished with mismatches: {names}"
+        )))
     } else {
-        Err(anyhow::anyhow!("restore failed for {} namespaces: {names}. Fix the cause and re-run with --resume", failed.len()))
+        Err(anyhow::anyhow!(
+            "restore failed for {} namespaces: {names}. Fix the cause and re-run with --resume",
+            failed.len()
+        ))
     }
 }
 
@@ -273,14 +330,30 @@ async fn count_source(src: &Source, selected: &[SourceNs]) -> Result<HashMap<Str
     match &src.kind {
         SourceKind::Archive { compression } => {
             let key = src.archive_key.clone().unwrap_or_default();
-            for (ns, c) in stream::archive_batches(&src.store, &key, *compression, &src.describe, HashMap::new(), None).await? {
+            for (ns, c) in stream::archive_batches(
+                &src.store,
+                &key,
+                *compression,
+                &src.describe,
+                HashMap::new(),
+                None,
+            )
+            .await?
+            {
                 out.insert(ns.to_string(), c.docs);
             }
         }
         _ => {
             for n in selected {
-                if let Some(DataRef::Object { key, compression, sha256 }) = &n.data {
-                    let c = stream::object_batches(&src.store, key, *compression, sha256.clone(), None).await?;
+                if let Some(DataRef::Object {
+                    key,
+                    compression,
+                    sha256,
+                }) = &n.data
+                {
+                    let c =
+                        stream::object_batches(&src.store, key, *compression, sha256.clone(), None)
+                            .await?;
                     out.insert(n.ns.to_string(), c.docs);
                 }
             }
@@ -292,17 +365,29 @@ async fn count_source(src: &Source, selected: &[SourceNs]) -> Result<HashMap<Str
 fn show_plan(ctx: &Ctx, src: &Source, plan: &[PlanItem], dry_run: bool) {
     if ctx.ui.json() {
         if dry_run {
-            ctx.ui.result_json(&serde_json::json!({ "dry_run": true, "source": src.describe, "plan": plan }));
+            ctx.ui.result_json(
+                &serde_json::json!({ "dry_run": true, "source": src.describe, "plan": plan }),
+            );
         }
         return;
     }
-    let mut t = table::new(["source", "target", "kind", "documents", "indexes", "target now", "action"]);
+    let mut t = table::new([
+        "source",
+        "target",
+        "kind",
+        "documents",
+        "indexes",
+        "target now",
+        "action",
+    ]);
     for p in plan {
         t.add_row(vec![
             p.source.clone(),
             p.target.clone(),
             p.kind.to_string(),
-            p.documents.map(|d| d.to_string()).unwrap_or_else(|| "?".into()),
+            p.documents
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "?".into()),
             p.indexes.to_string(),
             p.target_documents.to_string(),
             p.action.to_string(),
@@ -331,7 +416,12 @@ impl Runner {
     async fn prepare(&self, n: &SourceNs, t: &Namespace, reload: bool) -> Result<()> {
         state::set(&self.client, &self.identity, t, NsState::Loading).await?;
         if self.drop || reload {
-            self.client.database(&t.db).collection::<Document>(&t.coll).drop().await.with_context(|| format!("dropping {t}"))?;
+            self.client
+                .database(&t.db)
+                .collection::<Document>(&t.coll)
+                .drop()
+                .await
+                .with_context(|| format!("dropping {t}"))?;
         }
         if !schema::exists(&self.client, t).await? {
             schema::create(&self.client, t, &n.options).await?;
@@ -339,7 +429,14 @@ impl Runner {
         Ok(())
     }
 
-    async fn finish(&self, n: &SourceNs, t: &Namespace, read: ReadCount, ins: InsertStats, start: Instant) -> NsResult {
+    async fn finish(
+        &self,
+        n: &SourceNs,
+        t: &Namespace,
+        read: ReadCount,
+        ins: InsertStats,
+        start: Instant,
+    ) -> NsResult {
         let mut r = NsResult {
             source: n.ns.to_string(),
             target: t.to_string(),
@@ -359,20 +456,35 @@ impl Runner {
                 }
             }
         }
-        r.target_count = self.client.database(&t.db).collection::<Document>(&t.coll).count_documents(doc! {}).await.unwrap_or(0);
+        r.target_count = self
+            .client
+            .database(&t.db)
+            .collection::<Document>(&t.coll)
+            .count_documents(doc! {})
+            .await
+            .unwrap_or(0);
         let expected = n.expected_docs.unwrap_or(read.docs);
         if r.ok {
             if read.docs != expected {
                 r.ok = false;
-                r.problem = Some(format!("count mismatch: read {} documents, the manifest records {expected}", read.docs));
+                r.problem = Some(format!(
+                    "count mismatch: read {} documents, the manifest records {expected}",
+                    read.docs
+                ));
             } else if self.append {
                 if ins.inserted + ins.duplicates != read.docs {
                     r.ok = false;
-                    r.problem = Some(format!("count mismatch: read {}, inserted {}, duplicates {}", read.docs, ins.inserted, ins.duplicates));
+                    r.problem = Some(format!(
+                        "count mismatch: read {}, inserted {}, duplicates {}",
+                        read.docs, ins.inserted, ins.duplicates
+                    ));
                 }
             } else if r.target_count != expected {
                 r.ok = false;
-                r.problem = Some(format!("count mismatch: {t} holds {}, expected {expected}", r.target_count));
+                r.problem = Some(format!(
+                    "count mismatch: {t} holds {}, expected {expected}",
+                    r.target_count
+                ));
             }
         }
         if r.ok {
@@ -396,17 +508,30 @@ impl Runner {
         }
     }
 
-    async fn object(&self, store: &crate::storage::Store, n: &SourceNs, t: &Namespace, task: TaskProgress) -> NsResult {
+    async fn object(
+        &self,
+        store: &crate::storage::Store,
+        n: &SourceNs,
+        t: &Namespace,
+        task: TaskProgress,
+    ) -> NsResult {
         let start = Instant::now();
         let reload = true; // a collection marked loading, or fresh: load into an empty collection
         let outcome = async {
-            self.prepare(n, t, reload && (self.drop || self.is_reload(t).await)).await?;
+            self.prepare(n, t, reload && (self.drop || self.is_reload(t).await))
+                .await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
-            let ins = raw_write::insert_all(&self.client, t, rx, self.workers, self.append, task.clone());
+            let ins =
+                raw_write::insert_all(&self.client, t, rx, self.workers, self.append, task.clone());
             let read = async {
                 match &n.data {
-                    Some(DataRef::Object { key, compression, sha256 }) => {
-                        stream::object_batches(store, key, *compression, sha256.clone(), Some(tx)).await
+                    Some(DataRef::Object {
+                        key,
+                        compression,
+                        sha256,
+                    }) => {
+                        stream::object_batches(store, key, *compression, sha256.clone(), Some(tx))
+                            .await
                     }
                     _ => Ok(ReadCount::default()),
                 }
@@ -441,21 +566,38 @@ impl Runner {
             self.prepare(n, t, reload).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
             routes.insert(n.ns.clone(), tx);
-            let (client, t2, workers, append) = (self.client.clone(), t.clone(), self.workers, self.append);
+            let (client, t2, workers, append) =
+                (self.client.clone(), t.clone(), self.workers, self.append);
             let task = progress.task(&t.to_string(), 0);
-            loaders.push((n.clone(), t.clone(), task.clone(), tokio::spawn(async move {
-                raw_write::insert_all(&client, &t2, rx, workers, append, task).await
-            })));
+            loaders.push((
+                n.clone(),
+                t.clone(),
+                task.clone(),
+                tokio::spawn(async move {
+                    raw_write::insert_all(&client, &t2, rx, workers, append, task).await
+                }),
+            ));
         }
         let start = Instant::now();
         let key = src.archive_key.clone().unwrap_or_default();
-        let counts = stream::archive_batches(&src.store, &key, compression, &src.describe, routes, None).await;
+        let counts =
+            stream::archive_batches(&src.store, &key, compression, &src.describe, routes, None)
+                .await;
         let mut out = Vec::new();
         for (n, t, task, h) in loaders {
             task.finish();
             let ins = h.await.map_err(anyhow::Error::from).and_then(|r| r);
             match (&counts, ins) {
-                (Ok(c), Ok(ins)) => out.push(self.finish(&n, &t, c.get(&n.ns).copied().unwrap_or_default(), ins, start).await),
+                (Ok(c), Ok(ins)) => out.push(
+                    self.finish(
+                        &n,
+                        &t,
+                        c.get(&n.ns).copied().unwrap_or_default(),
+                        ins,
+                        start,
+                    )
+                    .await,
+                ),
                 (Err(e), _) => out.push(Self::failed(&n, &t, anyhow::anyhow!("{e:#}"))),
                 (_, Err(e)) => out.push(Self::failed(&n, &t, e)),
             }
@@ -466,7 +608,11 @@ impl Runner {
     async fn view(&self, n: &SourceNs, t: &Namespace, renamer: &Renamer) -> NsResult {
         let outcome = async {
             if self.drop {
-                self.client.database(&t.db).collection::<Document>(&t.coll).drop().await?;
+                self.client
+                    .database(&t.db)
+                    .collection::<Document>(&t.coll)
+                    .drop()
+                    .await?;
             }
             let mut options = n.options.clone();
             // A renamed database keeps the view pointing at the renamed collection.
@@ -483,7 +629,12 @@ impl Runner {
         }
         .await;
         match outcome {
-            Ok(()) => NsResult { source: n.ns.to_string(), target: t.to_string(), ok: true, ..Default::default() },
+            Ok(()) => NsResult {
+                source: n.ns.to_string(),
+                target: t.to_string(),
+                ok: true,
+                ..Default::default()
+            },
             Err(e) => Self::failed(n, t, e),
         }
     }
@@ -497,24 +648,48 @@ async fn replay_oplog(
     limit: Option<mongodb::bson::Timestamp>,
 ) -> Result<oplog_replay::ReplayStats> {
     let (reader, what): (Box<dyn std::io::Read + Send>, String) = match (&src.oplog, &src.kind) {
-        (Some(OplogRef::Object { key, compression, sha256 }), _) => {
+        (
+            Some(OplogRef::Object {
+                key,
+                compression,
+                sha256,
+            }),
+            _,
+        ) => {
             // Verify the stored object first; replay must never apply a damaged oplog.
             let data = src.store.get(key).await?;
             if let Some(expected) = sha256 {
                 let got = crate::pipeline::sha256_hex(&data);
                 if &got != expected {
-                    anyhow::bail!("{key} is corrupt: its sha256 is {got}, the manifest records {expected}");
+                    anyhow::bail!(
+                        "{key} is corrupt: its sha256 is {got}, the manifest records {expected}"
+                    );
                 }
             }
-            (crate::codec::decoder(*compression, std::io::Cursor::new(data))?, key.clone())
+            (
+                crate::codec::decoder(*compression, std::io::Cursor::new(data))?,
+                key.clone(),
+            )
         }
         (Some(OplogRef::Archive), SourceKind::Archive { compression }) => {
-            let spool = tempfile::tempfile().context("creating a temporary file for the archive's oplog")?;
+            let spool = tempfile::tempfile()
+                .context("creating a temporary file for the archive's oplog")?;
             let key = src.archive_key.clone().unwrap_or_default();
-            stream::archive_batches(&src.store, &key, *compression, &src.describe, HashMap::new(), Some(spool.try_clone()?)).await?;
+            stream::archive_batches(
+                &src.store,
+                &key,
+                *compression,
+                &src.describe,
+                HashMap::new(),
+                Some(spool.try_clone()?),
+            )
+            .await?;
             let mut f = spool;
             std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
-            (Box::new(std::io::BufReader::new(f)), format!("{} (oplog)", src.describe))
+            (
+                Box::new(std::io::BufReader::new(f)),
+                format!("{} (oplog)", src.describe),
+            )
         }
         _ => anyhow::bail!("{} has no oplog", src.describe),
     };
@@ -535,7 +710,17 @@ fn report(ctx: &Ctx, results: &[NsResult], replay: Option<&oplog_replay::ReplayS
         }));
         return;
     }
-    let mut t = table::new(["target", "read", "inserted", "duplicates", "target count", "expected", "indexes", "time", "result"]);
+    let mut t = table::new([
+        "target",
+        "read",
+        "inserted",
+        "duplicates",
+        "target count",
+        "expected",
+        "indexes",
+        "time",
+        "result",
+    ]);
     for r in results {
         t.add_row(vec![
             r.target.clone(),
@@ -543,16 +728,26 @@ fn report(ctx: &Ctx, results: &[NsResult], replay: Option<&oplog_replay::ReplayS
             r.inserted.to_string(),
             r.duplicates.to_string(),
             r.target_count.to_string(),
-            r.expected.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
+            r.expected
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "-".into()),
             r.indexes.to_string(),
             table::duration_secs(r.seconds),
-            if r.ok { "ok".to_string() } else { format!("FAILED: {}", r.problem.clone().unwrap_or_default()) },
+            if r.ok {
+                "ok".to_string()
+            } else {
+                format!("FAILED: {}", r.problem.clone().unwrap_or_default())
+            },
         ]);
     }
     ctx.ui.result(t.to_string());
     if let Some(s) = replay {
-        ctx.ui.result(format!("oplog replay: {} entries applied, {} skipped, {} read", s.applied, s.skipped, s.read));
+        ctx.ui.result(format!(
+            "oplog replay: {} entries applied, {} skipped, {} read",
+            s.applied, s.skipped, s.read
+        ));
     }
     let ok = results.iter().filter(|r| r.ok).count();
-    ctx.ui.result(format!("restored {ok}/{} namespaces", results.len()));
+    ctx.ui
+        .result(format!("restored {ok}/{} namespaces", results.len()));
 }

@@ -57,13 +57,20 @@ pub async fn insert_all(
     for _ in 0..workers.max(1) {
         let (rx, client, ns, progress) = (rx.clone(), client.clone(), ns.clone(), progress.clone());
         tasks.spawn(async move {
-            let coll = client.database(&ns.db).collection::<RawDocumentBuf>(&ns.coll);
+            let coll = client
+                .database(&ns.db)
+                .collection::<RawDocumentBuf>(&ns.coll);
             let mut stats = InsertStats::default();
             loop {
                 let batch = { rx.lock().await.recv().await };
                 let Some(batch) = batch else { break };
                 let (n, bytes) = (batch.docs.len() as u64, batch.bytes as u64);
-                match coll.insert_many(batch.docs).ordered(false).bypass_document_validation(true).await {
+                match coll
+                    .insert_many(batch.docs)
+                    .ordered(false)
+                    .bypass_document_validation(true)
+                    .await
+                {
                     Ok(_) => stats.inserted += n,
                     Err(e) => {
                         let dups = duplicate_count(&e);
@@ -72,7 +79,8 @@ pub async fn insert_all(
                             stats.duplicates += d;
                             stats.inserted += n - d;
                         } else {
-                            return Err(anyhow::Error::new(e)).with_context(|| format!("inserting into {ns}"));
+                            return Err(anyhow::Error::new(e))
+                                .with_context(|| format!("inserting into {ns}"));
                         }
                     }
                 }

@@ -38,12 +38,19 @@ pub fn buildable(indexes: &[Document]) -> Vec<Document> {
 }
 
 /// Build all of a collection's indexes in one createIndexes.
-pub async fn create_indexes(client: &Client, ns: &Namespace, indexes: Vec<Document>) -> Result<usize> {
+pub async fn create_indexes(
+    client: &Client,
+    ns: &Namespace,
+    indexes: Vec<Document>,
+) -> Result<usize> {
     if indexes.is_empty() {
         return Ok(0);
     }
     let n = indexes.len();
-    let names: Vec<String> = indexes.iter().filter_map(|i| i.get_str("name").ok().map(str::to_string)).collect();
+    let names: Vec<String> = indexes
+        .iter()
+        .filter_map(|i| i.get_str("name").ok().map(str::to_string))
+        .collect();
     client
         .database(&ns.db)
         .run_command(doc! { "createIndexes": &ns.coll, "indexes": indexes.into_iter().map(Bson::Document).collect::<Vec<_>>() })

@@ -38,12 +38,19 @@ pub struct Replayer<'a> {
 }
 
 /// Read oplog entries from a blocking reader into a bounded channel.
-pub fn spawn_reader<R: Read + Send + 'static>(r: R, what: String) -> (mpsc::Receiver<Document>, tokio::task::JoinHandle<Result<()>>) {
+pub fn spawn_reader<R: Read + Send + 'static>(
+    r: R,
+    what: String,
+) -> (
+    mpsc::Receiver<Document>,
+    tokio::task::JoinHandle<Result<()>>,
+) {
     let (tx, rx) = mpsc::channel(1024);
     let h = tokio::task::spawn_blocking(move || {
         bson_stream::walk(r, &what, |d| {
             let d: Document = d.try_into().context("decoding an oplog entry")?;
-            tx.blocking_send(d).map_err(|_| crate::pipeline::PipelineClosed)?;
+            tx.blocking_send(d)
+                .map_err(|_| crate::pipeline::PipelineClosed)?;
             Ok(())
         })
         .map(|_| ())
@@ -52,8 +59,21 @@ pub fn spawn_reader<R: Read + Send + 'static>(r: R, what: String) -> (mpsc::Rece
 }
 
 impl<'a> Replayer<'a> {
-    pub fn new(client: &'a Client, filter: &'a Filter, renamer: &'a Renamer, limit: Option<Timestamp>) -> Self {
-        Replayer { client, filter, renamer, limit, pending: Vec::new(), txns: HashMap::new(), stats: ReplayStats::default() }
+    pub fn new(
+        client: &'a Client,
+        filter: &'a Filter,
+        renamer: &'a Renamer,
+        limit: Option<Timestamp>,
+    ) -> Self {
+        Replayer {
+            client,
+            filter,
+            renamer,
+            limit,
+            pending: Vec::new(),
+            txns: HashMap::new(),
+            stats: ReplayStats::default(),
+        }
     }
 
     /// Apply every entry from `rx`; stops at the first entry at or past the limit.
@@ -78,14 +98,24 @@ impl<'a> Replayer<'a> {
         let parsed = Namespace::parse(ns)?;
         // Commands run on db.$cmd; the collection they act on is the command's first value.
         if parsed.coll == "$cmd" {
-            let coll = entry.get_document("o").ok()?.iter().next()?.1.as_str()?.to_string();
+            let coll = entry
+                .get_document("o")
+                .ok()?
+                .iter()
+                .next()?
+                .1
+                .as_str()?
+                .to_string();
             return Some(Namespace::new(parsed.db, coll));
         }
         Some(parsed)
     }
 
     fn skip_ns(ns: &str) -> bool {
-        ns.starts_with("config.") || ns.starts_with("local.") || ns.starts_with("admin.system.") || ns.starts_with("__mdb_internal")
+        ns.starts_with("config.")
+            || ns.starts_with("local.")
+            || ns.starts_with("admin.system.")
+            || ns.starts_with("__mdb_internal")
     }
 
     fn handle(&mut self, mut entry: Document) -> futures::future::BoxFuture<'_, Result<()>> {
@@ -109,7 +139,9 @@ impl<'a> Replayer<'a> {
                         .map(|a| a.iter().filter_map(|b| b.as_document().cloned()).collect())
                         .unwrap_or_default();
                     let txn = txn_key(&entry);
-                    if o.get_bool("partialTxn").unwrap_or(false) || entry.get_bool("partialTxn").unwrap_or(false) {
+                    if o.get_bool("partialTxn").unwrap_or(false)
+                        || entry.get_bool("partialTxn").unwrap_or(false)
+                    {
                         self.txns.entry(txn).or_default().extend(inner);
                         return Ok(());
                     }
@@ -130,7 +162,9 @@ impl<'a> Replayer<'a> {
                     self.txns.remove(&txn_key(&entry));
                     return Ok(());
                 }
-                let Some(target) = self.target(&ns, &entry) else { return Ok(()) };
+                let Some(target) = self.target(&ns, &entry) else {
+                    return Ok(());
+                };
                 if !self.filter.allows(&target) {
                     self.stats.skipped += 1;
                     return Ok(());
@@ -143,7 +177,9 @@ impl<'a> Replayer<'a> {
                         spec.remove("createIndexes");
                         vec![spec]
                     } else {
-                        o.get_array("indexes").map(|a| a.iter().filter_map(|b| b.as_document().cloned()).collect()).unwrap_or_default()
+                        o.get_array("indexes")
+                            .map(|a| a.iter().filter_map(|b| b.as_document().cloned()).collect())
+                            .unwrap_or_default()
                     };
                     crate::mongo::schema::create_indexes(self.client, &mapped, specs).await?;
                     self.stats.applied += 1;
@@ -159,7 +195,9 @@ impl<'a> Replayer<'a> {
                 self.apply(vec![entry]).await?;
                 return Ok(());
             }
-            let Some(target) = Namespace::parse(&ns) else { return Ok(()) };
+            let Some(target) = Namespace::parse(&ns) else {
+                return Ok(());
+            };
             if !self.filter.allows(&target) {
                 self.stats.skipped += 1;
                 return Ok(());
@@ -212,9 +250,21 @@ fn txn_key(entry: &Document) -> String {
 /// `--oplog-limit` as mongorestore takes it: `SECONDS[:ORDINAL]`.
 pub fn parse_limit(s: &str) -> Result<Timestamp> {
     let (t, i) = s.split_once(':').unwrap_or((s, "0"));
-    let t: u32 = t.parse().map_err(|_| crate::exit::usage(format!("--oplog-limit '{s}' must be SECONDS[:ORDINAL], e.g. 1795325247:1")))?;
-    let i: u32 = if i.is_empty() { 0 } else { i.parse().map_err(|_| crate::exit::usage(format!("--oplog-limit '{s}' has a bad ordinal")))? };
-    Ok(Timestamp { time: t, increment: i })
+    let t: u32 = t.parse().map_err(|_| {
+        crate::exit::usage(format!(
+            "--oplog-limit '{s}' must be SECONDS[:ORDINAL], e.g. 1795325247:1"
+        ))
+    })?;
+    let i: u32 = if i.is_empty() {
+        0
+    } else {
+        i.parse()
+            .map_err(|_| crate::exit::usage(format!("--oplog-limit '{s}' has a bad ordinal")))?
+    };
+    Ok(Timestamp {
+        time: t,
+        increment: i,
+    })
 }
 
 #[cfg(test)]
@@ -223,8 +273,20 @@ mod tests {
 
     #[test]
     fn limits_parse() {
-        assert_eq!(parse_limit("100:2").unwrap(), Timestamp { time: 100, increment: 2 });
-        assert_eq!(parse_limit("100").unwrap(), Timestamp { time: 100, increment: 0 });
+        assert_eq!(
+            parse_limit("100:2").unwrap(),
+            Timestamp {
+                time: 100,
+                increment: 2
+            }
+        );
+        assert_eq!(
+            parse_limit("100").unwrap(),
+            Timestamp {
+                time: 100,
+                increment: 0
+            }
+        );
         assert!(parse_limit("x").is_err());
     }
 }

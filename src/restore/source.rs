@@ -19,7 +19,11 @@ use crate::storage::{Location, S3Settings, Store};
 #[derive(Debug, Clone)]
 pub enum DataRef {
     /// A `.bson[.gz|.zst]` object; `sha256` when a manifest recorded it.
-    Object { key: String, compression: Compression, sha256: Option<String> },
+    Object {
+        key: String,
+        compression: Compression,
+        sha256: Option<String>,
+    },
     /// Inside the archive, delivered by its demultiplexer.
     Archive,
 }
@@ -37,7 +41,11 @@ pub struct SourceNs {
 
 #[derive(Debug, Clone)]
 pub enum OplogRef {
-    Object { key: String, compression: Compression, sha256: Option<String> },
+    Object {
+        key: String,
+        compression: Compression,
+        sha256: Option<String>,
+    },
     /// Spooled from an archive to a temporary file during demultiplexing.
     Archive,
 }
@@ -67,7 +75,12 @@ fn is_system_db(db: &str) -> bool {
 /// Open SOURCE: `LOCATION/ID`, `LOCATION/latest`, a mongodump folder, an archive file or `-`.
 pub async fn open(spec: &str, s3: &S3Settings) -> Result<Source> {
     if spec == "-" {
-        return open_archive(Store::Local(crate::storage::local::LocalStore::new(".".into())), "-".into(), spec).await;
+        return open_archive(
+            Store::Local(crate::storage::local::LocalStore::new(".".into())),
+            "-".into(),
+            spec,
+        )
+        .await;
     }
     let loc = Location::parse(spec)?;
     // `.../latest` is the newest complete backup in the parent location.
@@ -91,7 +104,10 @@ pub async fn open(spec: &str, s3: &S3Settings) -> Result<Source> {
     }
     let store = Store::open(&loc, s3).await?;
     if store.head(layout::MANIFEST).await?.is_some() {
-        let m = Manifest::parse(&store.get(layout::MANIFEST).await?, &format!("{loc}/{}", layout::MANIFEST))?;
+        let m = Manifest::parse(
+            &store.get(layout::MANIFEST).await?,
+            &format!("{loc}/{}", layout::MANIFEST),
+        )?;
         return Ok(from_manifest(store, loc.to_string(), m));
     }
     let objects = store.list("").await?;
@@ -107,19 +123,42 @@ pub async fn open(spec: &str, s3: &S3Settings) -> Result<Source> {
              Restore a complete one (`mongoshift backups list`)"
         )));
     }
-    dump_dir(store, loc.to_string(), &objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>()).await
+    dump_dir(
+        store,
+        loc.to_string(),
+        &objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>(),
+    )
+    .await
 }
 
 fn split_last(loc: &Location) -> Option<(Location, String)> {
     match loc {
         Location::Local(p) => {
             let name = p.file_name()?.to_string_lossy().into_owned();
-            let parent = p.parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into());
-            Some((Location::Local(if parent.as_os_str().is_empty() { ".".into() } else { parent }), name))
+            let parent = p
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| ".".into());
+            Some((
+                Location::Local(if parent.as_os_str().is_empty() {
+                    ".".into()
+                } else {
+                    parent
+                }),
+                name,
+            ))
         }
         Location::S3 { bucket, prefix } => {
             let (parent, name) = prefix.rsplit_once('/').unwrap_or(("", prefix));
-            (!name.is_empty()).then(|| (Location::S3 { bucket: bucket.clone(), prefix: parent.to_string() }, name.to_string()))
+            (!name.is_empty()).then(|| {
+                (
+                    Location::S3 {
+                        bucket: bucket.clone(),
+                        prefix: parent.to_string(),
+                    },
+                    name.to_string(),
+                )
+            })
         }
     }
 }
@@ -175,7 +214,11 @@ pub async fn load_metadata(src: &mut Source) -> Result<()> {
         _ => None,
     };
     let backup_meta: Vec<Option<(String, String)>> = match &src.kind {
-        SourceKind::Backup(m) => m.namespaces.iter().map(|n| Some((n.metadata.key.clone(), n.metadata.sha256.clone()))).collect(),
+        SourceKind::Backup(m) => m
+            .namespaces
+            .iter()
+            .map(|n| Some((n.metadata.key.clone(), n.metadata.sha256.clone())))
+            .collect(),
         _ => vec![None; src.namespaces.len()],
     };
     for (n, meta) in src.namespaces.iter_mut().zip(backup_meta) {
@@ -191,11 +234,22 @@ pub async fn load_metadata(src: &mut Source) -> Result<()> {
                 if src.store.head(&k).await?.is_some() {
                     k
                 } else {
-                    layout::metadata_key(&n.ns, if c == Compression::None { Compression::Gzip } else { Compression::None })
+                    layout::metadata_key(
+                        &n.ns,
+                        if c == Compression::None {
+                            Compression::Gzip
+                        } else {
+                            Compression::None
+                        },
+                    )
                 }
             }
         };
-        let stored = src.store.get(&key).await.with_context(|| format!("reading {key}"))?;
+        let stored = src
+            .store
+            .get(&key)
+            .await
+            .with_context(|| format!("reading {key}"))?;
         if let Some((_, sha)) = &meta {
             let got = crate::pipeline::sha256_hex(&stored);
             if &got != sha {
@@ -211,9 +265,12 @@ pub async fn load_metadata(src: &mut Source) -> Result<()> {
 
 /// Parse metadata.json (canonical Extended JSON) into options, indexes and kind.
 pub fn apply_metadata(n: &mut SourceNs, json: &[u8], what: &str) -> Result<()> {
-    let v: serde_json::Value = serde_json::from_slice(json).with_context(|| format!("{what} is not valid JSON"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(json).with_context(|| format!("{what} is not valid JSON"))?;
     let b = Bson::try_from(v).with_context(|| format!("{what} is not valid Extended JSON"))?;
-    let Bson::Document(d) = b else { bail!("{what} is not a JSON object") };
+    let Bson::Document(d) = b else {
+        bail!("{what} is not a JSON object")
+    };
     n.options = d.get_document("options").cloned().unwrap_or_default();
     n.indexes = d
         .get_array("indexes")
@@ -231,11 +288,17 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
     for key in keys {
         if let Some(rest) = key.strip_prefix("oplog.bson") {
             if !key.contains('/') && matches!(rest, "" | ".gz" | ".zst") {
-                oplog = Some(OplogRef::Object { key: key.clone(), compression: Compression::from_name(key), sha256: None });
+                oplog = Some(OplogRef::Object {
+                    key: key.clone(),
+                    compression: Compression::from_name(key),
+                    sha256: None,
+                });
             }
             continue;
         }
-        let Some((db, file)) = key.split_once('/') else { continue };
+        let Some((db, file)) = key.split_once('/') else {
+            continue;
+        };
         if file.contains('/') || is_system_db(db) {
             continue;
         }
@@ -265,7 +328,11 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
             }
         };
         if is_data {
-            namespaces[idx].data = Some(DataRef::Object { key: key.clone(), compression, sha256: None });
+            namespaces[idx].data = Some(DataRef::Object {
+                key: key.clone(),
+                compression,
+                sha256: None,
+            });
         }
     }
     namespaces.sort_by(|a, b| a.ns.cmp(&b.ns));
@@ -274,7 +341,15 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
             "{describe} holds no <db>/<collection>.bson or .metadata.json files: it is not a mongodump folder or backup"
         )));
     }
-    Ok(Source { identity: format!("dump:{describe}"), describe, store, archive_key: None, kind: SourceKind::DumpDir, namespaces, oplog })
+    Ok(Source {
+        identity: format!("dump:{describe}"),
+        describe,
+        store,
+        archive_key: None,
+        kind: SourceKind::DumpDir,
+        namespaces,
+        oplog,
+    })
 }
 
 async fn open_archive(store: Store, key: String, spec: &str) -> Result<Source> {
@@ -285,7 +360,11 @@ async fn open_archive(store: Store, key: String, spec: &str) -> Result<Source> {
         let mut r = store.open_read(&key).await?;
         let mut head = [0u8; 2];
         let _ = tokio::io::AsyncReadExt::read(&mut r, &mut head).await;
-        if head == [0x1f, 0x8b] { Compression::Gzip } else { Compression::None }
+        if head == [0x1f, 0x8b] {
+            Compression::Gzip
+        } else {
+            Compression::None
+        }
     };
     let mut src = Source {
         describe: spec.to_string(),
@@ -305,7 +384,9 @@ async fn open_archive(store: Store, key: String, spec: &str) -> Result<Source> {
 
 /// Read just the prelude of an archive object.
 pub async fn read_prelude(src: &Source) -> Result<crate::dump::archive::Prelude> {
-    let SourceKind::Archive { compression } = src.kind else { bail!("not an archive") };
+    let SourceKind::Archive { compression } = src.kind else {
+        bail!("not an archive")
+    };
     let key = src.archive_key.clone().unwrap_or_default();
     let reader = src.store.open_read(&key).await?;
     let what = src.describe.clone();
@@ -317,7 +398,10 @@ pub async fn read_prelude(src: &Source) -> Result<crate::dump::archive::Prelude>
     .await?
 }
 
-pub fn set_archive_namespaces(src: &mut Source, prelude: &crate::dump::archive::Prelude) -> Result<()> {
+pub fn set_archive_namespaces(
+    src: &mut Source,
+    prelude: &crate::dump::archive::Prelude,
+) -> Result<()> {
     for c in &prelude.collections {
         if c.db.is_empty() && c.collection == "oplog" {
             src.oplog = Some(OplogRef::Archive);
@@ -334,7 +418,11 @@ pub fn set_archive_namespaces(src: &mut Source, prelude: &crate::dump::archive::
             expected_docs: None,
             data: Some(DataRef::Archive),
         };
-        apply_metadata(&mut n, c.metadata.as_bytes(), &format!("{}: metadata of {}.{}", src.describe, c.db, c.collection))?;
+        apply_metadata(
+            &mut n,
+            c.metadata.as_bytes(),
+            &format!("{}: metadata of {}.{}", src.describe, c.db, c.collection),
+        )?;
         if n.kind == Kind::View {
             n.data = None;
         }

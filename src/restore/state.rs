@@ -39,7 +39,11 @@ pub async fn load(client: &Client, source: &str) -> Result<Vec<(Namespace, NsSta
         .iter()
         .filter_map(|d| {
             let ns = Namespace::parse(d.get_str("ns").ok()?)?;
-            let st = if d.get_str("state").ok()? == "done" { NsState::Done } else { NsState::Loading };
+            let st = if d.get_str("state").ok()? == "done" {
+                NsState::Done
+            } else {
+                NsState::Loading
+            };
             Some((ns, st))
         })
         .collect())
@@ -63,6 +67,9 @@ pub async fn set(client: &Client, source: &str, ns: &Namespace, state: NsState) 
 
 /// A finished restore needs no resume state.
 pub async fn clear(client: &Client, source: &str) -> Result<()> {
-    coll(client).delete_many(doc! { "source": source }).await.context("clearing mongoshift.restore_state")?;
+    coll(client)
+        .delete_many(doc! { "source": source })
+        .await
+        .context("clearing mongoshift.restore_state")?;
     Ok(())
 }

@@ -89,7 +89,9 @@ fn decode_context(e: anyhow::Error, key: &str) -> anyhow::Error {
     if e.to_string().contains(key) {
         e
     } else {
-        e.context(format!("{key} is corrupt or truncated: its compressed stream cannot be decoded"))
+        e.context(format!(
+            "{key} is corrupt or truncated: its compressed stream cannot be decoded"
+        ))
     }
 }
 
@@ -104,8 +106,11 @@ pub async fn archive_batches(
     mut routes: HashMap<Namespace, mpsc::Sender<Batch>>,
     mut oplog_spool: Option<std::fs::File>,
 ) -> Result<HashMap<Namespace, ReadCount>> {
-    let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> =
-        if key == "-" { Box::new(tokio::io::stdin()) } else { store.open_read(key).await? };
+    let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = if key == "-" {
+        Box::new(tokio::io::stdin())
+    } else {
+        store.open_read(key).await?
+    };
     let what = what.to_string();
     tokio::task::spawn_blocking(move || {
         let bridge = std::io::BufReader::with_capacity(1 << 20, SyncIoBridge::new(reader));
@@ -119,7 +124,8 @@ pub async fn archive_batches(
                 Event::Doc { db, coll, doc } => {
                     if db.is_empty() && coll == "oplog" {
                         if let Some(f) = oplog_spool.as_mut() {
-                            f.write_all(doc.as_bytes()).context("spooling the archive's oplog")?;
+                            f.write_all(doc.as_bytes())
+                                .context("spooling the archive's oplog")?;
                         }
                         return Ok(());
                     }
@@ -131,7 +137,8 @@ pub async fn archive_batches(
                         let b = batches.entry(ns.clone()).or_default();
                         b.push(RawDocumentBuf::from_bytes(doc.as_bytes().to_vec())?);
                         if b.full() {
-                            tx.blocking_send(std::mem::take(b)).map_err(|_| crate::pipeline::PipelineClosed)?;
+                            tx.blocking_send(std::mem::take(b))
+                                .map_err(|_| crate::pipeline::PipelineClosed)?;
                         }
                     }
                 }
@@ -139,7 +146,8 @@ pub async fn archive_batches(
                     let ns = Namespace::new(db, coll);
                     if let Some(tx) = routes.remove(&ns) {
                         if let Some(b) = batches.remove(&ns).filter(|b| !b.is_empty()) {
-                            tx.blocking_send(b).map_err(|_| crate::pipeline::PipelineClosed)?;
+                            tx.blocking_send(b)
+                                .map_err(|_| crate::pipeline::PipelineClosed)?;
                         }
                     }
                 }
