@@ -217,3 +217,536 @@ fn fixture_restored_under_original_names_matches_every_hash() {
         assert_matches_expected(&servers().standalone_uri, db, &exp[db], false);
     }
 }
+
+/// Per-collection dbHash of a database, without views' bookkeeping.
+fn hashes(uri: &str, db: &str) -> BTreeMap<String, String> {
+    block_on(async {
+        let c = client(uri).await;
+        let h = c
+            .database(db)
+            .run_command(doc! { "dbHash": 1 })
+            .await
+            .unwrap();
+        h.get_document("collections")
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.as_str() != "system.views")
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect()
+    })
+}
+
+fn index_names(uri: &str, db: &str, coll: &str) -> Vec<String> {
+    block_on(async {
+        let c = client(uri).await;
+        let mut names = c
+            .database(db)
+            .collection::<Document>(coll)
+            .list_index_names()
+            .await
+            .unwrap();
+        names.sort();
+        names
+    })
+}
+
+/// A small source database with an index, a validator, a capped collection and a view.
+fn source_db() -> String {
+    use std::sync::OnceLock;
+    static D: OnceLock<String> = OnceLock::new();
+    D.get_or_init(|| {
+        let db = common::unique_db("rsrc");
+        block_on(async {
+            let c = client(&servers().rs_uri).await;
+            let d = c.database(&db);
+            mongoshift::sample::load(&d, 2.0, 7, |_, _| {})
+                .await
+                .unwrap();
+            d.collection::<Document>("users")
+                .create_index(
+                    mongodb::IndexModel::builder()
+                        .keys(doc! { "email": 1 })
+                        .options(
+                            mongodb::options::IndexOptions::builder()
+                                .unique(true)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .await
+                .unwrap();
+            d.create_collection("kyc")
+                .validator(doc! { "$jsonSchema": { "required": ["level"] } })
+                .await
+                .unwrap();
+            d.collection::<Document>("kyc")
+                .insert_one(doc! { "level": 1 })
+                .await
+                .unwrap();
+            d.create_collection("events")
+                .capped(true)
+                .size(1 << 20)
+                .await
+                .unwrap();
+            d.collection::<Document>("events")
+                .insert_many((0..50).map(|i| doc! { "i": i }))
+                .await
+                .unwrap();
+            d.create_collection("open_markets")
+                .view_on("markets".to_string())
+                .pipeline(vec![doc! { "$match": { "status": "open" } }])
+                .await
+                .unwrap();
+        });
+        db
+    })
+    .clone()
+}
+
+fn backup_to_folder(dir: &std::path::Path, compression: &str) -> (String, String) {
+    let to = dir.join("backups");
+    let run = mongoshift(
+        dir,
+        [
+            "backup",
+            "--uri",
+            &servers().rs_uri,
+            "--db",
+            &source_db(),
+            "--to",
+            to.to_str().unwrap(),
+            "--compress",
+            compression,
+            "--output",
+            "json",
+            "-q",
+        ],
+    );
+    run.assert_code(0);
+    (
+        to.to_string_lossy().into_owned(),
+        run.json()["backup_id"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn round_trip_each_compression_with_rename_keeps_hashes_indexes_and_options() {
+    let src = source_db();
+    for comp in ["zstd", "gzip", "none"] {
+        let dir = tempdir();
+        let (loc, id) = backup_to_folder(dir.path(), comp);
+        let target = common::unique_db(&format!("rt{comp}"));
+        let run = mongoshift(
+            dir.path(),
+            [
+                "restore",
+                "--from",
+                &format!("{loc}/{id}"),
+                "--uri",
+                &servers().standalone_uri,
+                "--yes",
+                "--ns-from",
+                &format!("{src}.$coll$"),
+                "--ns-to",
+                &format!("{target}.$coll$"),
+                "--output",
+                "json",
+            ],
+        );
+        run.assert_code(0);
+        assert_eq!(run.json()["ok"], true);
+        assert_eq!(
+            hashes(&servers().rs_uri, &src),
+            hashes(&servers().standalone_uri, &target),
+            "{comp}"
+        );
+        assert_eq!(
+            index_names(&servers().rs_uri, &src, "users"),
+            index_names(&servers().standalone_uri, &target, "users")
+        );
+        block_on(async {
+            let c = client(&servers().standalone_uri).await;
+            let specs: Vec<String> = c.database(&target).list_collection_names().await.unwrap();
+            assert!(specs.contains(&"open_markets".to_string()));
+            let n = c
+                .database(&target)
+                .collection::<Document>("open_markets")
+                .count_documents(doc! {})
+                .await
+                .unwrap();
+            assert!(n > 0, "the view works on the renamed database");
+        });
+    }
+}
+
+#[test]
+fn latest_from_garage_restores() {
+    let src = source_db();
+    let loc = common::s3_location("rlatest");
+    let dir = tempdir();
+    let mut args = vec![
+        "backup".to_string(),
+        "--uri".into(),
+        servers().rs_uri.clone(),
+        "--db".into(),
+        src.clone(),
+        "--to".into(),
+        loc.clone(),
+        "-q".into(),
+    ];
+    args.extend(common::s3_flags());
+    common::Cli::new(dir.path())
+        .s3_env()
+        .run(&args)
+        .assert_code(0);
+    let target = common::unique_db("rs3");
+    let mut r = vec![
+        "restore".to_string(),
+        "--from".into(),
+        format!("{loc}/latest"),
+        "--uri".into(),
+        servers().standalone_uri.clone(),
+        "--yes".into(),
+        "--ns-from".into(),
+        format!("{src}.*"),
+        "--ns-to".into(),
+        format!("{target}.*"),
+    ];
+    r.extend(common::s3_flags());
+    let run = common::Cli::new(dir.path()).s3_env().run(&r);
+    run.assert_code(0);
+    assert!(!run.all().contains(&servers().s3_secret_key));
+    assert_eq!(
+        hashes(&servers().rs_uri, &src),
+        hashes(&servers().standalone_uri, &target)
+    );
+}
+
+fn corrupt_and_restore(mutate: impl Fn(&mut Vec<u8>)) -> (Run, String) {
+    let dir = tempdir();
+    let (loc, id) = backup_to_folder(dir.path(), "zstd");
+    let key = format!("{}/bets.bson.zst", source_db());
+    let path = PathBuf::from(&loc).join(&id).join(&key);
+    let mut bytes = std::fs::read(&path).unwrap();
+    mutate(&mut bytes);
+    std::fs::write(&path, &bytes).unwrap();
+    let target = common::unique_db("rbad");
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            &format!("{loc}/{id}"),
+            "--uri",
+            &servers().standalone_uri,
+            "--yes",
+            "--ns-from",
+            &format!("{}.*", source_db()),
+            "--ns-to",
+            &format!("{target}.*"),
+        ],
+    );
+    (run, key)
+}
+
+#[test]
+fn a_flipped_byte_fails_the_restore_naming_the_object() {
+    let (run, key) = corrupt_and_restore(|b| {
+        let mid = b.len() / 2;
+        b[mid] ^= 0x01;
+    });
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(run.all().contains(&key), "{}", run.all());
+    assert!(run.all().contains("corrupt"), "{}", run.all());
+}
+
+#[test]
+fn a_truncated_object_fails_the_restore_naming_the_object() {
+    let (run, key) = corrupt_and_restore(|b| b.truncate(b.len() * 2 / 3));
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(run.all().contains(&key), "{}", run.all());
+}
+
+#[test]
+fn non_empty_target_without_drop_or_append_writes_nothing() {
+    let dir = tempdir();
+    let (loc, id) = backup_to_folder(dir.path(), "zstd");
+    let target = common::unique_db("rconf");
+    block_on(async {
+        client(&servers().standalone_uri)
+            .await
+            .database(&target)
+            .collection::<Document>("users")
+            .insert_one(doc! { "x": 1 })
+            .await
+            .unwrap();
+    });
+    let before = hashes(&servers().standalone_uri, &target);
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            &format!("{loc}/{id}"),
+            "--uri",
+            &servers().standalone_uri,
+            "--yes",
+            "--ns-from",
+            &format!("{}.*", source_db()),
+            "--ns-to",
+            &format!("{target}.*"),
+        ],
+    );
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(&format!("{target}.users")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        before,
+        hashes(&servers().standalone_uri, &target),
+        "nothing was written"
+    );
+    // --drop replaces it; --append then reports the duplicates.
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            &format!("{loc}/{id}"),
+            "--uri",
+            &servers().standalone_uri,
+            "--yes",
+            "--drop",
+            "--ns-from",
+            &format!("{}.*", source_db()),
+            "--ns-to",
+            &format!("{target}.*"),
+        ],
+    );
+    run.assert_code(0);
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            &format!("{loc}/{id}"),
+            "--uri",
+            &servers().standalone_uri,
+            "--yes",
+            "--append",
+            "--ns-include",
+            &format!("{}.users", source_db()),
+            "--ns-from",
+            &format!("{}.*", source_db()),
+            "--ns-to",
+            &format!("{target}.*"),
+            "--output",
+            "json",
+        ],
+    );
+    run.assert_code(0);
+    let users = &run.json()["namespaces"][0];
+    assert_eq!(users["duplicates"], users["read"], "{users}");
+}
+
+#[test]
+fn dry_run_reports_real_counts_and_writes_nothing() {
+    let dir = tempdir();
+    let target = common::unique_db("rdry");
+    block_on(async {
+        client(&servers().standalone_uri)
+            .await
+            .database(&target)
+            .collection::<Document>("marker")
+            .insert_one(doc! { "x": 1 })
+            .await
+            .unwrap();
+    });
+    let before = hashes(&servers().standalone_uri, &target);
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            &fixture("archive-gzip.archive.gz"),
+            "--uri",
+            &servers().standalone_uri,
+            "--dry-run",
+            "--ns-from",
+            "predixi.*",
+            "--ns-to",
+            &format!("{target}.*"),
+            "--ns-include",
+            "predixi.*",
+            "--output",
+            "json",
+        ],
+    );
+    run.assert_code(0);
+    let plan = run.json()["plan"].as_array().unwrap().clone();
+    let users = plan
+        .iter()
+        .find(|p| p["source"] == "predixi.users")
+        .unwrap();
+    assert_eq!(users["documents"], 2000);
+    let bets = plan.iter().find(|p| p["source"] == "predixi.bets").unwrap();
+    assert_eq!(bets["documents"], 5000);
+    assert_eq!(before, hashes(&servers().standalone_uri, &target));
+}
+
+#[test]
+fn without_a_terminal_and_without_yes_restore_refuses() {
+    let dir = tempdir();
+    let target = common::unique_db("rnoyes");
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            &fixture("dir-plain"),
+            "--uri",
+            &servers().standalone_uri,
+            "--ns-from",
+            "predixi.*",
+            "--ns-to",
+            &format!("{target}.*"),
+            "--ns-include",
+            "predixi.users",
+        ],
+    );
+    run.assert_code(2);
+    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    assert!(hashes(&servers().standalone_uri, &target).is_empty());
+}
+
+#[test]
+fn archive_from_stdin_restores() {
+    let dir = tempdir();
+    let target = common::unique_db("rstdin");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
+        .current_dir(dir.path())
+        .args([
+            "restore",
+            "--from",
+            "-",
+            "--uri",
+            &servers().standalone_uri,
+            "--yes",
+            "--ns-include",
+            "analytics.*",
+            "--ns-from",
+            "analytics.*",
+            "--ns-to",
+            &format!("{target}.*"),
+        ])
+        .stdin(std::fs::File::open(fixture("archive-plain.archive")).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exp = expected("static.json");
+    assert_eq!(
+        hashes(&servers().standalone_uri, &target)["daily"],
+        exp["analytics"]["collections"]["daily"]["dbHash"]
+            .as_str()
+            .unwrap()
+    );
+}
+
+#[test]
+fn killed_restore_resumes_to_identical_hashes_without_duplicates() {
+    // A source big enough that a restore is still running when it is killed.
+    let src = common::unique_db("rkill");
+    block_on(async {
+        let c = client(&servers().rs_uri).await;
+        mongoshift::sample::load(&c.database(&src), 60.0, 3, |_, _| {})
+            .await
+            .unwrap();
+    });
+    let dir = tempdir();
+    let to = dir.path().join("b");
+    let run = mongoshift(
+        dir.path(),
+        [
+            "backup",
+            "--uri",
+            &servers().rs_uri,
+            "--db",
+            &src,
+            "--to",
+            to.to_str().unwrap(),
+            "--output",
+            "json",
+            "-q",
+        ],
+    );
+    run.assert_code(0);
+    let from = format!(
+        "{}/{}",
+        to.display(),
+        run.json()["backup_id"].as_str().unwrap()
+    );
+    let target = common::unique_db("rkilled");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "restore".to_string(),
+            "--from".into(),
+            from.clone(),
+            "--uri".into(),
+            servers().standalone_uri.clone(),
+            "--yes".into(),
+            "--parallel".into(),
+            "1".into(),
+            "--ns-from".into(),
+            format!("{src}.*"),
+            "--ns-to".into(),
+            format!("{target}.*"),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
+        .current_dir(dir.path())
+        .args(args(&[]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill (no chance to clean up) once some data has landed.
+    for _ in 0..1000 {
+        let n: u64 = block_on(async {
+            let c = client(&servers().standalone_uri).await;
+            let mut total = 0;
+            for coll in ["bets", "comments", "markets", "transactions", "users"] {
+                total += c
+                    .database(&target)
+                    .collection::<Document>(coll)
+                    .estimated_document_count()
+                    .await
+                    .unwrap_or(0);
+            }
+            total
+        });
+        if n > 20_000 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the restore finished before it was killed; make the source bigger"
+    );
+    let run = mongoshift(dir.path(), args(&["--resume"]));
+    run.assert_code(0);
+    assert_eq!(
+        hashes(&servers().rs_uri, &src),
+        hashes(&servers().standalone_uri, &target)
+    );
+}

@@ -79,8 +79,7 @@ pub async fn insert_all(
                             stats.duplicates += d;
                             stats.inserted += n - d;
                         } else {
-                            return Err(anyhow::Error::new(e))
-                                .with_context(|| format!("inserting into {ns}"));
+                            return Err(anyhow::anyhow!("inserting into {ns}: {}", summarize(&e)));
                         }
                     }
                 }
@@ -107,5 +106,24 @@ fn duplicate_count(e: &mongodb::error::Error) -> Option<(u64, u64)> {
             Some((dups, errs.len() as u64))
         }
         _ => None,
+    }
+}
+
+/// insertMany errors list every failed document; one line with the first is what people need.
+fn summarize(e: &mongodb::error::Error) -> String {
+    match &*e.kind {
+        ErrorKind::InsertMany(ime) => {
+            let errs = ime.write_errors.as_deref().unwrap_or_default();
+            match errs.first() {
+                Some(first) => format!(
+                    "{} of the batch's documents were rejected; first: code {} {}",
+                    errs.len(),
+                    first.code,
+                    first.message.chars().take(300).collect::<String>()
+                ),
+                None => e.to_string().chars().take(500).collect(),
+            }
+        }
+        _ => e.to_string().chars().take(500).collect(),
     }
 }

@@ -8,18 +8,27 @@ where
     I: IntoIterator<Item = S>,
     S: Into<comfy_table::Cell>,
 {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(headers);
+    let mut t = kv();
+    t.set_header(headers);
     t
+}
+
+/// Wrap to the terminal's width on a terminal; never wrap into a pipe or file,
+/// where the width is unknown (and guessing it made comfy-table crawl).
+fn arrangement() -> ContentArrangement {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        ContentArrangement::Dynamic
+    } else {
+        ContentArrangement::Disabled
+    }
 }
 
 /// A two-column key/value table without a header row.
 pub fn kv() -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
+        .set_content_arrangement(arrangement());
     t
 }
 
