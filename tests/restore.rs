@@ -750,3 +750,37 @@ fn killed_restore_resumes_to_identical_hashes_without_duplicates() {
         hashes(&servers().standalone_uri, &target)
     );
 }
+
+#[test]
+fn restore_drill_restores_verifies_and_drops_the_scratch_database() {
+    let dir = tempdir();
+    let (loc, id) = backup_to_folder(dir.path(), "zstd");
+    let run = mongoshift(
+        dir.path(),
+        [
+            "backups",
+            "verify",
+            &id,
+            "--restore-test",
+            "--uri",
+            &servers().standalone_uri,
+            "--from",
+            &loc,
+        ],
+    );
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("restore drill passed"),
+        "{}",
+        run.stdout
+    );
+    let scratch = format!("mongoshift_restore_test_{}", id.to_ascii_lowercase());
+    let dbs = block_on(async {
+        client(&servers().standalone_uri)
+            .await
+            .list_database_names()
+            .await
+            .unwrap()
+    });
+    assert!(!dbs.contains(&scratch), "{scratch} was not dropped");
+}

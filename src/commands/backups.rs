@@ -55,6 +55,12 @@ pub enum BackupsCommand {
         /// Also decompress every object and walk every BSON document, comparing counts.
         #[arg(long)]
         deep: bool,
+        /// The restore drill: restore into a scratch database on --uri/--target, verify
+        /// counts and checksums against the manifest, then drop it.
+        #[arg(long)]
+        restore_test: bool,
+        #[command(flatten)]
+        target: crate::cli::TargetArgs,
         #[command(flatten)]
         from: FromArgs,
     },
@@ -95,7 +101,19 @@ pub async fn run(ctx: &Ctx, args: BackupsArgs) -> Result<()> {
     match args.command {
         BackupsCommand::List { from } => list(ctx, &from).await,
         BackupsCommand::Show { id, from } => show(ctx, &from, &id).await,
-        BackupsCommand::Verify { id, deep, from } => verify(ctx, &from, &id, deep).await,
+        BackupsCommand::Verify {
+            id,
+            deep,
+            restore_test,
+            target,
+            from,
+        } => {
+            verify(ctx, &from, &id, deep).await?;
+            if restore_test {
+                restore_drill(ctx, &from, &id, target).await?;
+            }
+            Ok(())
+        }
         BackupsCommand::Prune {
             keep_last,
             older_than,
@@ -400,6 +418,84 @@ async fn verify(ctx: &Ctx, from: &FromArgs, id: &str, deep: bool) -> Result<()> 
     }
 }
 
+/// Scratch database names for a drill: one per backed-up database, within MongoDB's 63-byte limit.
+pub fn drill_databases(id: &str, dbs: &[String]) -> Vec<(String, String)> {
+    let base = format!(
+        "mongoshift_restore_test_{}",
+        id.to_ascii_lowercase().replace('-', "_")
+    );
+    dbs.iter()
+        .map(|db| {
+            let name = if dbs.len() == 1 {
+                base.clone()
+            } else {
+                format!("{base}_{db}")
+            };
+            let mut cut = name.len().min(63);
+            while !name.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            (db.clone(), name[..cut].to_string())
+        })
+        .collect()
+}
+
+/// Restore the backup into scratch databases with the real restore path (which checks
+/// every object's checksum while streaming and every count after loading), then drop them.
+async fn restore_drill(
+    ctx: &Ctx,
+    from: &FromArgs,
+    id: &str,
+    target: crate::cli::TargetArgs,
+) -> Result<()> {
+    let (loc, store) = open(ctx, from).await?;
+    let (id, m) = load_manifest(&store, &loc, id).await?;
+    let mut dbs: Vec<String> = m.namespaces.iter().map(|n| n.db.clone()).collect();
+    dbs.dedup();
+    let scratch = drill_databases(&id, &dbs);
+    let resolved = target.resolve(&ctx.config)?;
+    let client = crate::mongo::connect(&resolved, &target.connect_options()).await?;
+    let args = crate::commands::restore::RestoreArgs {
+        from: format!("{loc}/{id}"),
+        target,
+        ns_include: vec![],
+        ns_exclude: vec![],
+        ns_from: scratch.iter().map(|(db, _)| format!("{db}.*")).collect(),
+        ns_to: scratch.iter().map(|(_, s)| format!("{s}.*")).collect(),
+        drop: true,
+        append: false,
+        resume: false,
+        no_indexes: false,
+        oplog_replay: false,
+        oplog_limit: None,
+        dry_run: false,
+        parallel: None,
+        workers_per_collection: 2,
+        yes: true,
+        storage: from.storage.clone(),
+    };
+    ctx.ui.info(format!(
+        "restore drill: restoring {id} into {}",
+        scratch
+            .iter()
+            .map(|(_, s)| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let outcome = crate::commands::restore::run(ctx, args).await;
+    for (_, s) in &scratch {
+        if let Err(e) = client.database(s).drop().await {
+            ctx.ui
+                .warn(format!("could not drop the scratch database {s}: {e}"));
+        }
+    }
+    outcome.context(format!("restore drill of backup {id} failed"))?;
+    ctx.ui.result(format!(
+        "restore drill passed: backup {id} restored, every object's checksum and every collection's count matched the manifest; scratch databases dropped"
+    ));
+    Ok(())
+}
+
 /// Size and checksum of one object; with `deep`, also decompress and walk it.
 async fn check_object(
     store: &Store,
@@ -593,6 +689,15 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         manifest::id_time("20261122T000000Z").unwrap()
+    }
+
+    #[test]
+    fn drill_names_fit_mongodb_limits() {
+        let one = drill_databases("20261122T041000Z-pre", &["predixi".into()]);
+        assert_eq!(one[0].1, "mongoshift_restore_test_20261122t041000z_pre");
+        let many = drill_databases("20261122T041000Z", &["a".into(), "b".repeat(80)]);
+        assert!(many.iter().all(|(_, n)| n.len() <= 63));
+        assert_eq!(many[0].1, "mongoshift_restore_test_20261122t041000z_a");
     }
 
     #[test]
