@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod dump;
 pub mod exit;
+pub mod indexes;
 pub mod mongo;
 pub mod namespace;
 pub mod pipeline;
