@@ -53,6 +53,8 @@ pub enum Command {
     Backups(commands::backups::BackupsArgs),
     /// Restore a backup, a mongodump folder or archive: plan, parallel load, verification.
     Restore(Box<commands::restore::RestoreArgs>),
+    /// Declarative index specs: lint, plan, check (CI gate), apply, export.
+    Indexes(commands::indexes::IndexesArgs),
 }
 
 /// `--uri` or `--target`, shared by every command that connects to MongoDB.
@@ -190,6 +192,7 @@ async fn run(cli: Cli, ui: Ui) -> Result<()> {
         Command::Backup(args) => commands::backup::run(&ctx, args).await,
         Command::Backups(args) => commands::backups::run(&ctx, args).await,
         Command::Restore(args) => commands::restore::run(&ctx, *args).await,
+        Command::Indexes(args) => commands::indexes::run(&ctx, args).await,
     }
 }
 

@@ -6,3 +6,4 @@ pub mod backups;
 pub mod restore;
 pub mod sample;
 pub mod status;
+pub mod indexes;
