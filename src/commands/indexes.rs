@@ -84,7 +84,11 @@ pub async fn run(ctx: &Ctx, args: IndexesArgs) -> Result<()> {
         IndexesCommand::Check(t) => {
             let steps = compute(ctx, &t).await?.1;
             show(ctx, &steps);
-            let drift: Vec<String> = steps.iter().filter(|s| s.is_drift()).map(describe).collect();
+            let drift: Vec<String> = steps
+                .iter()
+                .filter(|s| s.is_drift())
+                .map(describe)
+                .collect();
             if drift.is_empty() {
                 ctx.ui.info("indexes match the specs: no drift");
                 Ok(())
@@ -92,20 +96,36 @@ pub async fn run(ctx: &Ctx, args: IndexesArgs) -> Result<()> {
                 Err(check_failed(format!("index drift: {}", drift.join("; "))))
             }
         }
-        IndexesCommand::Apply { t, yes, hide_before_drop, drop_after } => apply(ctx, &t, yes, hide_before_drop, drop_after).await,
+        IndexesCommand::Apply {
+            t,
+            yes,
+            hide_before_drop,
+            drop_after,
+        } => apply(ctx, &t, yes, hide_before_drop, drop_after).await,
         IndexesCommand::Export { target, db, out } => export(ctx, &target, db, out).await,
     }
 }
 
 fn describe(s: &Step) -> String {
-    format!("{}.{} {} ({:?})", s.database, s.collection, s.index, s.action).to_lowercase()
+    format!(
+        "{}.{} {} ({:?})",
+        s.database, s.collection, s.index, s.action
+    )
+    .to_lowercase()
 }
 
 fn load_specs(paths: &[PathBuf]) -> Result<Specs> {
     let (specs, issues) = spec::load(paths)?;
     if !issues.is_empty() {
-        let lines: Vec<String> = issues.iter().map(|i| format!("{}: {}", i.origin, i.message)).collect();
-        return Err(usage(format!("the index specs have {} problems:\n{}", issues.len(), lines.join("\n"))));
+        let lines: Vec<String> = issues
+            .iter()
+            .map(|i| format!("{}: {}", i.origin, i.message))
+            .collect();
+        return Err(usage(format!(
+            "the index specs have {} problems:\n{}",
+            issues.len(),
+            lines.join("\n")
+        )));
     }
     Ok(specs)
 }
@@ -117,18 +137,30 @@ fn lint(ctx: &Ctx, paths: &[PathBuf]) -> Result<()> {
             .iter()
             .map(|i| serde_json::json!({ "file": i.origin.file, "line": i.origin.line, "column": i.origin.col, "message": i.message }))
             .collect();
-        ctx.ui.result_json(&serde_json::json!({ "ok": issues.is_empty(), "problems": v }));
+        ctx.ui
+            .result_json(&serde_json::json!({ "ok": issues.is_empty(), "problems": v }));
     } else {
         for i in &issues {
             ctx.ui.result(format!("{}: {}", i.origin, i.message));
         }
     }
     if issues.is_empty() {
-        let n: usize = specs.databases.values().flat_map(|c| c.values()).map(Vec::len).sum();
-        ctx.ui.info(format!("{n} indexes in {} databases: no problems", specs.databases.len()));
+        let n: usize = specs
+            .databases
+            .values()
+            .flat_map(|c| c.values())
+            .map(Vec::len)
+            .sum();
+        ctx.ui.info(format!(
+            "{n} indexes in {} databases: no problems",
+            specs.databases.len()
+        ));
         Ok(())
     } else {
-        Err(usage(format!("{} problems in the index specs", issues.len())))
+        Err(usage(format!(
+            "{} problems in the index specs",
+            issues.len()
+        )))
     }
 }
 
@@ -157,7 +189,9 @@ async fn compute(ctx: &Ctx, t: &SpecTarget) -> Result<(Client, Vec<Step>)> {
 
 fn show(ctx: &Ctx, steps: &[Step]) {
     if ctx.ui.json() {
-        ctx.ui.result_json(&serde_json::json!({ "drift": steps.iter().any(Step::is_drift), "steps": steps }));
+        ctx.ui.result_json(
+            &serde_json::json!({ "drift": steps.iter().any(Step::is_drift), "steps": steps }),
+        );
         return;
     }
     let mut t = table::new(["collection", "index", "action", "changes", "spec"]);
@@ -208,7 +242,12 @@ fn index_doc(d: &IndexDef) -> Document {
         out.insert("wildcardProjection", w.clone());
     }
     if let Some(w) = &d.weights {
-        out.insert("weights", w.iter().map(|(k, v)| (k.clone(), Bson::Int32(*v as i32))).collect::<Document>());
+        out.insert(
+            "weights",
+            w.iter()
+                .map(|(k, v)| (k.clone(), Bson::Int32(*v as i32)))
+                .collect::<Document>(),
+        );
     }
     if let Some(l) = &d.default_language {
         out.insert("default_language", l.clone());
@@ -221,16 +260,29 @@ fn index_doc(d: &IndexDef) -> Document {
 
 const HIDDEN_STATE: &str = "hidden_indexes";
 
-async fn apply(ctx: &Ctx, t: &SpecTarget, yes: bool, hide_first: bool, drop_after: Option<Duration>) -> Result<()> {
+async fn apply(
+    ctx: &Ctx,
+    t: &SpecTarget,
+    yes: bool,
+    hide_first: bool,
+    drop_after: Option<Duration>,
+) -> Result<()> {
     let (client, steps) = compute(ctx, t).await?;
-    let todo: Vec<&Step> = steps.iter().filter(|s| !matches!(s.action, Action::Ok | Action::Unmanaged)).collect();
+    let todo: Vec<&Step> = steps
+        .iter()
+        .filter(|s| !matches!(s.action, Action::Ok | Action::Unmanaged))
+        .collect();
     show(ctx, &steps);
     if todo.is_empty() {
-        ctx.ui.result("nothing to do: the database matches the specs");
+        ctx.ui
+            .result("nothing to do: the database matches the specs");
         return Ok(());
     }
     if !yes {
-        confirm::ask(&ctx.ui, &format!("apply these {} index changes?", todo.len()))?;
+        confirm::ask(
+            &ctx.ui,
+            &format!("apply these {} index changes?", todo.len()),
+        )?;
     }
     let mut done: Vec<String> = Vec::new();
     for ((db, coll), group) in plan::by_collection(&steps) {
@@ -243,7 +295,9 @@ async fn apply(ctx: &Ctx, t: &SpecTarget, yes: bool, hide_first: bool, drop_afte
                 Action::Ok | Action::Unmanaged => {}
                 Action::Create => creates.push(s),
                 Action::Rebuild => {
-                    database.run_command(doc! { "dropIndexes": &coll, "index": &live }).await
+                    database
+                        .run_command(doc! { "dropIndexes": &coll, "index": &live })
+                        .await
                         .map_err(|e| failed(&ns, &live, e, &done))?;
                     done.push(format!("{ns}: dropped {live} for rebuild"));
                     creates.push(s);
@@ -254,33 +308,53 @@ async fn apply(ctx: &Ctx, t: &SpecTarget, yes: bool, hide_first: bool, drop_afte
                     if let Some(ttl) = d.expire_after {
                         index.insert("expireAfterSeconds", ttl);
                     }
-                    database.run_command(doc! { "collMod": &coll, "index": index }).await
+                    database
+                        .run_command(doc! { "collMod": &coll, "index": index })
+                        .await
                         .map_err(|e| failed(&ns, &live, e, &done))?;
                     done.push(format!("{ns}: modified {live} ({})", s.changes.join(", ")));
                 }
                 Action::Drop => {
-                    let state = client.database(crate::restore::state::DB).collection::<Document>(HIDDEN_STATE);
+                    let state = client
+                        .database(crate::restore::state::DB)
+                        .collection::<Document>(HIDDEN_STATE);
                     let id = format!("{ns}|{live}");
                     if hide_first {
-                        let since = state.find_one(doc! { "_id": &id }).await?.and_then(|d| d.get_datetime("hidden_at").ok().copied());
+                        let since = state
+                            .find_one(doc! { "_id": &id })
+                            .await?
+                            .and_then(|d| d.get_datetime("hidden_at").ok().copied());
                         let due = match (since, drop_after) {
                             (None, _) => false,
                             (Some(_), None) => true,
-                            (Some(t), Some(after)) => DateTime::now().timestamp_millis() - t.timestamp_millis() >= after.as_millis() as i64,
+                            (Some(t), Some(after)) => {
+                                DateTime::now().timestamp_millis() - t.timestamp_millis()
+                                    >= after.as_millis() as i64
+                            }
                         };
                         if !due {
                             if since.is_none() {
                                 database.run_command(doc! { "collMod": &coll, "index": { "name": &live, "hidden": true } }).await
                                     .map_err(|e| failed(&ns, &live, e, &done))?;
-                                state.update_one(doc! { "_id": &id }, doc! { "$set": { "hidden_at": DateTime::now() } }).upsert(true).await?;
+                                state
+                                    .update_one(
+                                        doc! { "_id": &id },
+                                        doc! { "$set": { "hidden_at": DateTime::now() } },
+                                    )
+                                    .upsert(true)
+                                    .await?;
                                 done.push(format!("{ns}: hid {live} (dropped by a later apply; `collMod` hidden:false restores it at once)"));
                             } else {
-                                done.push(format!("{ns}: {live} stays hidden until --drop-after has passed"));
+                                done.push(format!(
+                                    "{ns}: {live} stays hidden until --drop-after has passed"
+                                ));
                             }
                             continue;
                         }
                     }
-                    database.run_command(doc! { "dropIndexes": &coll, "index": &live }).await
+                    database
+                        .run_command(doc! { "dropIndexes": &coll, "index": &live })
+                        .await
                         .map_err(|e| failed(&ns, &live, e, &done))?;
                     state.delete_one(doc! { "_id": &id }).await?;
                     done.push(format!("{ns}: dropped {live}"));
@@ -288,7 +362,11 @@ async fn apply(ctx: &Ctx, t: &SpecTarget, yes: bool, hide_first: bool, drop_afte
             }
         }
         if !creates.is_empty() {
-            let docs: Vec<Bson> = creates.iter().filter_map(|s| s.desired.as_ref()).map(|d| Bson::Document(index_doc(d))).collect();
+            let docs: Vec<Bson> = creates
+                .iter()
+                .filter_map(|s| s.desired.as_ref())
+                .map(|d| Bson::Document(index_doc(d)))
+                .collect();
             let names: Vec<String> = creates.iter().map(|s| s.index.clone()).collect();
             let build = database.run_command(doc! { "createIndexes": &coll, "indexes": docs });
             let watch = watch_build(ctx, &client, &db, &coll);
@@ -303,7 +381,8 @@ async fn apply(ctx: &Ctx, t: &SpecTarget, yes: bool, hide_first: bool, drop_afte
     for d in &done {
         ctx.ui.info(d);
     }
-    ctx.ui.result(format!("applied {} index changes", todo.len()));
+    ctx.ui
+        .result(format!("applied {} index changes", todo.len()));
     Ok(())
 }
 
@@ -318,7 +397,11 @@ async fn watch_build(ctx: &Ctx, client: &Client, db: &str, coll: &str) {
             .run_command(doc! { "currentOp": true, "ns": format!("{db}.{coll}"), "command.createIndexes": { "$exists": true } })
             .await;
         if let Ok(r) = ops {
-            for op in r.get_array("inprog").map(|a| a.iter().filter_map(Bson::as_document).collect::<Vec<_>>()).unwrap_or_default() {
+            for op in r
+                .get_array("inprog")
+                .map(|a| a.iter().filter_map(Bson::as_document).collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
                 let msg = op.get_str("msg").unwrap_or("building");
                 ctx.ui.info(format!("{db}.{coll}: {msg}"));
             }
@@ -330,7 +413,11 @@ async fn watch_build(ctx: &Ctx, client: &Client, db: &str, coll: &str) {
 /// duplicated key for unique builds) and what had already been done.
 fn failed(ns: &str, index: &str, e: mongodb::error::Error, done: &[String]) -> anyhow::Error {
     let msg = crate::redact::scrub(&e.to_string());
-    let already = if done.is_empty() { "nothing was changed before it".to_string() } else { format!("already done: {}", done.join("; ")) };
+    let already = if done.is_empty() {
+        "nothing was changed before it".to_string()
+    } else {
+        format!("already done: {}", done.join("; "))
+    };
     let hint = if msg.contains("E11000") || msg.contains("duplicate key") {
         " — the data has duplicates for this unique index; remove them or drop `unique`"
     } else {
@@ -339,7 +426,12 @@ fn failed(ns: &str, index: &str, e: mongodb::error::Error, done: &[String]) -> a
     anyhow::anyhow!("index change on {ns} failed for {index}: {msg}{hint}. Not created: the remaining steps for this collection and any later collections; {already}")
 }
 
-async fn export(ctx: &Ctx, target: &TargetArgs, db: Option<String>, out: Option<PathBuf>) -> Result<()> {
+async fn export(
+    ctx: &Ctx,
+    target: &TargetArgs,
+    db: Option<String>,
+    out: Option<PathBuf>,
+) -> Result<()> {
     let resolved = target.resolve(&ctx.config)?;
     let client = mongo_engine::connect(&resolved, &target.connect_options()).await?;
     let db = match db {
@@ -348,13 +440,21 @@ async fn export(ctx: &Ctx, target: &TargetArgs, db: Option<String>, out: Option<
             let dbs = namespaces::databases(&client, &[]).await?;
             match dbs.as_slice() {
                 [one] => one.clone(),
-                _ => return Err(usage(format!("say which database to export with --db (this server has: {})", dbs.join(", ")))),
+                _ => {
+                    return Err(usage(format!(
+                        "say which database to export with --db (this server has: {})",
+                        dbs.join(", ")
+                    )))
+                }
             }
         }
     };
     let colls = namespaces::collections(&client, &db, &crate::namespace::Filter::default()).await?;
     let mut collections = serde_yaml::Mapping::new();
-    for c in colls.iter().filter(|c| c.kind == namespaces::Kind::Collection) {
+    for c in colls
+        .iter()
+        .filter(|c| c.kind == namespaces::Kind::Collection)
+    {
         let list: Vec<serde_yaml::Value> = c
             .indexes
             .iter()
@@ -367,12 +467,20 @@ async fn export(ctx: &Ctx, target: &TargetArgs, db: Option<String>, out: Option<
     }
     let mut root = serde_yaml::Mapping::new();
     root.insert("database".into(), db.clone().into());
-    root.insert("collections".into(), serde_yaml::Value::Mapping(collections));
-    let text = format!("# exported by mongoshift from {}\n{}", resolved.label(), serde_yaml::to_string(&root)?);
+    root.insert(
+        "collections".into(),
+        serde_yaml::Value::Mapping(collections),
+    );
+    let text = format!(
+        "# exported by mongoshift from {}\n{}",
+        resolved.label(),
+        serde_yaml::to_string(&root)?
+    );
     match out {
         Some(p) => {
             std::fs::write(&p, &text).with_context(|| format!("writing {}", p.display()))?;
-            ctx.ui.info(format!("wrote the indexes of {db} to {}", p.display()));
+            ctx.ui
+                .info(format!("wrote the indexes of {db} to {}", p.display()));
         }
         None => ctx.ui.result(text),
     }

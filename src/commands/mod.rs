@@ -3,7 +3,7 @@
 
 pub mod backup;
 pub mod backups;
+pub mod indexes;
 pub mod restore;
 pub mod sample;
 pub mod status;
-pub mod indexes;
