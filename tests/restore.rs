@@ -236,6 +236,41 @@ fn hashes(uri: &str, db: &str) -> BTreeMap<String, String> {
     })
 }
 
+/// Every collection's options and normalized index list (no `ns`), keyed by collection.
+fn schema_of(uri: &str, db: &str) -> BTreeMap<String, (serde_json::Value, Vec<serde_json::Value>)> {
+    block_on(async {
+        let c = client(uri).await;
+        let d = c.database(db);
+        let mut cur = d
+            .run_cursor_command(doc! { "listCollections": 1 })
+            .await
+            .unwrap();
+        let mut out = BTreeMap::new();
+        while cur.advance().await.unwrap() {
+            let spec: Document = cur.deserialize_current().unwrap();
+            let name = spec.get_str("name").unwrap().to_string();
+            if name.starts_with("system.") {
+                continue;
+            }
+            let mut idx = Vec::new();
+            if spec.get_str("type").unwrap_or("collection") == "collection" {
+                let mut ic = d
+                    .run_cursor_command(doc! { "listIndexes": &name })
+                    .await
+                    .unwrap();
+                while ic.advance().await.unwrap() {
+                    let mut i: Document = ic.deserialize_current().unwrap();
+                    i.remove("ns");
+                    idx.push(ext(&i));
+                }
+                idx.sort_by_key(|v| v.to_string());
+            }
+            out.insert(name, (ext(spec.get_document("options").unwrap()), idx));
+        }
+        out
+    })
+}
+
 fn index_names(uri: &str, db: &str, coll: &str) -> Vec<String> {
     block_on(async {
         let c = client(uri).await;

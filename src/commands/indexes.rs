@@ -14,7 +14,7 @@ use crate::cli::{parse_duration, Ctx, TargetArgs};
 use crate::exit::{check_failed, usage};
 use crate::indexes::plan::{self, Action, Step};
 use crate::indexes::spec::{self, default_name, IndexDef, Specs};
-use crate::mongo::{self as mongo_engine, namespaces};
+use crate::mongo::{self as mongo_engine, namespaces, schema};
 use crate::report::{confirm, table};
 
 #[derive(Debug, Args)]
@@ -369,7 +369,7 @@ async fn apply(
                 .collect();
             let names: Vec<String> = creates.iter().map(|s| s.index.clone()).collect();
             let build = database.run_command(doc! { "createIndexes": &coll, "indexes": docs });
-            let watch = watch_build(ctx, &client, &db, &coll);
+            let watch = schema::watch_build(&ctx.ui, &client, &db, &coll);
             let result = tokio::select! {
                 r = build => r,
                 _ = watch => unreachable!("the watcher never ends on its own"),
@@ -384,29 +384,6 @@ async fn apply(
     ctx.ui
         .result(format!("applied {} index changes", todo.len()));
     Ok(())
-}
-
-/// Progress of long builds from currentOp, every few seconds until the build returns.
-async fn watch_build(ctx: &Ctx, client: &Client, db: &str, coll: &str) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let ops = client
-            .database("admin")
-            .run_command(doc! { "currentOp": true, "ns": format!("{db}.{coll}"), "command.createIndexes": { "$exists": true } })
-            .await;
-        if let Ok(r) = ops {
-            for op in r
-                .get_array("inprog")
-                .map(|a| a.iter().filter_map(Bson::as_document).collect::<Vec<_>>())
-                .unwrap_or_default()
-            {
-                let msg = op.get_str("msg").unwrap_or("building");
-                ctx.ui.info(format!("{db}.{coll}: {msg}"));
-            }
-        }
-    }
 }
 
 /// A failed step: name the collection and index (the server's message carries the

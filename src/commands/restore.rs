@@ -238,6 +238,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         .unwrap_or(2);
     let runner = Arc::new(Runner {
         client: client.clone(),
+        ui: ctx.ui.clone(),
         identity: src.identity.clone(),
         drop: args.drop,
         append: args.append,
@@ -404,6 +405,7 @@ fn show_plan(ctx: &Ctx, src: &Source, plan: &[PlanItem], dry_run: bool) {
 
 struct Runner {
     client: Client,
+    ui: crate::report::Ui,
     identity: String,
     drop: bool,
     append: bool,
@@ -448,7 +450,12 @@ impl Runner {
             ..Default::default()
         };
         if !self.no_indexes {
-            match schema::create_indexes(&self.client, t, schema::buildable(&n.indexes)).await {
+            let build = schema::create_indexes(&self.client, t, schema::buildable(&n.indexes));
+            let built = tokio::select! {
+                r = build => r,
+                _ = schema::watch_build(&self.ui, &self.client, &t.db, &t.coll) => unreachable!("the watcher never ends"),
+            };
+            match built {
                 Ok(k) => r.indexes = k,
                 Err(e) => {
                     r.ok = false;

@@ -68,3 +68,29 @@ pub async fn exists(client: &Client, ns: &Namespace) -> Result<bool> {
         .with_context(|| format!("listing collections of {}", ns.db))?;
     Ok(!names.is_empty())
 }
+
+/// Progress of long index builds from currentOp, every few seconds; runs until dropped
+/// (callers race it against the build).
+pub async fn watch_build(ui: &crate::report::Ui, client: &Client, db: &str, coll: &str) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let ops = client
+            .database("admin")
+            .run_command(doc! { "currentOp": true, "ns": format!("{db}.{coll}"), "command.createIndexes": { "$exists": true } })
+            .await;
+        if let Ok(r) = ops {
+            for op in r
+                .get_array("inprog")
+                .map(|a| a.iter().filter_map(Bson::as_document).collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
+                ui.info(format!(
+                    "{db}.{coll}: {}",
+                    op.get_str("msg").unwrap_or("building indexes")
+                ));
+            }
+        }
+    }
+}

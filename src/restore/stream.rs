@@ -27,12 +27,15 @@ pub struct ReadCount {
 struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
+    /// Stored (compressed) bytes read so far, for error messages.
+    count: u64,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        self.count += n as u64;
         Ok(n)
     }
 }
@@ -49,12 +52,12 @@ pub async fn object_batches(
     let reader = store.open_read(key).await?;
     let key = key.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut hashing = HashingReader { inner: std::io::BufReader::with_capacity(1 << 20, SyncIoBridge::new(reader)), hasher: Sha256::new() };
+        let mut hashing = HashingReader { inner: std::io::BufReader::with_capacity(1 << 20, SyncIoBridge::new(reader)), hasher: Sha256::new(), count: 0 };
         let mut count = ReadCount::default();
-        {
+        let walked = {
             let decoded = codec::decoder(compression, &mut hashing)?;
             let mut batch = Batch::default();
-            let stats = bson_stream::walk(decoded, &key, |doc| {
+            bson_stream::walk(decoded, &key, |doc| {
                 if let Some(tx) = &tx {
                     batch.push(doc.to_raw_document_buf());
                     if batch.full() {
@@ -63,15 +66,18 @@ pub async fn object_batches(
                 }
                 Ok(())
             })
-            .map_err(|e| decode_context(e, &key))?;
-            if let Some(tx) = &tx {
-                if !batch.is_empty() {
-                    tx.blocking_send(batch).map_err(|_| crate::pipeline::PipelineClosed)?;
+            .and_then(|stats| {
+                if let Some(tx) = &tx {
+                    if !batch.is_empty() {
+                        tx.blocking_send(batch).map_err(|_| crate::pipeline::PipelineClosed)?;
+                    }
                 }
-            }
-            count.docs = stats.docs;
-            count.bytes = stats.bytes;
-        }
+                Ok(stats)
+            })
+        };
+        let stats = walked.map_err(|e| decode_context(e, &key, hashing.count))?;
+        count.docs = stats.docs;
+        count.bytes = stats.bytes;
         std::io::copy(&mut hashing, &mut std::io::sink())?;
         if let Some(expected) = sha256 {
             let got = crate::pipeline::hex(&hashing.hasher.finalize());
@@ -84,10 +90,15 @@ pub async fn object_batches(
     .await?
 }
 
-/// Decoder errors (bad gzip/zstd data) arrive as io errors; name the object.
-fn decode_context(e: anyhow::Error, key: &str) -> anyhow::Error {
-    if e.to_string().contains(key) {
+/// Decoder errors (bad gzip/zstd data) arrive as io errors; name the object and how far
+/// into its stored bytes the reader had got (0 when unknown).
+fn decode_context(e: anyhow::Error, key: &str, stored_offset: u64) -> anyhow::Error {
+    if e.is::<crate::pipeline::PipelineClosed>() || e.to_string().contains(key) {
         e
+    } else if stored_offset > 0 {
+        e.context(format!(
+            "{key} is corrupt or truncated: its compressed stream cannot be decoded (failed within the first {stored_offset} stored bytes)"
+        ))
     } else {
         e.context(format!(
             "{key} is corrupt or truncated: its compressed stream cannot be decoded"
@@ -154,7 +165,7 @@ pub async fn archive_batches(
             }
             Ok(())
         })
-        .map_err(|e| decode_context(e, &what))?;
+        .map_err(|e| decode_context(e, &what, 0))?;
         if let Some(f) = oplog_spool.as_mut() {
             f.flush()?;
         }
