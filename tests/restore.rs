@@ -399,6 +399,12 @@ fn round_trip_each_compression_with_rename_keeps_hashes_indexes_and_options() {
             index_names(&servers().rs_uri, &src, "users"),
             index_names(&servers().standalone_uri, &target, "users")
         );
+        // Options (validator, capped, view definitions) and every index, field for field.
+        assert_eq!(
+            schema_of(&servers().rs_uri, &src),
+            schema_of(&servers().standalone_uri, &target),
+            "{comp}"
+        );
         block_on(async {
             let c = client(&servers().standalone_uri).await;
             let specs: Vec<String> = c.database(&target).list_collection_names().await.unwrap();
