@@ -463,6 +463,30 @@ fn latest_from_garage_restores() {
     );
 }
 
+/// `restore --from FROM --uri <standalone> --yes --ns-from SRC.* --ns-to TARGET.* EXTRA...`
+fn restore_renamed(
+    dir: &std::path::Path,
+    from: &str,
+    src: &str,
+    target: &str,
+    extra: &[&str],
+) -> Run {
+    let mut args = vec![
+        "restore".to_string(),
+        "--from".into(),
+        from.into(),
+        "--uri".into(),
+        servers().standalone_uri.clone(),
+        "--yes".into(),
+        "--ns-from".into(),
+        format!("{src}.*"),
+        "--ns-to".into(),
+        format!("{target}.*"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    mongoshift(dir, &args)
+}
+
 fn corrupt_and_restore(mutate: impl Fn(&mut Vec<u8>)) -> (Run, String) {
     let dir = tempdir();
     let (loc, id) = backup_to_folder(dir.path(), "zstd");
@@ -472,20 +496,12 @@ fn corrupt_and_restore(mutate: impl Fn(&mut Vec<u8>)) -> (Run, String) {
     mutate(&mut bytes);
     std::fs::write(&path, &bytes).unwrap();
     let target = common::unique_db("rbad");
-    let run = mongoshift(
+    let run = restore_renamed(
         dir.path(),
-        [
-            "restore",
-            "--from",
-            &format!("{loc}/{id}"),
-            "--uri",
-            &servers().standalone_uri,
-            "--yes",
-            "--ns-from",
-            &format!("{}.*", source_db()),
-            "--ns-to",
-            &format!("{target}.*"),
-        ],
+        &format!("{loc}/{id}"),
+        &source_db(),
+        &target,
+        &[],
     );
     (run, key)
 }
@@ -523,20 +539,12 @@ fn non_empty_target_without_drop_or_append_writes_nothing() {
             .unwrap();
     });
     let before = hashes(&servers().standalone_uri, &target);
-    let run = mongoshift(
+    let run = restore_renamed(
         dir.path(),
-        [
-            "restore",
-            "--from",
-            &format!("{loc}/{id}"),
-            "--uri",
-            &servers().standalone_uri,
-            "--yes",
-            "--ns-from",
-            &format!("{}.*", source_db()),
-            "--ns-to",
-            &format!("{target}.*"),
-        ],
+        &format!("{loc}/{id}"),
+        &source_db(),
+        &target,
+        &[],
     );
     run.assert_code(2);
     assert!(
@@ -550,39 +558,23 @@ fn non_empty_target_without_drop_or_append_writes_nothing() {
         "nothing was written"
     );
     // --drop replaces it; --append then reports the duplicates.
-    let run = mongoshift(
+    let run = restore_renamed(
         dir.path(),
-        [
-            "restore",
-            "--from",
-            &format!("{loc}/{id}"),
-            "--uri",
-            &servers().standalone_uri,
-            "--yes",
-            "--drop",
-            "--ns-from",
-            &format!("{}.*", source_db()),
-            "--ns-to",
-            &format!("{target}.*"),
-        ],
+        &format!("{loc}/{id}"),
+        &source_db(),
+        &target,
+        &["--drop"],
     );
     run.assert_code(0);
-    let run = mongoshift(
+    let run = restore_renamed(
         dir.path(),
-        [
-            "restore",
-            "--from",
-            &format!("{loc}/{id}"),
-            "--uri",
-            &servers().standalone_uri,
-            "--yes",
+        &format!("{loc}/{id}"),
+        &source_db(),
+        &target,
+        &[
             "--append",
             "--ns-include",
             &format!("{}.users", source_db()),
-            "--ns-from",
-            &format!("{}.*", source_db()),
-            "--ns-to",
-            &format!("{target}.*"),
             "--output",
             "json",
         ],
