@@ -817,3 +817,122 @@ fn restore_drill_restores_verifies_and_drops_the_scratch_database() {
     });
     assert!(!dbs.contains(&scratch), "{scratch} was not dropped");
 }
+
+/// Upload a fixture (file or folder) under a fresh S3 prefix; returns its s3:// location.
+fn upload_fixture(name: &str) -> String {
+    let loc = common::s3_location("fxs3");
+    let st = block_on(common::store(&loc));
+    let base = PathBuf::from(fixture(name));
+    let files: Vec<(String, Vec<u8>)> = if base.is_dir() {
+        common::read_tree(&base)
+            .into_iter()
+            .map(|(p, b)| {
+                (
+                    p.strip_prefix(&base)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                    b,
+                )
+            })
+            .collect()
+    } else {
+        vec![(name.to_string(), std::fs::read(&base).unwrap())]
+    };
+    for (key, bytes) in files {
+        block_on(st.put(&key, bytes)).unwrap();
+    }
+    if base.is_dir() {
+        loc
+    } else {
+        format!("{loc}/{name}")
+    }
+}
+
+fn restore_from_s3(from: &str, target: &str, extra: &[&str]) -> Run {
+    let dir = tempdir();
+    let mut args = vec![
+        "restore".to_string(),
+        "--from".into(),
+        from.into(),
+        "--uri".into(),
+        servers().standalone_uri.clone(),
+        "--yes".into(),
+        "--ns-include".into(),
+        "predixi.*".into(),
+        "--ns-from".into(),
+        "predixi.*".into(),
+        "--ns-to".into(),
+        format!("{target}.*"),
+        "--output".into(),
+        "json".into(),
+    ];
+    args.extend(common::s3_flags());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    common::Cli::new(dir.path()).s3_env().run(&args)
+}
+
+#[test]
+fn mongodump_folder_and_archive_on_s3_restore() {
+    let exp = expected("static.json");
+    for fx in ["dir-gzip", "archive-gzip.archive.gz"] {
+        let target = common::unique_db("rs3fx");
+        let run = restore_from_s3(&upload_fixture(fx), &target, &[]);
+        run.assert_code(0);
+        assert!(!run.all().contains(&servers().s3_secret_key));
+        let got = hashes(&servers().standalone_uri, &target);
+        assert_eq!(
+            got["users"],
+            exp["predixi"]["collections"]["users"]["dbHash"]
+                .as_str()
+                .unwrap(),
+            "{fx}"
+        );
+        assert_eq!(
+            got["bets"],
+            exp["predixi"]["collections"]["bets"]["dbHash"]
+                .as_str()
+                .unwrap(),
+            "{fx}"
+        );
+    }
+}
+
+#[test]
+fn oplog_limit_stops_replay_before_the_given_timestamp() {
+    let dir = tempdir();
+    let target = common::unique_db("rlimit");
+    // A limit before every entry: the data loads, no oplog entry is applied.
+    let run = restore_renamed(
+        dir.path(),
+        &fixture("dir-oplog-plain"),
+        "predixi",
+        &target,
+        &[
+            "--ns-include",
+            "predixi.*",
+            "--oplog-replay",
+            "--oplog-limit",
+            "1",
+            "--output",
+            "json",
+        ],
+    );
+    run.assert_code(0);
+    assert_eq!(run.json()["oplog"]["applied"], 0, "{}", run.stdout);
+    let full = restore_renamed(
+        dir.path(),
+        &fixture("dir-oplog-plain"),
+        "predixi",
+        &common::unique_db("rnolimit"),
+        &[
+            "--ns-include",
+            "predixi.*",
+            "--oplog-replay",
+            "--output",
+            "json",
+        ],
+    );
+    full.assert_code(0);
+    assert!(full.json()["oplog"]["applied"].as_u64().unwrap() > 0);
+}
