@@ -417,6 +417,11 @@ impl Runner {
     /// Drop (when asked or when reloading), create with the dumped options, mark loading.
     async fn prepare(&self, n: &SourceNs, t: &Namespace, reload: bool) -> Result<()> {
         state::set(&self.client, &self.identity, t, NsState::Loading).await?;
+        if reload {
+            // A killed restore's last insertMany may still be running on the server; it
+            // would recreate the collection after our drop. Stop it first.
+            schema::kill_writes(&self.client, t).await?;
+        }
         if self.drop || reload {
             self.client
                 .database(&t.db)
@@ -544,8 +549,16 @@ impl Runner {
                 }
             };
             let (read, ins) = tokio::join!(read, ins);
-            let (read, ins) = (read?, ins?);
-            anyhow::Ok((read, ins))
+            match (read, ins) {
+                (Ok(r), Ok(i)) => anyhow::Ok((r, i)),
+                // The reader stops with PipelineClosed when the inserts failed: report theirs.
+                (Err(e), Err(ie))
+                    if e.chain().any(|c| c.is::<crate::pipeline::PipelineClosed>()) =>
+                {
+                    Err(ie)
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
         }
         .await;
         task.finish();

@@ -94,3 +94,31 @@ pub async fn watch_build(ui: &crate::report::Ui, client: &Client, db: &str, coll
         }
     }
 }
+
+/// Kill in-progress writes on `ns` (e.g. an insertMany of a restore that was killed)
+/// and wait until none are left, at most ~30 s.
+pub async fn kill_writes(client: &Client, ns: &Namespace) -> Result<()> {
+    let admin = client.database("admin");
+    for _ in 0..300 {
+        let r = admin
+            .run_command(doc! { "currentOp": true, "active": true, "ns": ns.to_string(), "op": { "$in": ["insert", "update", "remove"] } })
+            .await
+            .with_context(|| format!("listing operations on {ns}"))?;
+        let ops: Vec<Bson> = r
+            .get_array("inprog")
+            .map(|a| {
+                a.iter()
+                    .filter_map(|o| o.as_document()?.get("opid").cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        for opid in ops {
+            let _ = admin.run_command(doc! { "killOp": 1, "op": opid }).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("writes on {ns} from an earlier run are still in progress after 30 s; wait for them and re-run with --resume")
+}
