@@ -419,7 +419,7 @@ fn interrupted_backup_leaves_no_manifest_and_no_pending_uploads() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(saw_upload, "the backup never started a multipart upload");
-    unsafe_kill(pid, "INT");
+    send_signal(pid, "INT");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
@@ -455,9 +455,10 @@ fn interrupted_backup_leaves_no_manifest_and_no_pending_uploads() {
     assert_eq!(backups[0]["complete"], false);
 }
 
-fn unsafe_kill(pid: u32, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
+fn send_signal(pid: u32, sig: &str) {
+    // bash's builtin kill: no dependency on a kill binary being installed.
+    let status = std::process::Command::new("bash")
+        .args(["-c", &format!("kill -{sig} {pid}")])
         .status()
         .unwrap();
     assert!(status.success());

@@ -16,7 +16,15 @@ fn replica_set_shows_one_primary_with_zero_lag_as_json() {
     .unwrap();
     let run = common::Cli::new(dir.path())
         .env("TEST_RS_URI", &servers().rs_uri)
-        .run(["status", "--target", "rs", "--output", "json"]);
+        .run([
+            "status",
+            "--target",
+            "rs",
+            "--output",
+            "json",
+            "--max-ping",
+            "10s",
+        ]);
     run.assert_code(0);
     let v = run.json();
     assert_eq!(v["reachable"], true);
@@ -38,7 +46,11 @@ fn replica_set_shows_one_primary_with_zero_lag_as_json() {
 #[test]
 fn table_output_names_topology_members_and_thresholds() {
     let dir = tempdir();
-    let run = mongoshift(dir.path(), ["status", "--uri", &servers().rs_uri]);
+    // A generous ping limit: the suite loads both cores, and this test is not about latency.
+    let run = mongoshift(
+        dir.path(),
+        ["status", "--uri", &servers().rs_uri, "--max-ping", "10s"],
+    );
     run.assert_code(0);
     for needle in [
         "replica set 'rs0'",
@@ -66,6 +78,8 @@ fn standalone_is_reported_as_such() {
             &servers().standalone_uri,
             "--output",
             "json",
+            "--max-ping",
+            "10s",
         ],
     );
     run.assert_code(0);
