@@ -529,15 +529,12 @@ fn non_empty_target_without_drop_or_append_writes_nothing() {
     let dir = tempdir();
     let (loc, id) = backup_to_folder(dir.path(), "zstd");
     let target = common::unique_db("rconf");
-    block_on(async {
-        client(&servers().standalone_uri)
-            .await
-            .database(&target)
-            .collection::<Document>("users")
-            .insert_one(doc! { "x": 1 })
-            .await
-            .unwrap();
-    });
+    common::insert(
+        &servers().standalone_uri,
+        &target,
+        "users",
+        vec![doc! { "x": 1 }],
+    );
     let before = hashes(&servers().standalone_uri, &target);
     let run = restore_renamed(
         dir.path(),
@@ -588,15 +585,12 @@ fn non_empty_target_without_drop_or_append_writes_nothing() {
 fn dry_run_reports_real_counts_and_writes_nothing() {
     let dir = tempdir();
     let target = common::unique_db("rdry");
-    block_on(async {
-        client(&servers().standalone_uri)
-            .await
-            .database(&target)
-            .collection::<Document>("marker")
-            .insert_one(doc! { "x": 1 })
-            .await
-            .unwrap();
-    });
+    common::insert(
+        &servers().standalone_uri,
+        &target,
+        "marker",
+        vec![doc! { "x": 1 }],
+    );
     let before = hashes(&servers().standalone_uri, &target);
     let run = mongoshift(
         dir.path(),

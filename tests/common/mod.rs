@@ -233,3 +233,16 @@ pub fn read_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out
 }
+
+/// Insert documents into `db.coll` on the server at `uri`.
+pub fn insert(uri: &str, db: &str, coll: &str, docs: Vec<mongodb::bson::Document>) {
+    block_on(async {
+        client(uri)
+            .await
+            .database(db)
+            .collection::<mongodb::bson::Document>(coll)
+            .insert_many(docs)
+            .await
+            .expect("inserting test documents");
+    });
+}
