@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio_util::io::SyncIoBridge;
 
 use crate::cli::{parse_duration, Ctx, StorageArgs};
@@ -16,6 +15,7 @@ use crate::dump::bson_stream;
 use crate::dump::layout;
 use crate::dump::manifest::{self, Manifest, ObjectEntry};
 use crate::exit::{check_failed, usage};
+use crate::pipeline::HashingReader;
 use crate::report::table;
 use crate::storage::{Location, Store};
 
@@ -517,10 +517,7 @@ async fn check_object(
     let key = obj.key.clone();
     let is_bson = key.contains(".bson");
     let (sha, docs) = tokio::task::spawn_blocking(move || -> Result<(String, Option<u64>)> {
-        let mut hashing = HashingReader {
-            inner: SyncIoBridge::new(reader),
-            hasher: Sha256::new(),
-        };
+        let mut hashing = HashingReader::new(SyncIoBridge::new(reader));
         let docs = if deep {
             let compression = Compression::from_name(&key);
             let mut decoded = codec::decoder(compression, &mut hashing)?;
@@ -539,9 +536,7 @@ async fn check_object(
         } else {
             None
         };
-        // Drain whatever the decoder did not need (trailers), so the hash covers every byte.
-        std::io::copy(&mut hashing, &mut std::io::sink())?;
-        Ok((crate::pipeline::hex(&hashing.hasher.finalize()), docs))
+        Ok((hashing.finish()?, docs))
     })
     .await??;
     if sha != obj.sha256 {
@@ -553,19 +548,6 @@ async fn check_object(
         }
     }
     Ok(())
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: std::io::Read> std::io::Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
 }
 
 /// Which backups a prune removes. Pure, so the rules are unit-tested.

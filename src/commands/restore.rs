@@ -240,6 +240,11 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         client: client.clone(),
         ui: ctx.ui.clone(),
         identity: src.identity.clone(),
+        reloading: resume
+            .iter()
+            .filter(|(_, st)| **st == NsState::Loading)
+            .map(|(ns, _)| ns.clone())
+            .collect(),
         drop: args.drop,
         append: args.append,
         no_indexes: args.no_indexes,
@@ -252,12 +257,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         .collect();
     let (collections, views): (Vec<_>, Vec<_>) =
         todo.into_iter().partition(|(n, _)| n.kind != Kind::View);
-    let est: u64 = collections
-        .iter()
-        .filter_map(|(n, _)| n.expected_docs)
-        .sum();
     let progress = Progress::new(&ctx.ui, "restore", collections.len() as u64, 0);
-    let _ = est;
 
     let work = async {
         let mut results = match &src.kind {
@@ -407,6 +407,8 @@ struct Runner {
     client: Client,
     ui: crate::report::Ui,
     identity: String,
+    /// Targets a previous run left half-loaded (from the resume state read once up front).
+    reloading: std::collections::HashSet<Namespace>,
     drop: bool,
     append: bool,
     no_indexes: bool,
@@ -415,7 +417,8 @@ struct Runner {
 
 impl Runner {
     /// Drop (when asked or when reloading), create with the dumped options, mark loading.
-    async fn prepare(&self, n: &SourceNs, t: &Namespace, reload: bool) -> Result<()> {
+    async fn prepare(&self, n: &SourceNs, t: &Namespace) -> Result<()> {
+        let reload = self.reloading.contains(t);
         state::set(&self.client, &self.identity, t, NsState::Loading).await?;
         if reload {
             // A killed restore's last insertMany may still be running on the server; it
@@ -528,10 +531,8 @@ impl Runner {
         task: TaskProgress,
     ) -> NsResult {
         let start = Instant::now();
-        let reload = true; // a collection marked loading, or fresh: load into an empty collection
         let outcome = async {
-            self.prepare(n, t, reload && (self.drop || self.is_reload(t).await))
-                .await?;
+            self.prepare(n, t).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
             let ins =
                 raw_write::insert_all(&self.client, t, rx, self.workers, self.append, task.clone());
@@ -568,10 +569,6 @@ impl Runner {
         }
     }
 
-    async fn is_reload(&self, t: &Namespace) -> bool {
-        matches!(state::load(&self.client, &self.identity).await, Ok(s) if s.iter().any(|(ns, st)| ns == t && *st == NsState::Loading))
-    }
-
     async fn archive(
         &self,
         src: &Source,
@@ -582,8 +579,7 @@ impl Runner {
         let mut routes = HashMap::new();
         let mut loaders = Vec::new();
         for (n, t) in colls {
-            let reload = self.is_reload(t).await;
-            self.prepare(n, t, reload).await?;
+            self.prepare(n, t).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
             routes.insert(n.ns.clone(), tx);
             let (client, t2, workers, append) =
@@ -676,18 +672,10 @@ async fn replay_oplog(
             }),
             _,
         ) => {
-            // Verify the stored object first; replay must never apply a damaged oplog.
-            let data = src.store.get(key).await?;
-            if let Some(expected) = sha256 {
-                let got = crate::pipeline::sha256_hex(&data);
-                if &got != expected {
-                    anyhow::bail!(
-                        "{key} is corrupt: its sha256 is {got}, the manifest records {expected}"
-                    );
-                }
-            }
+            // Verified before replay starts: replay must never apply a damaged oplog.
+            let file = stream::spool_verified(&src.store, key, sha256.clone()).await?;
             (
-                crate::codec::decoder(*compression, std::io::Cursor::new(data))?,
+                crate::codec::decoder(*compression, std::io::BufReader::new(file))?,
                 key.clone(),
             )
         }
@@ -715,9 +703,12 @@ async fn replay_oplog(
     };
     let (rx, reader_task) = oplog_replay::spawn_reader(reader, what);
     let stats = Replayer::new(client, filter, renamer, limit).run(rx).await;
-    // A reader error (truncated oplog) is the root cause when both fail.
-    reader_task.await??;
-    stats
+    // A reader error (truncated oplog) is the root cause when both fail; the reader
+    // stopping because replay ended at --oplog-limit is not an error.
+    match reader_task.await? {
+        Err(e) if !e.is::<crate::pipeline::PipelineClosed>() => Err(e),
+        _ => stats,
+    }
 }
 
 fn report(ctx: &Ctx, results: &[NsResult], replay: Option<&oplog_replay::ReplayStats>) {

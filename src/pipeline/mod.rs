@@ -223,6 +223,40 @@ impl Write for HashingSender {
     }
 }
 
+/// Hashes (SHA-256) and counts the stored bytes a reader passes through, so an object's
+/// checksum is checked in the same pass that decompresses it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    /// Bytes read so far, for error messages.
+    pub count: u64,
+}
+
+impl<R: std::io::Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// Read what is left (trailers a decoder did not need) and return the hex digest.
+    pub fn finish(mut self) -> std::io::Result<String> {
+        std::io::copy(&mut self, &mut std::io::sink())?;
+        Ok(hex(&self.hasher.finalize()))
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

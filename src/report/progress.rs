@@ -132,10 +132,6 @@ impl Progress {
             let _ = m.clear();
         }
     }
-
-    pub fn summary_line(&self) -> String {
-        self.totals.line()
-    }
 }
 
 struct TaskInner {
@@ -151,25 +147,6 @@ pub struct TaskProgress {
 }
 
 impl TaskProgress {
-    /// A progress handle that reports nowhere (tests, nested work).
-    pub fn hidden() -> TaskProgress {
-        TaskProgress {
-            inner: Arc::new(TaskInner {
-                bar: None,
-                overall: None,
-                totals: Arc::new(Totals {
-                    label: String::new(),
-                    docs: AtomicU64::new(0),
-                    bytes: AtomicU64::new(0),
-                    tasks_done: AtomicU64::new(0),
-                    tasks_total: 0,
-                    start: Instant::now(),
-                }),
-                bytes: AtomicU64::new(0),
-            }),
-        }
-    }
-
     pub fn add(&self, docs: u64, bytes: u64) {
         let i = &self.inner;
         i.totals.docs.fetch_add(docs, Ordering::Relaxed);

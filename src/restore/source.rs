@@ -61,7 +61,7 @@ pub struct Source {
     /// Stable identity for resume state: backup id or the location.
     pub identity: String,
     pub store: Store,
-    /// For archives: the object key (or "-" for stdin).
+    /// For archives: the object key.
     pub archive_key: Option<String>,
     pub kind: SourceKind,
     pub namespaces: Vec<SourceNs>,
@@ -72,16 +72,9 @@ fn is_system_db(db: &str) -> bool {
     matches!(db, "admin" | "config" | "local")
 }
 
-/// Open SOURCE: `LOCATION/ID`, `LOCATION/latest`, a mongodump folder, an archive file or `-`.
+/// Open SOURCE: `LOCATION/ID`, `LOCATION/latest`, a mongodump folder or an archive file
+/// (the restore command spools stdin to a file first, so `-` never gets here).
 pub async fn open(spec: &str, s3: &S3Settings) -> Result<Source> {
-    if spec == "-" {
-        return open_archive(
-            Store::Local(crate::storage::local::LocalStore::new(".".into())),
-            "-".into(),
-            spec,
-        )
-        .await;
-    }
     let loc = Location::parse(spec)?;
     // `.../latest` is the newest complete backup in the parent location.
     if let Some(parent) = spec.strip_suffix("/latest") {
@@ -354,9 +347,7 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
 
 async fn open_archive(store: Store, key: String, spec: &str) -> Result<Source> {
     // Peek at the first bytes: gzip (1f 8b) or a bare archive.
-    let compression = if key == "-" {
-        Compression::None
-    } else {
+    let compression = {
         let mut r = store.open_read(&key).await?;
         let mut head = [0u8; 2];
         let _ = tokio::io::AsyncReadExt::read(&mut r, &mut head).await;
@@ -375,10 +366,8 @@ async fn open_archive(store: Store, key: String, spec: &str) -> Result<Source> {
         namespaces: vec![],
         oplog: None,
     };
-    if src.archive_key.as_deref() != Some("-") {
-        let prelude = read_prelude(&src).await?;
-        set_archive_namespaces(&mut src, &prelude)?;
-    }
+    let prelude = read_prelude(&src).await?;
+    set_archive_namespaces(&mut src, &prelude)?;
     Ok(src)
 }
 

@@ -2,11 +2,10 @@
 //! the fly) or a whole archive demultiplexed into per-namespace queues.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 use mongodb::bson::RawDocumentBuf;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
@@ -15,6 +14,7 @@ use crate::dump::archive::{ArchiveReader, Event};
 use crate::dump::bson_stream;
 use crate::mongo::raw_write::Batch;
 use crate::namespace::Namespace;
+use crate::pipeline::HashingReader;
 use crate::storage::Store;
 
 /// Counts what a producer read.
@@ -22,22 +22,6 @@ use crate::storage::Store;
 pub struct ReadCount {
     pub docs: u64,
     pub bytes: u64,
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    /// Stored (compressed) bytes read so far, for error messages.
-    count: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
 }
 
 /// Stream `key` into batches on `tx`; verify `sha256` (of the stored bytes) at the end.
@@ -52,7 +36,7 @@ pub async fn object_batches(
     let reader = store.open_read(key).await?;
     let key = key.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut hashing = HashingReader { inner: std::io::BufReader::with_capacity(1 << 20, SyncIoBridge::new(reader)), hasher: Sha256::new(), count: 0 };
+        let mut hashing = HashingReader::new(std::io::BufReader::with_capacity(1 << 20, SyncIoBridge::new(reader)));
         let mut count = ReadCount::default();
         let walked = {
             let decoded = codec::decoder(compression, &mut hashing)?;
@@ -78,9 +62,8 @@ pub async fn object_batches(
         let stats = walked.map_err(|e| decode_context(e, &key, hashing.count))?;
         count.docs = stats.docs;
         count.bytes = stats.bytes;
-        std::io::copy(&mut hashing, &mut std::io::sink())?;
+        let got = hashing.finish()?;
         if let Some(expected) = sha256 {
-            let got = crate::pipeline::hex(&hashing.hasher.finalize());
             if got != expected {
                 bail!("{key} is corrupt: its sha256 is {got}, the manifest records {expected}; the backup object was changed or damaged");
             }
@@ -117,11 +100,7 @@ pub async fn archive_batches(
     mut routes: HashMap<Namespace, mpsc::Sender<Batch>>,
     mut oplog_spool: Option<std::fs::File>,
 ) -> Result<HashMap<Namespace, ReadCount>> {
-    let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = if key == "-" {
-        Box::new(tokio::io::stdin())
-    } else {
-        store.open_read(key).await?
-    };
+    let reader = store.open_read(key).await?;
     let what = what.to_string();
     tokio::task::spawn_blocking(move || {
         let bridge = std::io::BufReader::with_capacity(1 << 20, SyncIoBridge::new(reader));
@@ -170,6 +149,31 @@ pub async fn archive_batches(
             f.flush()?;
         }
         Ok(counts)
+    })
+    .await?
+}
+
+/// Copy an oplog object to a temporary file, checking its sha256 on the way, so the
+/// replay reads a verified local copy without holding the whole oplog in memory.
+pub async fn spool_verified(
+    store: &Store,
+    key: &str,
+    sha256: Option<String>,
+) -> Result<std::fs::File> {
+    let reader = store.open_read(key).await?;
+    let key = key.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut file = tempfile::tempfile().context("creating a temporary file for the oplog")?;
+        let mut hashing = HashingReader::new(SyncIoBridge::new(reader));
+        std::io::copy(&mut hashing, &mut file).with_context(|| format!("downloading {key}"))?;
+        let got = hashing.finish()?;
+        if let Some(expected) = sha256 {
+            if got != expected {
+                bail!("{key} is corrupt: its sha256 is {got}, the manifest records {expected}");
+            }
+        }
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
+        Ok(file)
     })
     .await?
 }
