@@ -362,6 +362,7 @@ async fn verify(ctx: &Ctx, from: &FromArgs, id: &str, deep: bool) -> Result<()> 
         let problem = check_object(
             &child,
             obj,
+            m.compression,
             deep.then(|| expected_docs.get(&obj.key).copied()).flatten(),
             deep,
         )
@@ -500,6 +501,8 @@ async fn restore_drill(
 async fn check_object(
     store: &Store,
     obj: &ObjectEntry,
+    // From the manifest, not the key: a gzip oplog is named plain `oplog.bson`, as mongodump names it.
+    compression: Compression,
     expected_docs: Option<u64>,
     deep: bool,
 ) -> Result<()> {
@@ -519,7 +522,6 @@ async fn check_object(
     let (sha, docs) = tokio::task::spawn_blocking(move || -> Result<(String, Option<u64>)> {
         let mut hashing = HashingReader::new(SyncIoBridge::new(reader));
         let docs = if deep {
-            let compression = Compression::from_name(&key);
             let mut decoded = codec::decoder(compression, &mut hashing)?;
             if is_bson {
                 let stats = bson_stream::walk(&mut decoded, &key, |_| Ok(()))

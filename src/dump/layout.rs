@@ -26,8 +26,15 @@ pub fn metadata_key(ns: &Namespace, c: Compression) -> String {
     )
 }
 
+/// mongodump --gzip writes gzip data to a file still named `oplog.bson`, and mongorestore
+/// finds the oplog only by that exact name (then gunzips it under --gzip): a `.gz` suffix
+/// would make `mongorestore --gzip --oplogReplay` skip it and silently lose the point in time.
+/// zstd keeps its suffix; no stock tool reads it anyway.
 pub fn oplog_key(c: Compression) -> String {
-    format!("oplog.bson{}", c.suffix())
+    match c {
+        Compression::Gzip | Compression::None => "oplog.bson".to_string(),
+        Compression::Zstd => format!("oplog.bson{}", c.suffix()),
+    }
 }
 
 #[cfg(test)]
@@ -46,5 +53,6 @@ mod tests {
             "predixi/users.metadata.json"
         );
         assert_eq!(oplog_key(Compression::Zstd), "oplog.bson.zst");
+        assert_eq!(oplog_key(Compression::Gzip), "oplog.bson");
     }
 }

@@ -46,7 +46,7 @@ pub struct OplogStats {
 }
 
 /// Copy every entry from `start` (inclusive, as mongodump does; replay is idempotent)
-/// that touches one of `dbs`, plus cross-database commands in admin.$cmd (transactions).
+/// that touches one of `dbs`, including transactions (admin.$cmd applyOps) with an op on one of them.
 pub async fn stream_entries(
     client: Client,
     start: Timestamp,
@@ -59,11 +59,20 @@ pub async fn stream_entries(
         .map(|d| regex_escape(d))
         .collect::<Vec<_>>()
         .join("|");
+    let ours = Regex {
+        pattern: format!("^({alternatives})\\."),
+        options: String::new(),
+    };
+    // Transactions are logged as admin.$cmd applyOps. One that touches none of our databases
+    // must not be saved: stock `mongorestore --oplogReplay` would apply it to a database that
+    // was never backed up. Other admin.$cmd entries (commit/abort of prepared transactions)
+    // carry no namespace to judge by and are kept.
     let filter = doc! {
         "ts": { "$gte": start },
         "$or": [
-            { "ns": Regex { pattern: format!("^({alternatives})\\."), options: String::new() } },
-            { "ns": "admin.$cmd" },
+            { "ns": ours.clone() },
+            { "ns": "admin.$cmd", "o.applyOps.ns": ours },
+            { "ns": "admin.$cmd", "o.applyOps": { "$exists": false } },
         ],
     };
     let mut cursor = oplog(&client)

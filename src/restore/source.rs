@@ -278,6 +278,8 @@ pub fn apply_metadata(n: &mut SourceNs, json: &[u8], what: &str) -> Result<()> {
 async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Source> {
     let mut namespaces: Vec<SourceNs> = Vec::new();
     let mut oplog = None;
+    let mut saw_gzip = false;
+    let mut saw_plain = false;
     for key in keys {
         if let Some(rest) = key.strip_prefix("oplog.bson") {
             if !key.contains('/') && matches!(rest, "" | ".gz" | ".zst") {
@@ -296,6 +298,8 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
             continue;
         }
         let compression = Compression::from_name(file);
+        saw_gzip |= compression == Compression::Gzip;
+        saw_plain |= compression == Compression::None;
         let base = file.trim_end_matches(compression.suffix());
         let (coll_escaped, is_data) = if let Some(c) = base.strip_suffix(".bson") {
             (c, true)
@@ -326,6 +330,16 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
                 compression,
                 sha256: None,
             });
+        }
+    }
+    // mongodump --gzip gzips the oplog but keeps the name `oplog.bson`; --gzip is all or
+    // nothing, so the collection files tell which it was.
+    if let Some(OplogRef::Object {
+        key, compression, ..
+    }) = &mut oplog
+    {
+        if key == "oplog.bson" && saw_gzip && !saw_plain {
+            *compression = Compression::Gzip;
         }
     }
     namespaces.sort_by(|a, b| a.ns.cmp(&b.ns));
