@@ -6,6 +6,8 @@ use anyhow::Result;
 
 use crate::exit::usage;
 
+pub const BUCKETS_PREFIX: &str = "system.buckets.";
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Namespace {
     pub db: String,
@@ -17,6 +19,21 @@ impl Namespace {
         Namespace {
             db: db.into(),
             coll: coll.into(),
+        }
+    }
+
+    /// Where a time-series collection's data lives: mongodump reads (and names its file)
+    /// `system.buckets.<name>`, and mongorestore inserts the buckets back there.
+    pub fn buckets(&self) -> Namespace {
+        Namespace::new(&self.db, format!("{BUCKETS_PREFIX}{}", self.coll))
+    }
+
+    /// The time-series collection whose buckets these are (an archive's or a dump folder's
+    /// `system.buckets.<name>`), or the namespace itself.
+    pub fn without_buckets_prefix(&self) -> Namespace {
+        match self.coll.strip_prefix(BUCKETS_PREFIX) {
+            Some(c) => Namespace::new(&self.db, c),
+            None => self.clone(),
         }
     }
 
@@ -156,6 +173,14 @@ pub fn unescape_file_name(name: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_series_buckets_round_trip() {
+        let ns = Namespace::new("iot", "ticks");
+        assert_eq!(ns.buckets().to_string(), "iot.system.buckets.ticks");
+        assert_eq!(ns.buckets().without_buckets_prefix(), ns);
+        assert_eq!(ns.without_buckets_prefix(), ns);
+    }
 
     #[test]
     fn patterns_match_like_mongodump() {

@@ -58,8 +58,10 @@ fn mongorestore_dir_plan(dir: &Path, gzip: bool) -> DirPlan {
                 if let Some(c) = fname.strip_suffix(suffix_meta) {
                     plan.metadata.insert(format!("{name}.{}", path_unescape(c)));
                 } else if let Some(c) = fname.strip_suffix(suffix_bson) {
-                    plan.data
-                        .insert(format!("{name}.{}", path_unescape(c)), file);
+                    // A time-series collection's buckets restore into the collection of that name.
+                    let coll = path_unescape(c);
+                    let coll = coll.strip_prefix("system.buckets.").unwrap_or(&coll);
+                    plan.data.insert(format!("{name}.{coll}"), file);
                 } else {
                     plan.skipped.push(format!("{name}/{fname}"));
                 }
@@ -154,6 +156,16 @@ fn with_writes_during<T>(source: &Source, during: impl FnOnce() -> T) -> T {
             .await
             .unwrap();
         db.run_command(doc! { "create": "recent", "viewOn": "comentários_日志", "pipeline": [ { "$match": { "_id": { "$gte": 39_000 } } } ] })
+            .await
+            .unwrap();
+        db.run_command(
+            doc! { "create": "ticks", "timeseries": { "timeField": "at", "metaField": "sensor" } },
+        )
+        .await
+        .unwrap();
+        let now = mongodb::bson::DateTime::now().timestamp_millis();
+        db.collection::<Document>("ticks")
+            .insert_many((0..2_000i64).map(|i| doc! { "at": mongodb::bson::DateTime::from_millis(now - i * 1_000), "sensor": i % 7, "v": i }))
             .await
             .unwrap();
         for coll in ["writes", "txn", "empty"] {
@@ -308,6 +320,12 @@ fn assert_is_source_at_end(uri: &str, db: &str, source_db: &str, end: Timestamp,
             .await
             .unwrap();
         assert_eq!(n, 1_000, "{who}: the view");
+        let ticks = d
+            .collection::<Document>("ticks")
+            .count_documents(doc! {})
+            .await
+            .unwrap();
+        assert_eq!(ticks, 2_000, "{who}: the time-series measurements");
         let names = d.list_collection_names().await.unwrap();
         assert!(names.contains(&"empty".to_string()), "{who}: {names:?}");
     });

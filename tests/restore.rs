@@ -283,7 +283,7 @@ fn schema_of(uri: &str, db: &str) -> BTreeMap<String, (serde_json::Value, Vec<se
                 continue;
             }
             let mut idx = Vec::new();
-            if spec.get_str("type").unwrap_or("collection") == "collection" {
+            if spec.get_str("type").unwrap_or("collection") != "view" {
                 let mut ic = d
                     .run_cursor_command(doc! { "listIndexes": &name })
                     .await
@@ -360,6 +360,29 @@ fn source_db() -> String {
             d.create_collection("open_markets")
                 .view_on("markets".to_string())
                 .pipeline(vec![doc! { "$match": { "status": "open" } }])
+                .await
+                .unwrap();
+            // A time-series collection: its data is its buckets (system.buckets.ticks).
+            d.run_command(doc! { "create": "ticks", "timeseries": { "timeField": "at", "metaField": "market", "granularity": "seconds" }, "expireAfterSeconds": 86_400 * 365 })
+                .await
+                .unwrap();
+            d.collection::<Document>("ticks")
+                .create_index(
+                    mongodb::IndexModel::builder()
+                        .keys(doc! { "market": 1, "at": -1 })
+                        .build(),
+                )
+                .await
+                .unwrap();
+            let now = mongodb::bson::DateTime::now().timestamp_millis();
+            d.collection::<Document>("ticks")
+                .insert_many((0..3_000i64).map(|i| {
+                    doc! {
+                        "at": mongodb::bson::DateTime::from_millis(now - i * 1_000),
+                        "market": format!("m{}", i % 20),
+                        "price": Bson::Decimal128(format!("0.{:02}", i % 100).parse().unwrap()),
+                    }
+                }))
                 .await
                 .unwrap();
         });

@@ -109,14 +109,6 @@ pub async fn run(ctx: &Ctx, args: BackupArgs) -> Result<()> {
     for db in &dbs {
         colls.extend(namespaces::collections(&client, db, &filter).await?);
     }
-    let (colls, skipped): (Vec<_>, Vec<_>) =
-        colls.into_iter().partition(|c| c.kind != Kind::Timeseries);
-    for s in &skipped {
-        ctx.ui.warn(format!(
-            "skipping time-series collection {}: not supported by this version of mongoshift",
-            s.ns
-        ));
-    }
     if colls.is_empty() {
         return Err(usage(format!(
             "nothing to back up: no collections in {} match the --db/--ns-include/--ns-exclude options",
@@ -280,9 +272,15 @@ impl Job {
         let (data, stats) = if info.kind == Kind::View {
             (None, raw_read::ReadStats::default())
         } else {
-            let key = layout::data_key(&ns, self.compression);
+            // Time-series: the buckets, raw, under mongodump's name for them.
+            let data_ns = if info.kind == Kind::Timeseries {
+                ns.buckets()
+            } else {
+                ns.clone()
+            };
+            let key = layout::data_key(&data_ns, self.compression);
             let client = self.client.clone();
-            let (ns2, task2) = (ns.clone(), task.clone());
+            let (ns2, task2) = (data_ns, task.clone());
             let (stats, obj) = pipeline::stream_to_object(
                 &self.store,
                 &key,

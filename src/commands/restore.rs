@@ -146,15 +146,6 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         .namespaces
         .iter()
         .filter(|n| filter.allows(&n.ns))
-        .filter(|n| {
-            if n.kind == Kind::Timeseries {
-                ctx.ui.warn(format!(
-                    "skipping time-series collection {}: not supported yet",
-                    n.ns
-                ));
-            }
-            n.kind != Kind::Timeseries
-        })
         .cloned()
         .collect();
     if selected.is_empty() {
@@ -403,6 +394,17 @@ fn show_plan(ctx: &Ctx, src: &Source, plan: &[PlanItem], dry_run: bool) {
     }
 }
 
+/// Where the documents go: a time-series collection's are its buckets, inserted into
+/// `system.buckets.<name>` as mongorestore does (the collection itself is created from
+/// the dumped options first, and its indexes are built on it by their user-facing keys).
+fn data_target(n: &SourceNs, t: &Namespace) -> Namespace {
+    if n.kind == Kind::Timeseries {
+        t.buckets()
+    } else {
+        t.clone()
+    }
+}
+
 struct Runner {
     client: Client,
     ui: crate::report::Ui,
@@ -423,7 +425,7 @@ impl Runner {
         if reload {
             // A killed restore's last insertMany may still be running on the server; it
             // would recreate the collection after our drop. Stop it first.
-            schema::kill_writes(&self.client, t).await?;
+            schema::kill_writes(&self.client, &data_target(n, t)).await?;
         }
         if self.drop || reload {
             self.client
@@ -471,10 +473,11 @@ impl Runner {
                 }
             }
         }
+        let counted = data_target(n, t);
         r.target_count = self
             .client
-            .database(&t.db)
-            .collection::<Document>(&t.coll)
+            .database(&counted.db)
+            .collection::<Document>(&counted.coll)
             .count_documents(doc! {})
             .await
             .unwrap_or(0);
@@ -534,8 +537,15 @@ impl Runner {
         let outcome = async {
             self.prepare(n, t).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
-            let ins =
-                raw_write::insert_all(&self.client, t, rx, self.workers, self.append, task.clone());
+            let into = data_target(n, t);
+            let ins = raw_write::insert_all(
+                &self.client,
+                &into,
+                rx,
+                self.workers,
+                self.append,
+                task.clone(),
+            );
             let read = async {
                 match &n.data {
                     Some(DataRef::Object {
@@ -582,8 +592,12 @@ impl Runner {
             self.prepare(n, t).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
             routes.insert(n.ns.clone(), tx);
-            let (client, t2, workers, append) =
-                (self.client.clone(), t.clone(), self.workers, self.append);
+            let (client, t2, workers, append) = (
+                self.client.clone(),
+                data_target(n, t),
+                self.workers,
+                self.append,
+            );
             let task = progress.task(&t.to_string(), 0);
             loaders.push((
                 n.clone(),

@@ -108,7 +108,13 @@ pub async fn collections(
         };
         if kind != Kind::View {
             info.indexes = indexes(client, db, &name).await?;
-            let (count, bytes) = size_estimate(client, db, &name).await;
+            // A time-series collection's documents are its buckets.
+            let data = if kind == Kind::Timeseries {
+                info.ns.buckets().coll
+            } else {
+                name.clone()
+            };
+            let (count, bytes) = size_estimate(client, db, &data).await;
             info.estimated_count = count;
             info.estimated_bytes = bytes;
         }

@@ -309,7 +309,8 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
             continue;
         };
         let coll = unescape_file_name(coll_escaped).with_context(|| format!("file name {key}"))?;
-        let ns = Namespace::new(db, coll);
+        // mongodump names a time-series collection's data system.buckets.<name>.bson.
+        let ns = Namespace::new(db, coll).without_buckets_prefix();
         let idx = match namespaces.iter().position(|n| n.ns == ns) {
             Some(i) => i,
             None => {

@@ -119,7 +119,8 @@ pub async fn archive_batches(
                         }
                         return Ok(());
                     }
-                    let ns = Namespace::new(db, coll);
+                    // A time-series collection's buckets come as system.buckets.<name>.
+                    let ns = Namespace::new(db, coll).without_buckets_prefix();
                     let c = counts.entry(ns.clone()).or_default();
                     c.docs += 1;
                     c.bytes += doc.as_bytes().len() as u64;
@@ -133,7 +134,7 @@ pub async fn archive_batches(
                     }
                 }
                 Event::End { db, coll } => {
-                    let ns = Namespace::new(db, coll);
+                    let ns = Namespace::new(db, coll).without_buckets_prefix();
                     if let Some(tx) = routes.remove(&ns) {
                         if let Some(b) = batches.remove(&ns).filter(|b| !b.is_empty()) {
                             tx.blocking_send(b)
