@@ -813,3 +813,93 @@ fn prune_keeps_newest_complete_and_refuses_without_yes_off_terminal() {
     assert_eq!(left.len(), 1);
     assert!(left[0].ends_with("-two"), "{left:?}");
 }
+
+/// The oplog filter of a point-in-time backup, run against the real oplog: without --db it
+/// keeps a database created during the backup (and its transactions) and leaves out
+/// admin/config/local; with databases named it keeps nothing of any other.
+#[test]
+fn oplog_scope_keeps_new_databases_and_only_in_scope_transactions() {
+    use mongoshift::mongo::oplog::{self, OplogScope};
+    let newdb = common::unique_db("born");
+    let other = common::unique_db("other");
+    let scratch = common::unique_db("cfg");
+    let (all, named) = block_on(async {
+        let c = client(&servers().rs_uri).await;
+        let start = oplog::latest(&c).await.unwrap();
+        let born = c.database(&newdb).collection::<Document>("born");
+        born.insert_one(doc! { "_id": 1 }).await.unwrap();
+        let mut s = c.start_session().await.unwrap();
+        s.start_transaction().await.unwrap();
+        born.insert_one(doc! { "_id": 2 })
+            .session(&mut s)
+            .await
+            .unwrap();
+        born.insert_one(doc! { "_id": 3 })
+            .session(&mut s)
+            .await
+            .unwrap();
+        s.commit_transaction().await.unwrap();
+        let cfg = c.database("config").collection::<Document>(&scratch);
+        cfg.insert_one(doc! { "_id": 1 }).await.unwrap();
+        cfg.drop().await.unwrap();
+        c.database(&other)
+            .collection::<Document>("x")
+            .insert_one(doc! { "_id": 1 })
+            .await
+            .unwrap();
+        let oplog = c.database("local").collection::<Document>("oplog.rs");
+        let mut out = Vec::new();
+        for scope in [
+            OplogScope::AllUserDatabases,
+            OplogScope::Databases(vec![other.clone()]),
+        ] {
+            let mut cur = oplog.find(scope.filter(start)).await.unwrap();
+            let mut entries = Vec::new();
+            while cur.advance().await.unwrap() {
+                entries.push(cur.deserialize_current().unwrap());
+            }
+            out.push(entries);
+        }
+        (out.remove(0), out.remove(0))
+    });
+    let touches = |e: &Document, db: &str| {
+        let prefix = format!("{db}.");
+        e.get_str("ns").unwrap_or_default().starts_with(&prefix)
+            || e.get_document("o")
+                .ok()
+                .and_then(|o| o.get_array("applyOps").ok())
+                .is_some_and(|ops| {
+                    ops.iter().any(|op| {
+                        op.as_document()
+                            .and_then(|op| op.get_str("ns").ok())
+                            .is_some_and(|ns| ns.starts_with(&prefix))
+                    })
+                })
+    };
+    let is_txn = |e: &Document| e.get_str("ns").ok() == Some("admin.$cmd");
+    assert!(
+        all.iter().any(|e| touches(e, &newdb) && !is_txn(e)),
+        "the new database's insert"
+    );
+    assert!(
+        all.iter().any(|e| touches(e, &newdb) && is_txn(e)),
+        "its transaction"
+    );
+    assert!(all.iter().any(|e| touches(e, &other)));
+    for e in &all {
+        let ns = e.get_str("ns").unwrap();
+        assert!(
+            ns == "admin.$cmd"
+                || !(ns.starts_with("admin.")
+                    || ns.starts_with("config.")
+                    || ns.starts_with("local.")
+                    || ns.is_empty()),
+            "a system or no-op entry kept: {e}"
+        );
+    }
+    assert!(named.iter().any(|e| touches(e, &other)));
+    assert!(
+        !named.iter().any(|e| touches(e, &newdb)),
+        "an entry of a database outside the scope"
+    );
+}

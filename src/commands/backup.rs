@@ -104,6 +104,13 @@ pub async fn run(ctx: &Ctx, args: BackupArgs) -> Result<()> {
         )));
     }
 
+    // Noted before the collections are listed: a collection created after this point is
+    // then in the oplog even when the listing misses it.
+    let oplog_start = if args.oplog {
+        Some(oplog::latest(&client).await?)
+    } else {
+        None
+    };
     let dbs = namespaces::databases(&client, &args.dbs).await?;
     let mut colls = Vec::new();
     for db in &dbs {
@@ -149,12 +156,15 @@ pub async fn run(ctx: &Ctx, args: BackupArgs) -> Result<()> {
         level,
         zstd_threads: (cores / parallel.min(colls.len())).max(1) as u32,
     };
-    let work = async {
-        let oplog_start = if args.oplog {
-            Some(oplog::latest(&client).await?)
+    let oplog_scope =
+        if args.dbs.is_empty() && args.ns_include.is_empty() && args.ns_exclude.is_empty() {
+            oplog::OplogScope::AllUserDatabases
         } else {
-            None
+            let mut with_data: Vec<String> = colls.iter().map(|c| c.ns.db.clone()).collect();
+            with_data.dedup();
+            oplog::OplogScope::Databases(with_data)
         };
+    let work = async {
         let progress = Progress::new(&ctx.ui, "backup", colls.len() as u64, est_bytes);
         let mut entries: Vec<NamespaceEntry> = futures::stream::iter(colls.iter())
             .map(|c| job.collection(c, &progress))
@@ -163,7 +173,7 @@ pub async fn run(ctx: &Ctx, args: BackupArgs) -> Result<()> {
             .await?;
         entries.sort_by(|a, b| (&a.db, &a.collection).cmp(&(&b.db, &b.collection)));
         let oplog_entry = match oplog_start {
-            Some(start) => Some(job.oplog(start, dbs.clone(), &progress).await?),
+            Some(start) => Some(job.oplog(start, oplog_scope, &progress).await?),
             None => None,
         };
         progress.finish();
@@ -334,7 +344,7 @@ impl Job {
     async fn oplog(
         &self,
         start: mongodb::bson::Timestamp,
-        dbs: Vec<String>,
+        scope: oplog::OplogScope,
         progress: &Progress,
     ) -> Result<OplogEntry> {
         let task = progress.task("oplog", 0);
@@ -343,7 +353,7 @@ impl Job {
         let t2 = task.clone();
         let (stats, obj) =
             pipeline::stream_to_object(&self.store, &key, 0, self.codec(), move |tx| {
-                oplog::stream_entries(client, start, dbs, tx, t2)
+                oplog::stream_entries(client, start, scope, tx, t2)
             })
             .await
             .context("copying the oplog")?;

@@ -45,36 +45,66 @@ pub struct OplogStats {
     pub last: Option<Timestamp>,
 }
 
+/// Which oplog entries a point-in-time backup keeps. Anything more would let stock
+/// `mongorestore --oplogReplay` write a partial history into databases that were not
+/// backed up; anything less would lose writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OplogScope {
+    /// Every user database, including any created while the backup runs (no --db, no filter).
+    AllUserDatabases,
+    /// These databases only.
+    Databases(Vec<String>),
+}
+
+impl OplogScope {
+    /// The find filter over local.oplog.rs from `start` on.
+    pub fn filter(&self, start: Timestamp) -> Document {
+        let pattern = match self {
+            OplogScope::AllUserDatabases => format!(
+                "^({})\\.",
+                crate::mongo::namespaces::SYSTEM_DATABASES.join("|")
+            ),
+            OplogScope::Databases(dbs) => format!(
+                "^({})\\.",
+                dbs.iter()
+                    .map(|d| regex_escape(d))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            ),
+        };
+        let re = Regex {
+            pattern,
+            options: String::new(),
+        };
+        // What a namespace must satisfy: match our databases, or not match the system ones.
+        let ns_ok = match self {
+            OplogScope::AllUserDatabases => doc! { "$not": re.clone(), "$ne": "" },
+            OplogScope::Databases(_) => doc! { "$regex": re.pattern.clone() },
+        };
+        // Transactions are logged as admin.$cmd applyOps: kept when one of their operations
+        // is in scope. Other admin.$cmd entries (commit/abort of prepared transactions) carry
+        // no namespace to judge by and are kept.
+        doc! {
+            "ts": { "$gte": start },
+            "$or": [
+                { "ns": ns_ok.clone() },
+                { "ns": "admin.$cmd", "o.applyOps": { "$elemMatch": { "ns": ns_ok } } },
+                { "ns": "admin.$cmd", "o.applyOps": { "$exists": false } },
+            ],
+        }
+    }
+}
+
 /// Copy every entry from `start` (inclusive, as mongodump does; replay is idempotent)
-/// that touches one of `dbs`, including transactions (admin.$cmd applyOps) with an op on one of them.
+/// that `scope` keeps.
 pub async fn stream_entries(
     client: Client,
     start: Timestamp,
-    dbs: Vec<String>,
+    scope: OplogScope,
     tx: mpsc::Sender<Bytes>,
     progress: TaskProgress,
 ) -> Result<OplogStats> {
-    let alternatives = dbs
-        .iter()
-        .map(|d| regex_escape(d))
-        .collect::<Vec<_>>()
-        .join("|");
-    let ours = Regex {
-        pattern: format!("^({alternatives})\\."),
-        options: String::new(),
-    };
-    // Transactions are logged as admin.$cmd applyOps. One that touches none of our databases
-    // must not be saved: stock `mongorestore --oplogReplay` would apply it to a database that
-    // was never backed up. Other admin.$cmd entries (commit/abort of prepared transactions)
-    // carry no namespace to judge by and are kept.
-    let filter = doc! {
-        "ts": { "$gte": start },
-        "$or": [
-            { "ns": ours.clone() },
-            { "ns": "admin.$cmd", "o.applyOps.ns": ours },
-            { "ns": "admin.$cmd", "o.applyOps": { "$exists": false } },
-        ],
-    };
+    let filter = scope.filter(start);
     let mut cursor = oplog(&client)
         .find(filter)
         .hint(Hint::Keys(doc! { "$natural": 1 }))
@@ -126,6 +156,24 @@ fn regex_escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_filter_by_database_and_by_transaction_contents() {
+        let start = Timestamp {
+            time: 1,
+            increment: 0,
+        };
+        let f = OplogScope::Databases(vec!["a.b".into(), "c".into()]).filter(start);
+        let text = format!("{f}");
+        assert!(text.contains(r#"^(a\.b|c)\."#), "{text}");
+        assert!(text.contains("$elemMatch"), "{text}");
+        let f = OplogScope::AllUserDatabases.filter(start);
+        let text = format!("{f}");
+        assert!(text.contains("^(admin|config|local)"), "{text}");
+        assert!(text.contains("$not"), "{text}");
+    }
+
     #[test]
     fn escapes_regex_metacharacters() {
         assert_eq!(super::regex_escape("a.b$c"), "a\\.b\\$c");
