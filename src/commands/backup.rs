@@ -282,12 +282,7 @@ impl Job {
         let (data, stats) = if info.kind == Kind::View {
             (None, raw_read::ReadStats::default())
         } else {
-            // Time-series: the buckets, raw, under mongodump's name for them.
-            let data_ns = if info.kind == Kind::Timeseries {
-                ns.buckets()
-            } else {
-                ns.clone()
-            };
+            let data_ns = info.kind.data_ns(&ns);
             let key = layout::data_key(&data_ns, self.compression);
             let client = self.client.clone();
             let (ns2, task2) = (data_ns, task.clone());

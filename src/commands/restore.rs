@@ -394,17 +394,6 @@ fn show_plan(ctx: &Ctx, src: &Source, plan: &[PlanItem], dry_run: bool) {
     }
 }
 
-/// Where the documents go: a time-series collection's are its buckets, inserted into
-/// `system.buckets.<name>` as mongorestore does (the collection itself is created from
-/// the dumped options first, and its indexes are built on it by their user-facing keys).
-fn data_target(n: &SourceNs, t: &Namespace) -> Namespace {
-    if n.kind == Kind::Timeseries {
-        t.buckets()
-    } else {
-        t.clone()
-    }
-}
-
 struct Runner {
     client: Client,
     ui: crate::report::Ui,
@@ -425,7 +414,7 @@ impl Runner {
         if reload {
             // A killed restore's last insertMany may still be running on the server; it
             // would recreate the collection after our drop. Stop it first.
-            schema::kill_writes(&self.client, &data_target(n, t)).await?;
+            schema::kill_writes(&self.client, &n.kind.data_ns(t)).await?;
         }
         if self.drop || reload {
             self.client
@@ -473,7 +462,7 @@ impl Runner {
                 }
             }
         }
-        let counted = data_target(n, t);
+        let counted = n.kind.data_ns(t);
         r.target_count = self
             .client
             .database(&counted.db)
@@ -537,7 +526,7 @@ impl Runner {
         let outcome = async {
             self.prepare(n, t).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
-            let into = data_target(n, t);
+            let into = n.kind.data_ns(t);
             let ins = raw_write::insert_all(
                 &self.client,
                 &into,
@@ -594,7 +583,7 @@ impl Runner {
             routes.insert(n.ns.clone(), tx);
             let (client, t2, workers, append) = (
                 self.client.clone(),
-                data_target(n, t),
+                n.kind.data_ns(t),
                 self.workers,
                 self.append,
             );

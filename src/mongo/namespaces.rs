@@ -26,6 +26,15 @@ impl Kind {
             Kind::Timeseries => "timeseries",
         }
     }
+
+    /// Where a collection of this kind keeps its documents: a time-series collection's are
+    /// its buckets in `system.buckets.<name>`, which mongodump reads and mongorestore fills.
+    pub fn data_ns(self, ns: &Namespace) -> Namespace {
+        match self {
+            Kind::Timeseries => ns.buckets(),
+            Kind::Collection | Kind::View => ns.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -108,13 +117,8 @@ pub async fn collections(
         };
         if kind != Kind::View {
             info.indexes = indexes(client, db, &name).await?;
-            // A time-series collection's documents are its buckets.
-            let data = if kind == Kind::Timeseries {
-                info.ns.buckets().coll
-            } else {
-                name.clone()
-            };
-            let (count, bytes) = size_estimate(client, db, &data).await;
+            let data = kind.data_ns(&info.ns);
+            let (count, bytes) = size_estimate(client, db, &data.coll).await;
             info.estimated_count = count;
             info.estimated_bytes = bytes;
         }

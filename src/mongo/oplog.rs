@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures::StreamExt;
-use mongodb::bson::{doc, Document, Regex, Timestamp};
+use mongodb::bson::{doc, Bson, Document, Regex, Timestamp};
 use mongodb::options::Hint;
 use mongodb::Client;
 use tokio::sync::mpsc;
@@ -78,8 +78,8 @@ impl OplogScope {
         };
         // What a namespace must satisfy: match our databases, or not match the system ones.
         let ns_ok = match self {
-            OplogScope::AllUserDatabases => doc! { "$not": re.clone(), "$ne": "" },
-            OplogScope::Databases(_) => doc! { "$regex": re.pattern.clone() },
+            OplogScope::AllUserDatabases => Bson::Document(doc! { "$not": re, "$ne": "" }),
+            OplogScope::Databases(_) => Bson::RegularExpression(re),
         };
         // Transactions are logged as admin.$cmd applyOps: kept when one of their operations
         // is in scope. Other admin.$cmd entries (commit/abort of prepared transactions) carry
