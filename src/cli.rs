@@ -14,6 +14,10 @@ use crate::mongo::ConnectOptions;
 use crate::redact;
 use crate::report::{OutputFormat, Ui};
 
+/// The heading global options are listed under in every command's help, apart from
+/// the command's own options.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "mongoshift",
@@ -23,19 +27,19 @@ use crate::report::{OutputFormat, Ui};
 )]
 pub struct Cli {
     /// Config file (default: ./mongoshift.yaml when present).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
     /// Result format on stdout.
-    #[arg(long, global = true, value_enum, default_value = "table")]
+    #[arg(long, global = true, value_enum, default_value = "table", help_heading = GLOBAL)]
     pub output: OutputFormat,
     /// More detail on stderr (repeat for more).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
     /// Only errors and warnings on stderr.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
     /// Never draw progress bars (plain log lines are printed instead off a terminal).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub no_progress: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -198,7 +202,10 @@ async fn run(cli: Cli, ui: Ui) -> Result<()> {
 
 /// One paragraph: the outermost context first, then each cause, scrubbed of secrets.
 fn report_error(e: &anyhow::Error) {
-    let text = format!("{e:#}");
+    let mut text = crate::mongo::errors::chain_text(e);
+    if let Some(hint) = crate::mongo::errors::unauthorized_hint(e) {
+        text = format!("{text}. {hint}");
+    }
     eprintln!("error: {}", redact::scrub(&text));
 }
 

@@ -124,6 +124,7 @@ impl Config {
         let uri = interpolate(&t.uri, &format!("targets.{name}.uri"), &self.name())?;
         Ok(ResolvedTarget {
             name: Some(name.to_string()),
+            origin: Some(format!("targets.{name}.uri in {}", self.name())),
             uri,
             read_preference: t.read_preference.clone(),
         })
@@ -163,6 +164,8 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct ResolvedTarget {
     pub name: Option<String>,
+    /// Where the URI came from, for messages: `targets.NAME.uri in FILE`; None for --uri.
+    pub origin: Option<String>,
     pub uri: String,
     pub read_preference: Option<String>,
 }
@@ -171,6 +174,7 @@ impl ResolvedTarget {
     pub fn from_uri(uri: &str) -> Self {
         ResolvedTarget {
             name: None,
+            origin: None,
             uri: uri.to_string(),
             read_preference: None,
         }

@@ -39,11 +39,9 @@ pub fn register_secret(secret: &str) {
 
 /// Register the password (raw and percent-decoded) and secret query options of a URI.
 pub fn register_uri(uri: &str) {
-    if let Some(parts) = split_uri(uri) {
-        if let Some(pw) = parts.password {
-            register_secret(pw);
-            register_secret(&percent_decode(pw));
-        }
+    if let Some(pw) = split_uri(uri).password {
+        register_secret(pw);
+        register_secret(&percent_decode(pw));
     }
     if let Some((_, query)) = uri.split_once('?') {
         for pair in query.split('&') {
@@ -61,50 +59,64 @@ struct UriParts<'a> {
     /// Byte range of the password inside the URI.
     password_range: Option<(usize, usize)>,
     password: Option<&'a str>,
-    /// Byte offset where the host list starts (after `@`, or after `://`).
+    /// Byte offset where the host list starts (after `@`, or after the scheme).
     hosts_start: usize,
     hosts_end: usize,
 }
 
-fn split_uri(uri: &str) -> Option<UriParts<'_>> {
-    let scheme_end = uri.find("://")? + 3;
-    let rest = &uri[scheme_end..];
-    // The authority ends at the first '/' or '?'; a '@' inside it ends the userinfo.
-    let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_len];
-    let (password_range, password, hosts_start) = match authority.rfind('@') {
+/// Splits anything that looks like a connection string, however malformed: a missing
+/// `:` or `/` in the scheme (`mongodb//u:p@h`, `mongodb:/u:p@h`), no scheme at all
+/// (`u:p@h`), or an unescaped `/` in the password. Credentials are what stands before the
+/// last `@` ahead of the query, so a password is masked whatever else is wrong.
+fn split_uri(uri: &str) -> UriParts<'_> {
+    let start = authority_start(uri);
+    let query = uri[start..].find('?').map_or(uri.len(), |i| start + i);
+    let region = &uri[start..query];
+    let (password_range, hosts_start) = match region.rfind('@') {
         Some(at) => {
-            let userinfo = &authority[..at];
-            match userinfo.find(':') {
-                Some(colon) => {
-                    let start = scheme_end + colon + 1;
-                    let end = scheme_end + at;
-                    (
-                        Some((start, end)),
-                        Some(&uri[start..end]),
-                        scheme_end + at + 1,
-                    )
-                }
-                None => (None, None, scheme_end + at + 1),
+            let userinfo = &region[..at];
+            let range = userinfo
+                .find(':')
+                .map(|colon| (start + colon + 1, start + at));
+            (range, start + at + 1)
+        }
+        None => (None, start),
+    };
+    let hosts_end = uri[hosts_start..query]
+        .find('/')
+        .map_or(query, |i| hosts_start + i);
+    UriParts {
+        password_range,
+        password: password_range.map(|(a, b)| &uri[a..b]),
+        hosts_start,
+        hosts_end,
+    }
+}
+
+/// Where the authority (userinfo and hosts) begins: after `://`, or after a misspelled
+/// `mongodb[+srv]` scheme and whatever `:` and `/` follow it, else at the start.
+fn authority_start(uri: &str) -> usize {
+    if let Some(i) = uri.find("://") {
+        return i + 3;
+    }
+    let lower = uri.to_ascii_lowercase();
+    for scheme in ["mongodb+srv", "mongodb"] {
+        if lower.starts_with(scheme) {
+            let rest = &uri[scheme.len()..];
+            let skipped = rest.len() - rest.trim_start_matches([':', '/']).len();
+            if skipped > 0 {
+                return scheme.len() + skipped;
             }
         }
-        None => (None, None, scheme_end),
-    };
-    Some(UriParts {
-        password_range,
-        password,
-        hosts_start,
-        hosts_end: scheme_end + authority_len,
-    })
+    }
+    0
 }
 
 /// A URI fit for display: password and secret query options masked.
 pub fn uri(uri: &str) -> String {
     let mut out = uri.to_string();
-    if let Some(parts) = split_uri(uri) {
-        if let Some((start, end)) = parts.password_range {
-            out.replace_range(start..end, MASK);
-        }
+    if let Some((start, end)) = split_uri(uri).password_range {
+        out.replace_range(start..end, MASK);
     }
     if let Some((base, query)) = out.clone().split_once('?') {
         let masked: Vec<String> = query
@@ -123,9 +135,11 @@ pub fn uri(uri: &str) -> String {
 
 /// The comma-separated host list of a URI, without credentials.
 pub fn hosts(uri: &str) -> String {
-    match split_uri(uri) {
-        Some(p) => uri[p.hosts_start..p.hosts_end].to_string(),
-        None => MASK.to_string(),
+    let p = split_uri(uri);
+    if p.hosts_end > p.hosts_start {
+        uri[p.hosts_start..p.hosts_end].to_string()
+    } else {
+        MASK.to_string()
     }
 }
 
@@ -214,6 +228,41 @@ mod tests {
         assert!(!s.contains("Zq9"), "{s}");
         assert!(!s.contains("other"), "{s}");
         assert!(s.contains("mongodb://x:****@h2/"), "{s}");
+    }
+
+    #[test]
+    fn masks_passwords_in_malformed_uris() {
+        for (raw, shown) in [
+            (
+                "mongodb//user:Secret123@127.0.0.1:27518/",
+                "mongodb//user:****@127.0.0.1:27518/",
+            ),
+            (
+                "mongodb:/user:Secret123@127.0.0.1:27518/",
+                "mongodb:/user:****@127.0.0.1:27518/",
+            ),
+            ("user:Secret123@127.0.0.1", "user:****@127.0.0.1"),
+            (
+                "mongodb://user:Sec/ret123@h:1/db?x=1",
+                "mongodb://user:****@h:1/db?x=1",
+            ),
+            ("mongodb:user:Secret123@h", "mongodb:user:****@h"),
+            (
+                "MONGODB+SRV//user:Secret123@c.example.net",
+                "MONGODB+SRV//user:****@c.example.net",
+            ),
+        ] {
+            assert_eq!(uri(raw), shown, "{raw}");
+            register_uri(raw);
+            let s = scrub(&format!("invalid URI {raw}: no scheme"));
+            assert!(!s.contains("Secret123") && !s.contains("Sec/ret123"), "{s}");
+        }
+        assert_eq!(
+            hosts("mongodb//user:Secret123@127.0.0.1:27518/"),
+            "127.0.0.1:27518"
+        );
+        assert_eq!(hosts("user:pw@h1,h2"), "h1,h2");
+        assert_eq!(uri("127.0.0.1:27017"), "127.0.0.1:27017");
     }
 
     #[test]

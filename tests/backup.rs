@@ -702,6 +702,23 @@ fn verify_names_a_corrupted_object_and_exits_3() {
         "{}",
         v.stderr
     );
+    // --deep names the same cause (the checksum), not only the decoder's symptom, and each
+    // problem once: in the table, not again as a warning.
+    let v = mongoshift(
+        dir.path(),
+        [
+            "backups",
+            "verify",
+            &id,
+            "--deep",
+            "--from",
+            to.to_str().unwrap(),
+        ],
+    );
+    v.assert_code(3);
+    assert!(v.stdout.contains("sha256 mismatch"), "{}", v.stdout);
+    assert!(!v.stderr.contains("warning:"), "{}", v.stderr);
+    assert_eq!(v.stdout.matches(key.as_str()).count(), 1, "{}", v.stdout);
     // Truncation is caught by size, and with --deep by the decoder too.
     std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
     let v = mongoshift(
@@ -757,6 +774,26 @@ fn prune_keeps_newest_complete_and_refuses_without_yes_off_terminal() {
         .map(|b| b["complete"].as_bool().unwrap())
         .collect();
     assert_eq!(states, vec![true, true, false]);
+    // `list` shows a complete backup's size as `backups show` (the manifest's total) does.
+    let newest = &list.json()["backups"][0];
+    let show = mongoshift(
+        dir.path(),
+        [
+            "backups",
+            "show",
+            newest["id"].as_str().unwrap(),
+            "--from",
+            to_s,
+            "--output",
+            "json",
+        ],
+    );
+    show.assert_code(0);
+    assert_eq!(
+        newest["stored_bytes"],
+        show.json()["totals"]["stored_bytes"],
+        "{newest}"
+    );
     // No terminal, no --yes: refuse, delete nothing.
     let r = mongoshift(
         dir.path(),

@@ -78,3 +78,119 @@ fn unset_variable_of_an_unused_target_is_not_an_error() {
     );
     run.assert_code(1);
 }
+
+/// Malformed connection strings: the password is masked whatever the defect, exit 2.
+#[test]
+fn malformed_uris_never_print_their_password() {
+    for uri in [
+        "mongodb//user:Secret123@127.0.0.1:27518/",
+        "mongodb:/user:Secret123@127.0.0.1:27518/",
+        "user:Secret123@127.0.0.1",
+        "mongodb:user:Secret123@127.0.0.1/",
+        "mongodbx://user:Secret123@127.0.0.1/",
+    ] {
+        let run = mongoshift(
+            tempdir().path(),
+            ["status", "--uri", uri, "--timeout", "1s"],
+        );
+        run.assert_code(2);
+        assert!(run.stderr.contains("invalid MongoDB URI"), "{}", run.stderr);
+        assert!(run.stderr.contains("user:****@"), "{uri}: {}", run.stderr);
+        assert!(!run.all().contains("Secret123"), "{uri}: {}", run.all());
+    }
+}
+
+/// The same through a config target: also names the config key the URI came from.
+#[test]
+fn malformed_uri_from_a_target_names_the_key_and_hides_the_password() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("mongoshift.yaml"),
+        "targets:\n  legacy: { uri: \"${MONGOSHIFT_TEST_LEGACY_URI}\" }\n",
+    )
+    .unwrap();
+    let run = common::Cli::new(dir.path())
+        .env(
+            "MONGOSHIFT_TEST_LEGACY_URI",
+            "mongodb//user:Secret123@127.0.0.1:27518/",
+        )
+        .run(["status", "--target", "legacy"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("targets.legacy.uri in mongoshift.yaml"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.all().contains("Secret123"), "{}", run.all());
+}
+
+/// An SRV name that does not resolve is an unreachable host (exit 1), not a syntax error.
+#[test]
+fn unresolvable_srv_host_is_unreachable_not_invalid() {
+    let run = mongoshift(
+        tempdir().path(),
+        [
+            "status",
+            "--uri",
+            "mongodb+srv://u:Secret123@no-such-cluster.mongoshift.invalid/",
+            "--timeout",
+            "2s",
+        ],
+    );
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("cannot reach MongoDB"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("host name"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("invalid MongoDB URI"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.all().contains("Secret123"), "{}", run.all());
+}
+
+/// Nothing listening: said at once as "refused by every host" (the driver alone would
+/// wait out the whole selection timeout and say "no available servers").
+#[test]
+fn refused_connection_is_reported_as_refused() {
+    let run = mongoshift(
+        tempdir().path(),
+        [
+            "status",
+            "--uri",
+            "mongodb://127.0.0.1:1/",
+            "--timeout",
+            "60s",
+        ],
+    );
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("connection refused by every host"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn help_separates_global_options_and_describes_arguments() {
+    let dir = tempdir();
+    let run = mongoshift(dir.path(), ["status", "--help"]);
+    assert!(run.stdout.contains("Global options:"), "{}", run.stdout);
+    let run = mongoshift(dir.path(), ["indexes", "lint", "--help"]);
+    assert!(
+        run.stdout.contains("<SPEC>...  Spec files or folders"),
+        "{}",
+        run.stdout
+    );
+    let run = mongoshift(dir.path(), ["backups", "prune"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("--keep-last N") && run.stderr.contains("--older-than"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("required"), "{}", run.stderr);
+}

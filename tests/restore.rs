@@ -424,6 +424,14 @@ fn round_trip_each_compression_with_rename_keeps_hashes_indexes_and_options() {
         let dir = tempdir();
         let (loc, id) = backup_to_folder(dir.path(), comp);
         let target = common::unique_db(&format!("rt{comp}"));
+        let plan = restore_renamed(
+            dir.path(),
+            &format!("{loc}/{id}"),
+            &src,
+            &target,
+            &["--dry-run", "--output", "json"],
+        );
+        plan.assert_code(0);
         let run = mongoshift(
             dir.path(),
             [
@@ -443,6 +451,17 @@ fn round_trip_each_compression_with_rename_keeps_hashes_indexes_and_options() {
         );
         run.assert_code(0);
         assert_eq!(run.json()["ok"], true);
+        // The plan counts indexes as the result does (what is built; not `_id_`).
+        for ns in run.json()["namespaces"].as_array().unwrap() {
+            let planned = plan.json()["plan"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["target"] == ns["target"])
+                .unwrap()["indexes"]
+                .clone();
+            assert_eq!(planned, ns["indexes"], "{ns}");
+        }
         assert_eq!(
             hashes(&servers().rs_uri, &src),
             hashes(&servers().standalone_uri, &target),
@@ -607,6 +626,20 @@ fn non_empty_target_without_drop_or_append_writes_nothing() {
         hashes(&servers().standalone_uri, &target),
         "nothing was written"
     );
+    // The dry run answers as the real run would: it would refuse (exit 2), and says so.
+    let run = restore_renamed(
+        dir.path(),
+        &format!("{loc}/{id}"),
+        &source_db(),
+        &target,
+        &["--dry-run"],
+    );
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("the real restore would refuse"),
+        "{}",
+        run.stderr
+    );
     // --drop replaces it; --append then reports the duplicates.
     let run = restore_renamed(
         dir.path(),
@@ -616,6 +649,20 @@ fn non_empty_target_without_drop_or_append_writes_nothing() {
         &["--drop"],
     );
     run.assert_code(0);
+    // --resume after a restore that finished cleanly: nothing to continue, and it says so.
+    let run = restore_renamed(
+        dir.path(),
+        &format!("{loc}/{id}"),
+        &source_db(),
+        &target,
+        &["--resume"],
+    );
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("--resume found no interrupted restore"),
+        "{}",
+        run.stderr
+    );
     let run = restore_renamed(
         dir.path(),
         &format!("{loc}/{id}"),
@@ -982,4 +1029,59 @@ fn oplog_limit_stops_replay_before_the_given_timestamp() {
     );
     full.assert_code(0);
     assert!(full.json()["oplog"]["applied"].as_u64().unwrap() > 0);
+}
+
+/// A genuine `mongodump --archive --gzip` made now by the stock 100.8.0 tool, of the
+/// predixi-shaped source with its time-series collection (the case the fixtures lack),
+/// restores with every collection's hash, options and indexes equal to the source's.
+#[test]
+fn fresh_stock_mongodump_gzip_archive_with_time_series_restores() {
+    let src = source_db();
+    let dir = tempdir();
+    let archive = dir.path().join("dump.archive.gz");
+    common::run_stock(
+        "mongodump",
+        &[
+            "--uri",
+            &servers().rs_uri,
+            "--db",
+            &src,
+            &format!("--archive={}", archive.display()),
+            "--gzip",
+        ],
+    );
+    let target = common::unique_db("rmdts");
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            archive.to_str().unwrap(),
+            "--uri",
+            &servers().standalone_uri,
+            "--ns-from",
+            &format!("{src}.*"),
+            "--ns-to",
+            &format!("{target}.*"),
+            "--yes",
+            "--output",
+            "json",
+        ],
+    );
+    run.assert_code(0);
+    let ticks = run.json()["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["target"] == format!("{target}.ticks"))
+        .cloned()
+        .expect("the time-series collection is restored");
+    assert_eq!(ticks["ok"], true, "{ticks}");
+    let want = hashes(&servers().rs_uri, &src);
+    assert!(want.contains_key("system.buckets.ticks"), "{want:?}");
+    assert_eq!(want, hashes(&servers().standalone_uri, &target));
+    assert_eq!(
+        schema_of(&servers().rs_uri, &src),
+        schema_of(&servers().standalone_uri, &target)
+    );
 }

@@ -1,8 +1,10 @@
 //! Compression: zstd, gzip or none, chosen by flag on write and by file suffix on read.
 //!
-//! zstd runs in the library's multi-threaded mode; gzip uses flate2 on the
-//! zlib-rs backend (a fast, pure-Rust zlib), which produces the standard gzip
-//! members that mongorestore --gzip reads.
+//! zstd runs in the library's multi-threaded mode; gzip is compressed in parallel
+//! blocks (`pgzip`: libdeflate, one gzip member per block), which mongorestore --gzip
+//! reads as one stream. Reading gzip uses flate2 on the zlib-rs backend.
+
+pub mod pgzip;
 
 use std::io::{Read, Write};
 
@@ -72,12 +74,12 @@ impl Compression {
 /// A compressing writer that must be finished explicitly so trailers get written.
 pub enum Encoder<W: Write> {
     Zstd(zstd::stream::write::Encoder<'static, W>),
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(pgzip::ParGzEncoder<W>),
     None(W),
 }
 
 impl<W: Write> Encoder<W> {
-    /// `threads` > 1 enables zstd's worker threads (ignored for gzip/none).
+    /// `threads` > 1 enables zstd's worker threads and parallel gzip blocks (ignored for none).
     pub fn new(c: Compression, level: i32, threads: u32, inner: W) -> Result<Encoder<W>> {
         Ok(match c {
             Compression::Zstd => {
@@ -89,10 +91,7 @@ impl<W: Write> Encoder<W> {
                 e.include_checksum(true)?;
                 Encoder::Zstd(e)
             }
-            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
-                inner,
-                flate2::Compression::new(level as u32),
-            )),
+            Compression::Gzip => Encoder::Gzip(pgzip::ParGzEncoder::new(inner, level, threads)?),
             Compression::None => Encoder::None(inner),
         })
     }

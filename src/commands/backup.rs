@@ -492,7 +492,8 @@ fn report(ctx: &Ctx, loc: &Location, m: &Manifest) {
 }
 
 fn ratio(raw: u64, stored: u64) -> String {
-    if stored == 0 {
+    // An empty collection's object is a bare gzip/zstd frame: no ratio to speak of.
+    if stored == 0 || raw == 0 {
         "-".into()
     } else {
         format!("{:.1}x", raw as f64 / stored as f64)

@@ -66,8 +66,8 @@ pub enum BackupsCommand {
     },
     /// Delete old backups (never the newest complete one).
     Prune {
-        /// Keep the N newest complete backups.
-        #[arg(long, value_name = "N", required_unless_present = "older_than")]
+        /// Keep the N newest complete backups (give this, --older-than, or both).
+        #[arg(long, value_name = "N")]
         keep_last: Option<usize>,
         /// Delete backups older than this (e.g. 30d); incomplete ones only past this age.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -139,13 +139,18 @@ pub async fn scan(store: &Store) -> Result<Vec<Listing>> {
     for id in store.list_children("").await? {
         let child = store.child(&id);
         let objects = child.list("").await?;
-        let stored_bytes = objects.iter().map(|o| o.size).sum();
         let manifest = match objects.iter().any(|o| o.key == layout::MANIFEST) {
             true => Some(Manifest::parse(
                 &child.get(layout::MANIFEST).await?,
                 &format!("{id}/{}", layout::MANIFEST),
             )?),
             false => None,
+        };
+        // A complete backup's size is the manifest's total (what `backup` and `backups show`
+        // print); an incomplete one has only what was uploaded.
+        let stored_bytes = match &manifest {
+            Some(m) => m.totals.stored_bytes,
+            None => objects.iter().map(|o| o.size).sum(),
         };
         let databases = match &manifest {
             Some(m) => {
@@ -303,8 +308,10 @@ async fn show(ctx: &Ctx, from: &FromArgs, id: &str) -> Result<()> {
         o.add_row(vec![
             "oplog".to_string(),
             format!(
-                "{} entries, Timestamp({}, {}) → Timestamp({}, {})",
-                op.entries, op.start.t, op.start.i, op.end.t, op.end.i
+                "{} entries, {} → {}",
+                op.entries,
+                table::timestamp(op.start.t, op.start.i),
+                table::timestamp(op.end.t, op.end.i)
             ),
         ]);
     }
@@ -369,9 +376,7 @@ async fn verify(ctx: &Ctx, from: &FromArgs, id: &str, deep: bool) -> Result<()> 
         .await
         .err()
         .map(|e| crate::redact::scrub(&format!("{e:#}")));
-        if let Some(p) = &problem {
-            ctx.ui.warn(format!("{}: {p}", obj.key));
-        } else {
+        if problem.is_none() {
             ctx.ui.debug(format!("ok {}", obj.key));
         }
         checks.push(ObjectCheck {
@@ -519,37 +524,58 @@ async fn check_object(
     let reader = store.open_read(&obj.key).await?;
     let key = obj.key.clone();
     let is_bson = key.contains(".bson");
-    let (sha, docs) = tokio::task::spawn_blocking(move || -> Result<(String, Option<u64>)> {
-        let mut hashing = HashingReader::new(SyncIoBridge::new(reader));
-        let docs = if deep {
-            let mut decoded = codec::decoder(compression, &mut hashing)?;
-            if is_bson {
-                let stats = bson_stream::walk(&mut decoded, &key, |_| Ok(()))
-                    .with_context(|| format!("decompressing and reading {key}"))?;
-                Some(stats.docs)
+    let (sha, decoded) =
+        tokio::task::spawn_blocking(move || -> Result<(String, Result<Option<u64>>)> {
+            let mut hashing = HashingReader::new(SyncIoBridge::new(reader));
+            let decoded = if deep {
+                decode_object(&mut hashing, compression, &key, is_bson)
             } else {
-                let mut text = Vec::new();
-                std::io::Read::read_to_end(&mut decoded, &mut text)
-                    .with_context(|| format!("decompressing {key}"))?;
-                serde_json::from_slice::<serde_json::Value>(&text)
-                    .with_context(|| format!("{key} is not valid JSON"))?;
-                None
-            }
-        } else {
-            None
-        };
-        Ok((hashing.finish()?, docs))
-    })
-    .await??;
+                Ok(None)
+            };
+            // Hash to the end even when decoding stopped early: a damaged object is reported
+            // by its checksum, the cause the manifest can prove, before the decoder's symptom.
+            Ok((hashing.finish()?, decoded))
+        })
+        .await??;
     if sha != obj.sha256 {
-        anyhow::bail!("sha256 is {sha}, the manifest records {}", obj.sha256);
+        let symptom = match &decoded {
+            Err(e) => format!(" (decoding it fails too: {e:#})"),
+            Ok(_) => String::new(),
+        };
+        anyhow::bail!(
+            "sha256 mismatch: the object's sha256 is {sha}, the manifest records {}{symptom}",
+            obj.sha256
+        );
     }
+    let docs = decoded?;
     if let (Some(expected), Some(found)) = (expected_docs, docs) {
         if expected != found {
             anyhow::bail!("holds {found} documents, the manifest records {expected}");
         }
     }
     Ok(())
+}
+
+/// Decompress one object and walk its BSON documents (or parse its JSON); the document count.
+fn decode_object(
+    stored: &mut (dyn std::io::Read + Send),
+    compression: Compression,
+    key: &str,
+    is_bson: bool,
+) -> Result<Option<u64>> {
+    let mut decoded = codec::decoder(compression, stored)?;
+    if is_bson {
+        let stats = bson_stream::walk(&mut decoded, key, |_| Ok(()))
+            .with_context(|| format!("decompressing and reading {key}"))?;
+        Ok(Some(stats.docs))
+    } else {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut decoded, &mut text)
+            .with_context(|| format!("decompressing {key}"))?;
+        serde_json::from_slice::<serde_json::Value>(&text)
+            .with_context(|| format!("{key} is not valid JSON"))?;
+        Ok(None)
+    }
 }
 
 /// Which backups a prune removes. Pure, so the rules are unit-tested.
@@ -599,6 +625,12 @@ async fn prune(
     dry_run: bool,
     yes: bool,
 ) -> Result<()> {
+    if keep_last.is_none() && older_than.is_none() {
+        return Err(usage(
+            "say what to prune: --keep-last N (keep the N newest complete backups), \
+             --older-than DURATION (e.g. 30d), or both",
+        ));
+    }
     if keep_last == Some(0) {
         return Err(usage(
             "--keep-last must be at least 1 (the newest complete backup is always kept)",

@@ -39,6 +39,7 @@ pub struct SpecTarget {
 pub enum IndexesCommand {
     /// Check spec files offline; problems are printed as file:line:column (exit 2).
     Lint {
+        /// Spec files or folders (e.g. index-specs/).
         #[arg(required = true, value_name = "SPEC")]
         specs: Vec<PathBuf>,
     },
@@ -122,8 +123,8 @@ fn load_specs(paths: &[PathBuf]) -> Result<Specs> {
             .map(|i| format!("{}: {}", i.origin, i.message))
             .collect();
         return Err(usage(format!(
-            "the index specs have {} problems:\n{}",
-            issues.len(),
+            "the index specs have {}:\n{}",
+            table::count(issues.len() as u64, "problem", "problems"),
             lines.join("\n")
         )));
     }
@@ -152,14 +153,15 @@ fn lint(ctx: &Ctx, paths: &[PathBuf]) -> Result<()> {
             .map(Vec::len)
             .sum();
         ctx.ui.info(format!(
-            "{n} indexes in {} databases: no problems",
-            specs.databases.len()
+            "{} in {}: no problems",
+            table::count(n as u64, "index", "indexes"),
+            table::count(specs.databases.len() as u64, "database", "databases")
         ));
         Ok(())
     } else {
         Err(usage(format!(
-            "{} problems in the index specs",
-            issues.len()
+            "{} in the index specs",
+            table::count(issues.len() as u64, "problem", "problems")
         )))
     }
 }

@@ -187,7 +187,8 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             target: t.to_string(),
             kind: n.kind.as_str(),
             documents: n.expected_docs,
-            indexes: n.indexes.len(),
+            // Counted as the result table counts them: the indexes built, not `_id_`.
+            indexes: schema::buildable(&n.indexes).len(),
             target_documents: existing,
             action,
         });
@@ -200,17 +201,38 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
                 p.documents = counts.get(&p.source).copied().or(Some(0));
             }
         }
-        show_plan(ctx, &src, &plan, true);
-        return Ok(());
     }
-    show_plan(ctx, &src, &plan, false);
+    show_plan(ctx, &src, &plan, args.dry_run);
     let conflicts: Vec<&PlanItem> = plan.iter().filter(|p| p.action == "CONFLICT").collect();
     if !conflicts.is_empty() {
+        let list = conflicts
+            .iter()
+            .map(|c| format!("{} ({} docs)", c.target, c.target_documents))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // The dry run answers as the real run would: it would refuse, so this plan fails.
+        let what = if args.dry_run {
+            "dry run: the real restore would refuse, because these target collections already hold documents"
+        } else {
+            "these target collections already hold documents"
+        };
+        let resume_note = if args.resume {
+            format!(
+                " --resume found no interrupted restore of {} into these targets (the last one finished \
+                 cleanly, or none ran), so there is nothing to continue.",
+                src.describe
+            )
+        } else {
+            String::new()
+        };
         return Err(usage(format!(
-            "these target collections already hold documents: {}. Nothing was written. \
-             Use --drop to replace them, --append to add to them, or --ns-from/--ns-to to restore elsewhere",
-            conflicts.iter().map(|c| format!("{} ({} docs)", c.target, c.target_documents)).collect::<Vec<_>>().join(", ")
+            "{what}: {list}. Nothing was written.{resume_note} Use --drop to replace them, --append to add \
+             to them, or --ns-from/--ns-to to restore elsewhere"
         )));
+    }
+    if args.dry_run {
+        ctx.ui.result("dry run: nothing was written");
+        return Ok(());
     }
     if !args.yes {
         confirm::ask(
@@ -388,7 +410,6 @@ fn show_plan(ctx: &Ctx, src: &Source, plan: &[PlanItem], dry_run: bool) {
     let text = format!("restore plan: {}\n{t}", src.describe);
     if dry_run {
         ctx.ui.result(text);
-        ctx.ui.result("dry run: nothing was written");
     } else {
         ctx.ui.info(text);
     }

@@ -159,7 +159,8 @@ pub fn evaluate(h: &Health, args: &StatusArgs) -> Vec<Threshold> {
     let max_ping_ms = health::duration_ms(args.max_ping);
     out.push(Threshold {
         name: "max-ping",
-        limit: format!("{max_ping_ms}ms"),
+        // As given (`1us`, `100ms`): rounding to whole milliseconds showed 1us as 0ms.
+        limit: humantime::format_duration(args.max_ping).to_string(),
         value: format!("{}ms", h.ping_ms),
         breached: h.ping_ms > max_ping_ms,
         detail: None,
@@ -178,7 +179,10 @@ fn render(r: &Report, h: &Health) -> String {
     let topo = match &h.topology {
         Topology::Standalone => "standalone".to_string(),
         Topology::ReplicaSet { set_name, members } => {
-            format!("replica set '{set_name}' ({} members)", members.len())
+            format!(
+                "replica set '{set_name}' ({})",
+                table::count(members.len() as u64, "member", "members")
+            )
         }
         Topology::Sharded => "sharded cluster (mongos)".to_string(),
     };

@@ -98,6 +98,7 @@ pub fn from_live(d: &Document) -> IndexDef {
             .filter(|l| *l != "language")
             .map(str::to_string),
         wildcard_projection: d.get_document("wildcardProjection").ok().cloned(),
+        text_fields: Vec::new(),
         origin: None,
     }
 }

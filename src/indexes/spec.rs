@@ -44,6 +44,9 @@ pub struct IndexDef {
     pub collation: Option<Document>,
     /// Text indexes: field → weight.
     pub weights: Option<BTreeMap<String, i64>>,
+    /// Text indexes: the text fields in the spec's order, which the server's default
+    /// name follows (`title_text_body_text`). Empty for indexes read from a server.
+    pub text_fields: Vec<String>,
     pub default_language: Option<String>,
     pub language_override: Option<String>,
     pub wildcard_projection: Option<Document>,
@@ -366,6 +369,7 @@ fn parse_index(item: &Node, file: &str, issue: &mut impl FnMut(&Node, String)) -
         let mut w: BTreeMap<String, i64> = text_fields.iter().map(|f| (f.clone(), 1)).collect();
         w.extend(weights);
         def.weights = Some(w);
+        def.text_fields = text_fields.clone();
         // The server stores text keys as _fts/_ftsx where the first text field was.
         let pos = key_entries
             .iter()
@@ -421,12 +425,15 @@ pub fn default_name(def: &IndexDef) -> String {
     for (k, v) in &def.key {
         match (k.as_str(), v) {
             ("_fts", _) => {
-                for f in def
-                    .weights
-                    .as_ref()
-                    .map(|w| w.keys().cloned().collect::<Vec<_>>())
-                    .unwrap_or_default()
-                {
+                let fields = if def.text_fields.is_empty() {
+                    def.weights
+                        .as_ref()
+                        .map(|w| w.keys().cloned().collect::<Vec<_>>())
+                        .unwrap_or_default()
+                } else {
+                    def.text_fields.clone()
+                };
+                for f in fields {
                     parts.push(format!("{f}_text"));
                 }
             }
@@ -559,7 +566,8 @@ mod tests {
         assert_eq!(t.key[0].0, "_fts");
         assert_eq!(t.weights.as_ref().unwrap()["title"], 10);
         assert_eq!(t.weights.as_ref().unwrap()["body"], 1);
-        assert_eq!(default_name(t), "body_text_title_text");
+        // As mongod names it: the text fields in key order.
+        assert_eq!(default_name(t), "title_text_body_text");
         assert_eq!(s.databases["d"]["c"][1].expire_after, Some(3600));
     }
 }

@@ -3,13 +3,15 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use mongodb::bson::doc;
-use mongodb::error::ErrorKind;
-use mongodb::options::{ClientOptions, ReadPreference, SelectionCriteria};
+use mongodb::bson::{doc, Document};
+use mongodb::options::{ClientOptions, ReadPreference, SelectionCriteria, ServerAddress, Tls};
 use mongodb::Client;
 
 use crate::config::ResolvedTarget;
 use crate::exit::usage;
+use crate::mongo::errors::{
+    self, described, driver_message, explain_connect_error, explain_parse_error, who,
+};
 use crate::redact;
 
 pub const APP_NAME: &str = "mongoshift";
@@ -34,14 +36,9 @@ impl Default for ConnectOptions {
 /// than deep inside a command.
 pub async fn connect(target: &ResolvedTarget, opts: &ConnectOptions) -> Result<Client> {
     redact::register_uri(&target.uri);
-    let shown = redact::uri(&target.uri);
-    let mut options = ClientOptions::parse(&target.uri).await.map_err(|e| {
-        usage(format!(
-            "invalid MongoDB URI {shown}: {}. Write it as mongodb://host[:port][,host2...][/db][?options] or mongodb+srv://host, \
-             with credentials as user:password@ before the host",
-            trim_period(&redact::scrub(&driver_message(&e)))
-        ))
-    })?;
+    let mut options = ClientOptions::parse(&target.uri)
+        .await
+        .map_err(|e| explain_parse_error(&e, target))?;
     options.app_name = Some(APP_NAME.to_string());
     options.server_selection_timeout = Some(opts.timeout);
     options.connect_timeout = Some(opts.timeout.min(DEFAULT_TIMEOUT));
@@ -50,18 +47,63 @@ pub async fn connect(target: &ResolvedTarget, opts: &ConnectOptions) -> Result<C
             parse_read_preference(rp, &target.label())?,
         ));
     }
+    let tls = matches!(options.tls, Some(Tls::Enabled(_)));
+    let user = options.credential.as_ref().and_then(|c| {
+        let source = c.source.clone().unwrap_or_else(|| "admin".into());
+        c.username
+            .clone()
+            .map(|u| format!("user '{u}' (authSource {source})"))
+    });
+    let hosts = options.hosts.clone();
     let client = Client::with_options(options).map_err(|e| {
         usage(format!(
-            "invalid MongoDB options in {shown}: {}",
+            "invalid MongoDB options in {}: {}",
+            described(target),
             redact::scrub(&driver_message(&e))
         ))
     })?;
-    client
-        .database("admin")
-        .run_command(doc! { "ping": 1 })
-        .await
-        .map_err(|e| explain_connect_error(&e, target, opts.timeout))?;
+    let admin = client.database("admin");
+    let ping = std::future::IntoFuture::into_future(admin.run_command(doc! { "ping": 1 }));
+    tokio::pin!(ping);
+    // The driver waits the whole selection timeout even when nothing listens; a host
+    // that refuses the connection will not accept it a moment later, so say so at once.
+    tokio::select! {
+        r = &mut ping => {
+            r.map_err(|e| explain_connect_error(&e, target, opts.timeout, tls, user.as_deref()))?;
+        }
+        true = all_hosts_refuse(&hosts) => {
+            return Err(anyhow::anyhow!(
+                "cannot reach MongoDB at {}: connection refused by every host. Is mongod running and \
+                 listening on that address and port? (Check the port in the URI and that the server is up.)",
+                who(target)
+            ));
+        }
+    }
+    if user.is_some() {
+        remember_identity(&admin, target).await;
+    }
     Ok(client)
+}
+
+/// True when a TCP connection to every host is refused outright (nothing listens there).
+async fn all_hosts_refuse(hosts: &[ServerAddress]) -> bool {
+    if hosts.is_empty() {
+        return false;
+    }
+    let probes = hosts.iter().map(|h| async move {
+        let ServerAddress::Tcp { host, port } = h else {
+            return false;
+        };
+        let addr = (host.as_str(), port.unwrap_or(27017));
+        matches!(
+            tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr)).await,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused
+        )
+    });
+    futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .all(|r| r)
 }
 
 fn parse_read_preference(name: &str, target: &str) -> Result<ReadPreference> {
@@ -79,92 +121,49 @@ fn parse_read_preference(name: &str, target: &str) -> Result<ReadPreference> {
     })
 }
 
-/// The driver's own message, without the kind prefix noise.
-pub fn driver_message(e: &mongodb::error::Error) -> String {
-    match &*e.kind {
-        ErrorKind::InvalidArgument { message, .. } => message.clone(),
-        ErrorKind::Authentication { message, .. } => message.clone(),
-        ErrorKind::ServerSelection { message, .. } => message.clone(),
-        _ => e.to_string(),
-    }
-}
-
-/// Turn a failed first contact into one paragraph naming the hosts and the likely fix.
-pub fn explain_connect_error(
-    e: &mongodb::error::Error,
-    target: &ResolvedTarget,
-    timeout: Duration,
-) -> anyhow::Error {
-    let hosts = redact::hosts(&target.uri);
-    let who = match &target.name {
-        Some(n) => format!("target '{n}' ({hosts})"),
-        None => hosts.clone(),
+async fn remember_identity(admin: &mongodb::Database, target: &ResolvedTarget) {
+    let Ok(status) = admin.run_command(doc! { "connectionStatus": 1 }).await else {
+        return;
     };
-    let raw = trim_period(&redact::scrub(&driver_message(e)));
-    match &*e.kind {
-        ErrorKind::Authentication { .. } => anyhow::anyhow!(
-            "authentication failed for {who}: {raw}. Check the user name, the password and authSource in the URI"
-        ),
-        ErrorKind::ServerSelection { .. } => {
-            let reason = short_reason(&raw);
-            anyhow::anyhow!(
-                "cannot reach MongoDB at {who} within {}: {reason}. Is mongod running and listening on that address and port? \
-                 Check firewalls or the Atlas IP access list, and add tls=true to the URI if the server requires TLS; \
-                 --timeout sets how long to wait",
-                humantime::format_duration(timeout)
-            )
+    let info = status.get_document("authInfo").ok();
+    let list = |field: &str, key: &str| -> Vec<String> {
+        info.and_then(|i| i.get_array(field).ok())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_document())
+                    .map(|d: &Document| {
+                        format!(
+                            "{}@{}",
+                            d.get_str(key).unwrap_or("?"),
+                            d.get_str("db").unwrap_or("?")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let users = list("authenticatedUsers", "user");
+    let roles = list("authenticatedUserRoles", "role");
+    let line = format!(
+        "{} is logged in as {} with roles {}",
+        errors::who(target),
+        if users.is_empty() {
+            "nobody".to_string()
+        } else {
+            users.join(", ")
+        },
+        if roles.is_empty() {
+            "(none)".to_string()
+        } else {
+            roles.join(", ")
         }
-        _ if raw.contains("Authentication failed") || raw.contains("AuthenticationFailed") => anyhow::anyhow!(
-            "authentication failed for {who}: {raw}. Check the user name, the password and authSource in the URI"
-        ),
-        _ => anyhow::anyhow!("cannot talk to MongoDB at {who}: {raw}"),
-    }
-}
-
-/// Driver messages end with a period; ours continue the sentence.
-fn trim_period(s: &str) -> String {
-    s.trim_end_matches(['.', ' ']).to_string()
-}
-
-/// The driver's server-selection message embeds a topology dump; keep the part a person needs.
-fn short_reason(msg: &str) -> String {
-    let lower = msg.to_ascii_lowercase();
-    for (needle, reason) in [
-        ("connection refused", "connection refused"),
-        ("timed out", "connection timed out"),
-        ("failed to lookup address", "host name does not resolve"),
-        ("name or service not known", "host name does not resolve"),
-        ("no route to host", "no route to host"),
-        ("tls handshake", "TLS handshake failed"),
-        (
-            "invalidcertificate",
-            "the server's TLS certificate was rejected",
-        ),
-        ("connection reset", "connection reset by the server"),
-    ] {
-        if lower.contains(needle) {
-            return reason.to_string();
-        }
-    }
-    let first = msg.split(". Topology:").next().unwrap_or(msg);
-    first.trim().to_string()
+    );
+    errors::record_identity(line);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn short_reason_picks_cause() {
-        assert_eq!(
-            short_reason("Server selection timeout: No available servers. Topology: { Error: Connection refused (os error 111) }"),
-            "connection refused"
-        );
-        assert_eq!(
-            short_reason("something odd. Topology: {..}"),
-            "something odd"
-        );
-    }
 
     #[test]
     fn read_preferences() {

@@ -2,6 +2,7 @@
 //! namespaces, raw cursors and raw inserts.
 
 pub mod connect;
+pub mod errors;
 pub mod health;
 pub mod namespaces;
 pub mod oplog;

@@ -62,9 +62,36 @@ pub fn duration_secs(secs: f64) -> String {
     }
 }
 
+/// An oplog timestamp as a person reads it: `2026-11-22 04:10:00 UTC (#3)`, the
+/// ordinal only when it is not the first of its second.
+pub fn timestamp(t: u32, i: u32) -> String {
+    let time = chrono::DateTime::from_timestamp(i64::from(t), 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| format!("{t}s"));
+    if i > 1 {
+        format!("{time} (#{i})")
+    } else {
+        time
+    }
+}
+
+/// "1 member", "2 members": a count with its noun in the right number.
+pub fn count(n: impl Into<u64>, singular: &str, plural: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_and_timestamps() {
+        assert_eq!(count(1u64, "member", "members"), "1 member");
+        assert_eq!(count(3u64, "member", "members"), "3 members");
+        assert_eq!(timestamp(0, 1), "1970-01-01 00:00:00 UTC");
+        assert_eq!(timestamp(86_400, 7), "1970-01-02 00:00:00 UTC (#7)");
+    }
 
     #[test]
     fn formats() {

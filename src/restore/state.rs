@@ -65,11 +65,22 @@ pub async fn set(client: &Client, source: &str, ns: &Namespace, state: NsState) 
     Ok(())
 }
 
-/// A finished restore needs no resume state.
+/// A finished restore needs no resume state. When no other restore has any left, the
+/// collection goes too, and with it the `mongoshift` database if nothing else is in it,
+/// so that a clean restore leaves nothing behind on the target.
 pub async fn clear(client: &Client, source: &str) -> Result<()> {
-    coll(client)
-        .delete_many(doc! { "source": source })
+    let c = coll(client);
+    c.delete_many(doc! { "source": source })
         .await
         .context("clearing mongoshift.restore_state")?;
+    let left = c
+        .count_documents(doc! {})
+        .await
+        .context("reading mongoshift.restore_state")?;
+    if left == 0 {
+        c.drop()
+            .await
+            .context("dropping mongoshift.restore_state")?;
+    }
     Ok(())
 }

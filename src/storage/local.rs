@@ -66,12 +66,17 @@ impl LocalStore {
     }
 
     pub async fn check_readable(&self) -> Result<()> {
-        let meta = tokio::fs::metadata(&self.root).await.with_context(|| {
-            format!(
-                "backup folder {} does not exist or is not readable",
-                self.root.display()
-            )
-        })?;
+        // A folder that is not there is a wrong path (exit 2), the same answer whichever
+        // command or form (`…/latest` or not) asked; an unreadable one is an I/O failure.
+        let meta = match tokio::fs::metadata(&self.root).await {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(crate::exit::usage(format!(
+                    "folder {} does not exist; check the path (`mongoshift backups list --from DIR` lists the backups in a folder)",
+                    self.root.display()
+                )))
+            }
+            r => r.with_context(|| format!("folder {} is not readable", self.root.display()))?,
+        };
         anyhow::ensure!(meta.is_dir(), "{} is not a folder", self.root.display());
         Ok(())
     }

@@ -14,6 +14,11 @@ use std::sync::OnceLock;
 pub struct Servers {
     pub rs_uri: String,
     pub standalone_uri: String,
+    /// The Atlas-like replica set: auth (root, password generated per run) and requireTLS.
+    pub atlas_uri: String,
+    /// The CA that signed the atlas server's certificate, and one that did not.
+    pub tls_ca: String,
+    pub tls_other_ca: String,
     pub s3_endpoint: String,
     pub s3_bucket: String,
     pub s3_region: String,
@@ -53,6 +58,9 @@ pub fn servers() -> &'static Servers {
         Servers {
             rs_uri: get("MONGOSHIFT_TEST_RS_URI"),
             standalone_uri: get("MONGOSHIFT_TEST_STANDALONE_URI"),
+            atlas_uri: get("MONGOSHIFT_TEST_ATLAS_URI"),
+            tls_ca: get("MONGOSHIFT_TEST_TLS_CA"),
+            tls_other_ca: get("MONGOSHIFT_TEST_TLS_OTHER_CA"),
             s3_endpoint: get("MONGOSHIFT_TEST_S3_ENDPOINT"),
             s3_bucket: get("MONGOSHIFT_TEST_S3_BUCKET"),
             s3_region: get("MONGOSHIFT_TEST_S3_REGION"),
@@ -245,4 +253,83 @@ pub fn insert(uri: &str, db: &str, coll: &str, docs: Vec<mongodb::bson::Document
             .await
             .expect("inserting test documents");
     });
+}
+
+/// A stock mongo-tools binary (`mongodump`, `mongorestore` 100.8.0): `$MONGODUMP` /
+/// `$MONGORESTORE`, else the project's shared copy at `../shared/tools/mongo-tools-100.8.0/`,
+/// else `PATH`. Interoperability is part of what the suite proves, so a missing tool is a
+/// failure that says where to get it, never a skip.
+pub fn stock_tool(name: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(name.to_ascii_uppercase()) {
+        return PathBuf::from(p);
+    }
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/tools/mongo-tools-100.8.0")
+        .join(name);
+    if shared.is_file() {
+        return shared;
+    }
+    if let Some(p) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    }) {
+        return p;
+    }
+    panic!(
+        "stock {name} 100.8.0 not found: it is expected at {} (the shared folder beside the \
+         repository), on PATH, or named by ${}. Install mongodb-database-tools 100.x or point \
+         ${} at the binary",
+        shared.display(),
+        name.to_ascii_uppercase(),
+        name.to_ascii_uppercase()
+    )
+}
+
+/// Run a stock tool, echoing its output into the test log (so CI shows that it ran),
+/// and fail the test with that output when it fails.
+pub fn run_stock(name: &str, args: &[&str]) -> String {
+    let bin = stock_tool(name);
+    let out = Command::new(&bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("--- stock {name} ({}):\n{text}", bin.display());
+    assert!(out.status.success(), "stock {name} failed:\n{text}");
+    text
+}
+
+/// The atlas server's password as it stands in its URI (percent-encoded) and decoded.
+pub fn atlas_password() -> (String, String) {
+    let uri = &servers().atlas_uri;
+    let after = uri
+        .split_once("://root:")
+        .expect("the atlas URI has root's password")
+        .1;
+    let encoded = after.split_once('@').unwrap().0.to_string();
+    let decoded = encoded.replace("%2F", "/");
+    (encoded, decoded)
+}
+
+/// Fail when any server secret (the atlas password in either form, Garage's secret key)
+/// appears in `text`.
+#[track_caller]
+pub fn assert_no_secret(text: &str, what: &str) {
+    let (encoded, decoded) = atlas_password();
+    for secret in [
+        encoded.as_str(),
+        decoded.as_str(),
+        servers().s3_secret_key.as_str(),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "a server secret appears in {what} (not printed here)"
+        );
+    }
 }

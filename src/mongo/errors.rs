@@ -1,0 +1,345 @@
+//! What went wrong talking to MongoDB, in words a person can act on: URI syntax, DNS,
+//! refused and TLS connections, authentication, missing roles, and the driver's command
+//! errors without their wire-level noise.
+
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use mongodb::error::ErrorKind;
+
+use crate::config::ResolvedTarget;
+use crate::exit::usage;
+use crate::redact;
+
+/// The driver's own message, without the kind prefix noise.
+pub fn driver_message(e: &mongodb::error::Error) -> String {
+    match &*e.kind {
+        ErrorKind::InvalidArgument { message, .. } => message.clone(),
+        ErrorKind::Authentication { message, .. } => message.clone(),
+        ErrorKind::ServerSelection { message, .. } => message.clone(),
+        ErrorKind::DnsResolve { message, .. } => message.clone(),
+        _ => e.to_string(),
+    }
+}
+
+/// `target 'atlas' (host:port)` or the host list.
+pub fn who(target: &ResolvedTarget) -> String {
+    let hosts = redact::hosts(&target.uri);
+    match &target.name {
+        Some(n) => format!("target '{n}' ({hosts})"),
+        None => hosts,
+    }
+}
+
+/// The URI as shown (password masked), and where it came from for a config target.
+pub fn described(target: &ResolvedTarget) -> String {
+    let shown = redact::uri(&target.uri);
+    match &target.origin {
+        Some(origin) => format!("{shown} ({origin})"),
+        None => shown,
+    }
+}
+
+/// A URI the driver refused before connecting: a syntax problem (exit 2), or an SRV name
+/// that does not resolve, which is an unreachable host like any other (exit 1).
+pub fn explain_parse_error(e: &mongodb::error::Error, target: &ResolvedTarget) -> anyhow::Error {
+    let raw = trim_period(&redact::scrub(&driver_message(e)));
+    if matches!(&*e.kind, ErrorKind::DnsResolve { .. }) {
+        let reason = if raw.to_ascii_lowercase().contains("no record found")
+            || raw.to_ascii_lowercase().contains("nxdomain")
+        {
+            "the host name does not resolve"
+        } else {
+            "the DNS lookup failed"
+        };
+        return anyhow::anyhow!(
+            "cannot reach MongoDB at {}: {reason} (mongodb+srv:// looks up SRV and TXT records of the \
+             host name). Check the host name in the URI (Atlas shows it under Connect → Drivers), \
+             and that this machine can resolve names",
+            who(target)
+        );
+    }
+    usage(format!(
+        "invalid MongoDB URI {}: {raw}. Write it as mongodb://host[:port][,host2...][/db][?options] or \
+         mongodb+srv://host, with credentials as user:password@ before the host",
+        described(target)
+    ))
+}
+
+/// Turn a failed first contact into one paragraph naming the hosts, the cause the driver
+/// saw, and the fix.
+pub fn explain_connect_error(
+    e: &mongodb::error::Error,
+    target: &ResolvedTarget,
+    timeout: Duration,
+    tls: bool,
+    user: Option<&str>,
+) -> anyhow::Error {
+    let who = who(target);
+    let raw = trim_period(&redact::scrub(&driver_message(e)));
+    let auth_failed = matches!(&*e.kind, ErrorKind::Authentication { .. })
+        || raw.contains("Authentication failed")
+        || raw.contains("AuthenticationFailed");
+    if auth_failed {
+        return anyhow::anyhow!(
+            "authentication failed for {who} as {}: {}. Check the user name and the password in the URI \
+             (percent-encode : / ? # [ ] @ % in them) and authSource (Atlas database users: authSource=admin)",
+            user.unwrap_or("the URI's user"),
+            short_reason(&raw)
+        );
+    }
+    match &*e.kind {
+        ErrorKind::ServerSelection { .. } => {
+            let cause = diagnose(&raw, tls);
+            anyhow::anyhow!(
+                "cannot reach MongoDB at {who} within {}: {}. {}",
+                humantime::format_duration(timeout),
+                cause.reason,
+                cause.fix
+            )
+        }
+        _ => anyhow::anyhow!("cannot talk to MongoDB at {who}: {raw}"),
+    }
+}
+
+struct Cause {
+    reason: String,
+    fix: String,
+}
+
+/// What went wrong, from the driver's server-selection message (which embeds each
+/// server's last error), and what to do about it.
+fn diagnose(msg: &str, tls: bool) -> Cause {
+    let lower = msg.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
+    let c = |reason: &str, fix: &str| Cause {
+        reason: reason.to_string(),
+        fix: fix.to_string(),
+    };
+    if has(&[
+        "unknownissuer",
+        "unknown issuer",
+        "self signed",
+        "self-signed",
+    ]) {
+        return c(
+            "TLS: the server's certificate is signed by a CA this machine does not trust (unknown issuer)",
+            "Add tlsCAFile=/path/to/ca.pem to the URI with the CA that signed the server's certificate \
+             (Atlas's certificates chain to public CAs the system trusts); tlsAllowInvalidCertificates=true \
+             skips the check, for tests only",
+        );
+    }
+    if has(&["notvalidforname", "not valid for name", "hostname mismatch"]) {
+        return c(
+            "TLS: the server's certificate does not name the host in the URI",
+            "Connect with a host name the certificate lists, or add tlsAllowInvalidHostnames=true \
+             (tests only: it lets any server with a trusted certificate pose as this one)",
+        );
+    }
+    if has(&["expired"]) && has(&["certificate", "cert"]) {
+        return c(
+            "TLS: the server's certificate has expired",
+            "Renew the server's certificate (or check this machine's clock)",
+        );
+    }
+    if has(&[
+        "invalid peer certificate",
+        "certificate",
+        "tls handshake",
+        "handshake",
+    ]) {
+        return c(
+            &format!("TLS handshake failed ({})", short_reason(msg)),
+            "Check tlsCAFile, and the server's certificate and TLS settings",
+        );
+    }
+    if tls
+        && has(&[
+            "corrupt message",
+            "invalidcontenttype",
+            "wrong version number",
+        ])
+    {
+        return c(
+            "TLS: the server does not speak TLS",
+            "Remove tls=true (and tlsCAFile) from the URI, or enable TLS on the server",
+        );
+    }
+    if !tls
+        && has(&[
+            "connection reset",
+            "unexpected end of file",
+            "unexpectedeof",
+            "broken pipe",
+        ])
+    {
+        return c(
+            "the server closed the connection at once, as a server that requires TLS does with a plain connection",
+            "Add tls=true to the URI (and tlsCAFile=/path/to/ca.pem for a private CA; Atlas always needs TLS)",
+        );
+    }
+    let reason = short_reason(msg);
+    let fix = if tls {
+        "Is mongod running and listening on that address and port? Check firewalls or the Atlas IP access \
+         list; --timeout sets how long to wait"
+    } else {
+        "Is mongod running and listening on that address and port? Check firewalls or the Atlas IP access \
+         list, and add tls=true to the URI if the server requires TLS; --timeout sets how long to wait"
+    };
+    Cause {
+        reason,
+        fix: fix.to_string(),
+    }
+}
+
+/// Driver messages end with a period; ours continue the sentence.
+fn trim_period(s: &str) -> String {
+    s.trim_end_matches(['.', ' ']).to_string()
+}
+
+/// The driver's server-selection message embeds a topology dump; keep the part a person needs.
+fn short_reason(msg: &str) -> String {
+    let lower = msg.to_ascii_lowercase();
+    for (needle, reason) in [
+        ("connection refused", "connection refused"),
+        ("timed out", "connection timed out"),
+        ("failed to lookup address", "host name does not resolve"),
+        ("name or service not known", "host name does not resolve"),
+        ("no route to host", "no route to host"),
+        ("connection reset", "connection reset by the server"),
+        (
+            "invalid peer certificate",
+            "the server's TLS certificate was rejected",
+        ),
+        ("authentication failed", "Authentication failed"),
+    ] {
+        if lower.contains(needle) {
+            return reason.to_string();
+        }
+    }
+    let first = msg.split(". Topology:").next().unwrap_or(msg);
+    first.trim().to_string()
+}
+
+/// Who each connected target is logged in as, for "not authorized" errors.
+fn identities() -> &'static Mutex<Vec<String>> {
+    static IDS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    IDS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Remember "TARGET is logged in as USER with roles …" for `unauthorized_hint`.
+pub fn record_identity(line: String) {
+    identities()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(line);
+}
+
+/// For an error the server raised because the user lacks a privilege (code 13,
+/// Unauthorized): what to do, with the roles of the users this process logged in as.
+pub fn unauthorized_hint(e: &anyhow::Error) -> Option<String> {
+    let denied = e.chain().any(|c| {
+        c.downcast_ref::<mongodb::error::Error>()
+            .is_some_and(|m| matches!(&*m.kind, ErrorKind::Command(ce) if ce.code == 13))
+            || c.to_string().contains("not authorized on")
+    });
+    if !denied {
+        return None;
+    }
+    let ids = identities().lock().unwrap_or_else(|e| e.into_inner());
+    let who = if ids.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", ids.join("; "))
+    };
+    Some(format!(
+        "The database user lacks a role this command needs{who}. Grant it: status needs clusterMonitor; \
+         backup needs backup (or read on the databases, and read on local for --oplog); restore needs \
+         restore (or readWrite on the target databases); indexes apply needs dbAdmin on the database. \
+         On Atlas: Database Access → edit the user; elsewhere db.grantRolesToUser()"
+    ))
+}
+
+/// One driver error as a person reads it. A server's command error is its code name,
+/// code and message, with the echoed command cut to its name (the echo carries session
+/// ids and cluster-time signatures, and the driver appends the raw reply as hex).
+pub fn describe(e: &mongodb::error::Error) -> String {
+    use mongodb::error::WriteFailure;
+    let server =
+        |name: &str, code: i32, msg: &str| format!("{name} ({code}): {}", command_echo_cut(msg));
+    match &*e.kind {
+        ErrorKind::Command(c) => server(&c.code_name, c.code, &c.message),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => server(
+            w.code_name.as_deref().unwrap_or("WriteError"),
+            w.code,
+            &w.message,
+        ),
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => {
+            server(&w.code_name, w.code, &w.message)
+        }
+        kind => kind.to_string(),
+    }
+}
+
+/// "not authorized on admin to execute command { replSetGetStatus: 1, $db: …, lsid: … }"
+/// → "not authorized on admin to execute command replSetGetStatus".
+fn command_echo_cut(msg: &str) -> String {
+    match msg.split_once(" command { ") {
+        Some((head, rest)) => {
+            let name = rest.split([':', ' ']).next().unwrap_or_default();
+            format!("{head} command {name}")
+        }
+        None => msg.to_string(),
+    }
+}
+
+/// An error chain as one line (outermost context first), with driver errors described
+/// by `describe`.
+pub fn chain_text(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| match c.downcast_ref::<mongodb::error::Error>() {
+            Some(m) => describe(m),
+            None => c.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_echo_is_cut_to_the_command_name() {
+        assert_eq!(
+            command_echo_cut("not authorized on admin to execute command { replSetGetStatus: 1, $db: \"admin\", lsid: { id: UUID(\"1d\") } }"),
+            "not authorized on admin to execute command replSetGetStatus"
+        );
+        assert_eq!(command_echo_cut("ns not found"), "ns not found");
+    }
+
+    #[test]
+    fn short_reason_picks_cause() {
+        assert_eq!(
+            short_reason("Server selection timeout: No available servers. Topology: { Error: Connection refused (os error 111) }"),
+            "connection refused"
+        );
+        assert_eq!(
+            short_reason("something odd. Topology: {..}"),
+            "something odd"
+        );
+    }
+
+    #[test]
+    fn diagnoses_tls_problems() {
+        let untrusted = "Server selection timeout: No available servers. Topology: { Servers: [ { Error: Kind: I/O error: invalid peer certificate: UnknownIssuer } ] }";
+        let c = diagnose(untrusted, true);
+        assert!(c.reason.contains("unknown issuer"), "{}", c.reason);
+        assert!(c.fix.contains("tlsCAFile"), "{}", c.fix);
+        let plain = "Server selection timeout: No available servers. Topology: { Servers: [ { Error: Kind: I/O error: Connection reset by peer (os error 104) } ] }";
+        let c = diagnose(plain, false);
+        assert!(c.fix.contains("tls=true"), "{}", c.fix);
+        // With tls=true already in the URI, never suggest adding it.
+        assert!(!diagnose("timed out", true).fix.contains("add tls=true"));
+    }
+}
