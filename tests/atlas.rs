@@ -272,4 +272,28 @@ fn a_user_without_the_role_is_told_which_role_and_what_it_has() {
         "no wire noise: {}",
         run.stderr
     );
+    // --output json still answers: reachable, but the check could not run.
+    let run = mongoshift(
+        tempdir().path(),
+        [
+            "status",
+            "--uri",
+            &with_user(&user, "ReaderPassw0rd"),
+            "--timeout",
+            "3s",
+            "--output",
+            "json",
+        ],
+    );
+    run.assert_code(1);
+    assert_eq!(run.json()["reachable"], true);
+    assert_eq!(run.json()["ok"], false);
+    assert!(
+        run.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("Unauthorized"),
+        "{}",
+        run.stdout
+    );
 }

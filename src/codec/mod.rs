@@ -33,8 +33,9 @@ impl Compression {
     pub fn default_level(self) -> i32 {
         match self {
             Compression::Zstd => 3,
-            // zlib's speed/ratio sweet spot; mongodump uses the default (6), which is much slower.
-            Compression::Gzip => 6,
+            // libdeflate's level 7 gives the size Go's gzip gives at mongodump's level 6
+            // (4.11x vs 4.12x on the bench data); its level 6 is faster but 2% larger.
+            Compression::Gzip => 7,
             Compression::None => 0,
         }
     }
@@ -42,7 +43,8 @@ impl Compression {
     pub fn check_level(self, level: i32) -> Result<()> {
         let (lo, hi) = match self {
             Compression::Zstd => (1, 22),
-            Compression::Gzip => (1, 9),
+            // libdeflate's range: 10-12 are its slow, near-optimal levels.
+            Compression::Gzip => (1, 12),
             Compression::None => (0, 0),
         };
         if level < lo || level > hi {
@@ -204,6 +206,6 @@ mod tests {
             Compression::Gzip
         );
         assert_eq!(Compression::from_name("db/c.bson"), Compression::None);
-        assert!(Compression::Gzip.check_level(10).is_err());
+        assert!(Compression::Gzip.check_level(13).is_err());
     }
 }

@@ -47,7 +47,7 @@ pub struct BackupArgs {
     /// Compression; choose gzip or none for a backup stock mongorestore can read.
     #[arg(long, value_enum, default_value = "zstd")]
     pub compress: Compression,
-    /// Compression level (zstd 1-22, default 3; gzip 1-9, default 6).
+    /// Compression level (zstd 1-22, default 3; gzip 1-12, default 7: the size of mongodump --gzip).
     #[arg(long, value_name = "N")]
     pub level: Option<i32>,
     /// Collections copied at once (default: CPU cores).
@@ -154,7 +154,7 @@ pub async fn run(ctx: &Ctx, args: BackupArgs) -> Result<()> {
         store: backup_store.clone(),
         compression,
         level,
-        zstd_threads: (cores / parallel.min(colls.len())).max(1) as u32,
+        threads: compressor_threads(compression, cores, parallel.min(colls.len())),
     };
     let oplog_scope =
         if args.dbs.is_empty() && args.ns_include.is_empty() && args.ns_exclude.is_empty() {
@@ -259,7 +259,18 @@ struct Job {
     store: Store,
     compression: Compression,
     level: i32,
-    zstd_threads: u32,
+    threads: u32,
+}
+
+/// Compressor threads per collection stream. zstd's workers share the cores between the
+/// streams that run at once. Parallel gzip gets every core in each stream: its blocks are
+/// independent, so a stream left alone at the end (the biggest collection, usually) still
+/// uses the whole machine, and idle workers cost nothing.
+fn compressor_threads(c: Compression, cores: usize, streams: usize) -> u32 {
+    match c {
+        Compression::Gzip => cores.max(1) as u32,
+        _ => (cores / streams.max(1)).max(1) as u32,
+    }
 }
 
 impl Job {
@@ -267,7 +278,7 @@ impl Job {
         CodecSpec {
             compression: self.compression,
             level: self.level,
-            threads: self.zstd_threads,
+            threads: self.threads,
         }
     }
 

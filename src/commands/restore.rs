@@ -231,7 +231,12 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         )));
     }
     if args.dry_run {
-        ctx.ui.result("dry run: nothing was written");
+        // On stdout only for people: with --output json, stdout is the plan document alone.
+        if ctx.ui.json() {
+            ctx.ui.info("dry run: nothing was written");
+        } else {
+            ctx.ui.result("dry run: nothing was written");
+        }
         return Ok(());
     }
     if !args.yes {

@@ -55,25 +55,28 @@ pub struct Threshold {
 pub async fn run(ctx: &Ctx, args: StatusArgs) -> Result<()> {
     let target = args.target.resolve(&ctx.config)?;
     let hosts = redact::hosts(&target.uri);
-    let connected = mongo_engine::connect(&target, &args.target.connect_options()).await;
-    let client = match connected {
-        Ok(c) => c,
-        Err(e) => {
-            if ctx.ui.json() {
-                ctx.ui.result_json(&Report {
-                    target: target.label(),
-                    hosts,
-                    reachable: false,
-                    health: None,
-                    error: Some(redact::scrub(&format!("{e:#}"))),
-                    thresholds: vec![],
-                    ok: false,
-                });
-            }
-            return Err(e);
+    // A machine reading --output json gets a document even when the check cannot run:
+    // unreachable (`reachable: false`), or reachable but refused (e.g. a missing role).
+    let failed = |reachable: bool, e: anyhow::Error| {
+        if ctx.ui.json() {
+            ctx.ui.result_json(&Report {
+                target: target.label(),
+                hosts: hosts.clone(),
+                reachable,
+                health: None,
+                error: Some(redact::scrub(&crate::mongo::errors::chain_text(&e))),
+                thresholds: vec![],
+                ok: false,
+            });
         }
+        e
     };
-    let health = health::collect(&client).await?;
+    let client = mongo_engine::connect(&target, &args.target.connect_options())
+        .await
+        .map_err(|e| failed(false, e))?;
+    let health = health::collect(&client)
+        .await
+        .map_err(|e| failed(true, e))?;
     let thresholds = evaluate(&health, &args);
     let breached: Vec<&Threshold> = thresholds.iter().filter(|t| t.breached).collect();
     let report = Report {
