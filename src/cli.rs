@@ -59,6 +59,8 @@ pub enum Command {
     Restore(Box<commands::restore::RestoreArgs>),
     /// Declarative index specs: lint, plan, check (CI gate), apply, export.
     Indexes(commands::indexes::IndexesArgs),
+    /// Copy databases straight from one cluster to another: raw, parallel, resumable, counted.
+    Migrate(Box<commands::migrate::MigrateArgs>),
 }
 
 /// `--uri` or `--target`, shared by every command that connects to MongoDB.
@@ -97,6 +99,68 @@ impl TargetArgs {
         ConnectOptions {
             timeout: self.timeout,
         }
+    }
+}
+
+/// `--from` and `--to` of a two-sided command: each a config target name or a URI.
+#[derive(Debug, Clone, Args)]
+pub struct SidesArgs {
+    /// The source: a target named in the config file, or a mongodb:// / mongodb+srv:// URI.
+    #[arg(long, value_name = "SRC")]
+    pub from: String,
+    /// The destination: a config target name or a URI.
+    #[arg(long, value_name = "DST")]
+    pub to: String,
+    /// How long to wait for a reachable server, on each side.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+impl SidesArgs {
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            timeout: self.timeout,
+        }
+    }
+
+    /// Resolve and connect both sides; a failure names the side (source or target).
+    pub async fn connect(
+        &self,
+        config: &Config,
+    ) -> Result<(
+        ResolvedTarget,
+        mongodb::Client,
+        ResolvedTarget,
+        mongodb::Client,
+    )> {
+        use anyhow::Context;
+        let src = resolve_side(&self.from, config)
+            .with_context(|| format!("the source (--from {})", redact::uri(&self.from)))?;
+        let dst = resolve_side(&self.to, config)
+            .with_context(|| format!("the target (--to {})", redact::uri(&self.to)))?;
+        let opts = self.connect_options();
+        let (s, d) = tokio::join!(
+            crate::mongo::connect(&src, &opts),
+            crate::mongo::connect(&dst, &opts)
+        );
+        let s = s.with_context(|| format!("the source (--from {})", src.label()))?;
+        let d = d.with_context(|| format!("the target (--to {})", dst.label()))?;
+        Ok((src, s, dst, d))
+    }
+}
+
+/// A side given as a config target name or as a connection string.
+pub fn resolve_side(value: &str, config: &Config) -> Result<ResolvedTarget> {
+    if value.contains("://")
+        || value.to_ascii_lowercase().starts_with("mongodb")
+        || value.contains('@')
+    {
+        redact::register_uri(value);
+        Ok(ResolvedTarget::from_uri(value))
+    } else {
+        let t = config.target(value)?;
+        redact::register_uri(&t.uri);
+        Ok(t)
     }
 }
 
@@ -197,6 +261,7 @@ async fn run(cli: Cli, ui: Ui) -> Result<()> {
         Command::Backups(args) => commands::backups::run(&ctx, args).await,
         Command::Restore(args) => commands::restore::run(&ctx, *args).await,
         Command::Indexes(args) => commands::indexes::run(&ctx, args).await,
+        Command::Migrate(args) => commands::migrate::run(&ctx, *args).await,
     }
 }
 

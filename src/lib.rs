@@ -8,10 +8,12 @@
 pub mod cli;
 pub mod codec;
 pub mod commands;
+pub mod compare;
 pub mod config;
 pub mod dump;
 pub mod exit;
 pub mod indexes;
+pub mod load;
 pub mod mongo;
 pub mod namespace;
 pub mod pipeline;

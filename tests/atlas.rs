@@ -5,26 +5,8 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::{assert_no_secret, block_on, client, mongoshift, servers, tempdir, Cli, Run};
+use common::{assert_no_secret, block_on, client, hashes, mongoshift, servers, tempdir, Cli, Run};
 use mongodb::bson::{doc, Document};
-
-fn hashes(uri: &str, db: &str) -> BTreeMap<String, String> {
-    block_on(async {
-        let h = client(uri)
-            .await
-            .database(db)
-            .run_command(doc! { "dbHash": 1 })
-            .await
-            .unwrap();
-        h.get_document("collections")
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-            .collect()
-    })
-}
 
 /// The atlas URI with its credentials or CA swapped, for the failure cases.
 fn atlas_with(from: &str, to: &str) -> String {

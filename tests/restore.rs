@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use common::{block_on, client, mongoshift, servers, tempdir, Run};
+use common::{block_on, client, hashes, mongoshift, schema_of, servers, tempdir, Run};
 use mongodb::bson::{doc, Bson, Document};
 
 fn fixture(name: &str) -> String {
@@ -246,59 +246,6 @@ fn fixture_restored_under_original_names_matches_every_hash() {
     for db in ["predixi", "analytics"] {
         assert_matches_expected(&servers().standalone_uri, db, &exp[db], false);
     }
-}
-
-/// Per-collection dbHash of a database, without views' bookkeeping.
-fn hashes(uri: &str, db: &str) -> BTreeMap<String, String> {
-    block_on(async {
-        let c = client(uri).await;
-        let h = c
-            .database(db)
-            .run_command(doc! { "dbHash": 1 })
-            .await
-            .unwrap();
-        h.get_document("collections")
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| k.as_str() != "system.views")
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-            .collect()
-    })
-}
-
-/// Every collection's options and normalized index list (no `ns`), keyed by collection.
-fn schema_of(uri: &str, db: &str) -> BTreeMap<String, (serde_json::Value, Vec<serde_json::Value>)> {
-    block_on(async {
-        let c = client(uri).await;
-        let d = c.database(db);
-        let mut cur = d
-            .run_cursor_command(doc! { "listCollections": 1 })
-            .await
-            .unwrap();
-        let mut out = BTreeMap::new();
-        while cur.advance().await.unwrap() {
-            let spec: Document = cur.deserialize_current().unwrap();
-            let name = spec.get_str("name").unwrap().to_string();
-            if name.starts_with("system.") {
-                continue;
-            }
-            let mut idx = Vec::new();
-            if spec.get_str("type").unwrap_or("collection") != "view" {
-                let mut ic = d
-                    .run_cursor_command(doc! { "listIndexes": &name })
-                    .await
-                    .unwrap();
-                while ic.advance().await.unwrap() {
-                    let mut i: Document = ic.deserialize_current().unwrap();
-                    i.remove("ns");
-                    idx.push(ext(&i));
-                }
-                idx.sort_by_key(|v| v.to_string());
-            }
-            out.insert(name, (ext(spec.get_document("options").unwrap()), idx));
-        }
-        out
-    })
 }
 
 fn index_names(uri: &str, db: &str, coll: &str) -> Vec<String> {

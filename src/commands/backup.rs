@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::cli::{Ctx, StorageArgs, TargetArgs};
 use crate::codec::{self, Compression};
+use crate::compare::ranges::IdRange;
 use crate::dump::layout;
 use crate::dump::manifest::{
     self, Manifest, NamespaceEntry, ObjectEntry, OplogEntry, Source, Totals,
@@ -302,7 +303,15 @@ impl Job {
                 &key,
                 info.estimated_bytes,
                 self.codec(),
-                move |tx| raw_read::stream_documents(client, ns2, doc! {}, tx, task2),
+                move |tx| {
+                    raw_read::stream_documents(
+                        client,
+                        ns2,
+                        IdRange::all(),
+                        raw_read::Sink::chunks(tx),
+                        task2,
+                    )
+                },
             )
             .await
             .with_context(|| format!("backing up {ns}"))?;

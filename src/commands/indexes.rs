@@ -318,7 +318,7 @@ async fn apply(
                 }
                 Action::Drop => {
                     let state = client
-                        .database(crate::restore::state::DB)
+                        .database(crate::load::state::DB)
                         .collection::<Document>(HIDDEN_STATE);
                     let id = format!("{ns}|{live}");
                     if hide_first {

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod backups;
 pub mod indexes;
+pub mod migrate;
 pub mod restore;
 pub mod sample;
 pub mod status;

@@ -8,23 +8,24 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use futures::StreamExt;
-use mongodb::bson::{doc, Document};
+use mongodb::bson::Document;
 use mongodb::Client;
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::cli::{Ctx, StorageArgs, TargetArgs};
 use crate::codec::Compression;
-use crate::exit::{check_failed, usage};
+use crate::exit::usage;
+use crate::load::plan::{self, PlanItem};
+use crate::load::state::{self, NsState, StateStore};
+use crate::load::{results, Loader, NsResult};
 use crate::mongo::namespaces::Kind;
-use crate::mongo::raw_write::{self, Batch, InsertStats};
+use crate::mongo::raw_write::Batch;
 use crate::mongo::{self as mongo_engine, schema};
 use crate::namespace::{Filter, Namespace, Renamer};
+use crate::report::confirm;
 use crate::report::progress::{Progress, TaskProgress};
-use crate::report::{confirm, table};
 use crate::restore::oplog_replay::{self, Replayer};
 use crate::restore::source::{self, DataRef, OplogRef, Source, SourceKind, SourceNs};
-use crate::restore::state::{self, NsState};
 use crate::restore::stream::{self, ReadCount};
 
 #[derive(Debug, Args)]
@@ -80,33 +81,6 @@ pub struct RestoreArgs {
     pub storage: StorageArgs,
 }
 
-/// One namespace of the plan.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanItem {
-    pub source: String,
-    pub target: String,
-    pub kind: &'static str,
-    pub documents: Option<u64>,
-    pub indexes: usize,
-    pub target_documents: u64,
-    pub action: &'static str,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct NsResult {
-    pub source: String,
-    pub target: String,
-    pub read: u64,
-    pub inserted: u64,
-    pub duplicates: u64,
-    pub target_count: u64,
-    pub expected: Option<u64>,
-    pub indexes: usize,
-    pub seconds: f64,
-    pub ok: bool,
-    pub problem: Option<String>,
-}
-
 pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     let filter = Filter::new(&args.ns_include, &args.ns_exclude)?;
     let renamer = Renamer::new(&args.ns_from, &args.ns_to)?;
@@ -154,10 +128,13 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             src.describe
         )));
     }
+    let state = StateStore::new(&client, state::RESTORE, &src.identity);
     let resume: HashMap<Namespace, NsState> = if args.resume {
-        state::load(&client, &src.identity)
+        state
+            .load()
             .await?
             .into_iter()
+            .map(|(u, st)| (u.ns, st))
             .collect()
     } else {
         HashMap::new()
@@ -173,23 +150,19 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             .estimated_document_count()
             .await
             .unwrap_or(0);
-        let action = match (resume.get(&t), n.kind) {
-            (Some(NsState::Done), _) => "skip (done)",
-            (Some(NsState::Loading), _) => "reload",
-            (None, Kind::View) => "create view",
-            _ if existing > 0 && args.drop => "drop + load",
-            _ if existing > 0 && args.append => "append",
-            _ if existing > 0 => "CONFLICT",
-            _ => "load",
+        let action = match resume.get(&t) {
+            Some(NsState::Done) => "skip (done)",
+            Some(NsState::Loading) => "reload",
+            None => plan::action(existing, n.kind == Kind::View, args.drop, args.append),
         };
         plan.push(PlanItem {
             source: n.ns.to_string(),
             target: t.to_string(),
             kind: n.kind.as_str(),
             documents: n.expected_docs,
-            // Counted as the result table counts them: the indexes built, not `_id_`.
             indexes: schema::buildable(&n.indexes).len(),
             target_documents: existing,
+            ranges: None,
             action,
         });
     }
@@ -202,41 +175,19 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             }
         }
     }
-    show_plan(ctx, &src, &plan, args.dry_run);
-    let conflicts: Vec<&PlanItem> = plan.iter().filter(|p| p.action == "CONFLICT").collect();
-    if !conflicts.is_empty() {
-        let list = conflicts
-            .iter()
-            .map(|c| format!("{} ({} docs)", c.target, c.target_documents))
-            .collect::<Vec<_>>()
-            .join(", ");
-        // The dry run answers as the real run would: it would refuse, so this plan fails.
-        let what = if args.dry_run {
-            "dry run: the real restore would refuse, because these target collections already hold documents"
-        } else {
-            "these target collections already hold documents"
-        };
-        let resume_note = if args.resume {
-            format!(
-                " --resume found no interrupted restore of {} into these targets (the last one finished \
-                 cleanly, or none ran), so there is nothing to continue.",
-                src.describe
-            )
-        } else {
-            String::new()
-        };
-        return Err(usage(format!(
-            "{what}: {list}. Nothing was written.{resume_note} Use --drop to replace them, --append to add \
-             to them, or --ns-from/--ns-to to restore elsewhere"
-        )));
-    }
+    plan::show(&ctx.ui, "restore plan", &src.describe, &plan, args.dry_run);
+    let resume_note = if args.resume && resume.is_empty() {
+        format!(
+            " --resume found no interrupted restore of {} into these targets (the last one finished \
+             cleanly, or none ran), so there is nothing to continue.",
+            src.describe
+        )
+    } else {
+        String::new()
+    };
+    plan::refuse_conflicts(&plan, args.dry_run, &resume_note)?;
     if args.dry_run {
-        // On stdout only for people: with --output json, stdout is the plan document alone.
-        if ctx.ui.json() {
-            ctx.ui.info("dry run: nothing was written");
-        } else {
-            ctx.ui.result("dry run: nothing was written");
-        }
+        plan::dry_run_done(&ctx.ui);
         return Ok(());
     }
     if !args.yes {
@@ -254,10 +205,10 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    let runner = Arc::new(Runner {
+    let runner = Arc::new(Runner(Loader {
         client: client.clone(),
         ui: ctx.ui.clone(),
-        identity: src.identity.clone(),
+        state: state.clone(),
         reloading: resume
             .iter()
             .filter(|(_, st)| **st == NsState::Loading)
@@ -267,7 +218,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         append: args.append,
         no_indexes: args.no_indexes,
         workers: args.workers_per_collection.max(1),
-    });
+    }));
     let todo: Vec<(SourceNs, Namespace)> = selected
         .iter()
         .map(|n| (n.clone(), renamer.map(&n.ns)))
@@ -298,7 +249,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             }
         };
         for (n, t) in &views {
-            results.push(runner.view(n, t, &renamer).await);
+            results.push(runner.0.view(&n.collection(), t, &renamer).await);
         }
         progress.finish();
         let replay = if args.oplog_replay && results.iter().all(|r| r.ok) {
@@ -317,31 +268,10 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         }
     };
     results.sort_by(|a, b| a.target.cmp(&b.target));
-    let failed: Vec<&NsResult> = results.iter().filter(|r| !r.ok).collect();
     report(ctx, &results, replay.as_ref());
-    if failed.is_empty() {
-        state::clear(&client, &src.identity).await?;
-        return Ok(());
-    }
-    let names = failed
-        .iter()
-        .map(|f| format!("{} ({})", f.target, f.problem.clone().unwrap_or_default()))
-        .collect::<Vec<_>>()
-        .join("; ");
-    if failed.iter().any(|f| {
-        f.problem
-            .as_deref()
-            .is_some_and(|p| p.starts_with("count mismatch") || p.starts_with("index"))
-    }) {
-        Err(check_failed(format!(
-            "restore finished with mismatches: {names}"
-        )))
-    } else {
-        Err(anyhow::anyhow!(
-            "restore failed for {} namespaces: {names}. Fix the cause and re-run with --resume",
-            failed.len()
-        ))
-    }
+    results::verdict("restore", &results)?;
+    state.clear().await?;
+    Ok(())
 }
 
 async fn count_source(src: &Source, selected: &[SourceNs]) -> Result<HashMap<String, u64>> {
@@ -381,166 +311,10 @@ async fn count_source(src: &Source, selected: &[SourceNs]) -> Result<HashMap<Str
     Ok(out)
 }
 
-fn show_plan(ctx: &Ctx, src: &Source, plan: &[PlanItem], dry_run: bool) {
-    if ctx.ui.json() {
-        if dry_run {
-            ctx.ui.result_json(
-                &serde_json::json!({ "dry_run": true, "source": src.describe, "plan": plan }),
-            );
-        }
-        return;
-    }
-    let mut t = table::new([
-        "source",
-        "target",
-        "kind",
-        "documents",
-        "indexes",
-        "target now",
-        "action",
-    ]);
-    for p in plan {
-        t.add_row(vec![
-            p.source.clone(),
-            p.target.clone(),
-            p.kind.to_string(),
-            p.documents
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "?".into()),
-            p.indexes.to_string(),
-            p.target_documents.to_string(),
-            p.action.to_string(),
-        ]);
-    }
-    let text = format!("restore plan: {}\n{t}", src.describe);
-    if dry_run {
-        ctx.ui.result(text);
-    } else {
-        ctx.ui.info(text);
-    }
-}
-
-struct Runner {
-    client: Client,
-    ui: crate::report::Ui,
-    identity: String,
-    /// Targets a previous run left half-loaded (from the resume state read once up front).
-    reloading: std::collections::HashSet<Namespace>,
-    drop: bool,
-    append: bool,
-    no_indexes: bool,
-    workers: usize,
-}
+/// The restore-specific producers (backup objects, archives) over the shared load engine.
+struct Runner(Loader);
 
 impl Runner {
-    /// Drop (when asked or when reloading), create with the dumped options, mark loading.
-    async fn prepare(&self, n: &SourceNs, t: &Namespace) -> Result<()> {
-        let reload = self.reloading.contains(t);
-        state::set(&self.client, &self.identity, t, NsState::Loading).await?;
-        if reload {
-            // A killed restore's last insertMany may still be running on the server; it
-            // would recreate the collection after our drop. Stop it first.
-            schema::kill_writes(&self.client, &n.kind.data_ns(t)).await?;
-        }
-        if self.drop || reload {
-            self.client
-                .database(&t.db)
-                .collection::<Document>(&t.coll)
-                .drop()
-                .await
-                .with_context(|| format!("dropping {t}"))?;
-        }
-        if !schema::exists(&self.client, t).await? {
-            schema::create(&self.client, t, &n.options).await?;
-        }
-        Ok(())
-    }
-
-    async fn finish(
-        &self,
-        n: &SourceNs,
-        t: &Namespace,
-        read: ReadCount,
-        ins: InsertStats,
-        start: Instant,
-    ) -> NsResult {
-        let mut r = NsResult {
-            source: n.ns.to_string(),
-            target: t.to_string(),
-            read: read.docs,
-            inserted: ins.inserted,
-            duplicates: ins.duplicates,
-            expected: n.expected_docs,
-            ok: true,
-            ..Default::default()
-        };
-        if !self.no_indexes {
-            let build = schema::create_indexes(&self.client, t, schema::buildable(&n.indexes));
-            let built = tokio::select! {
-                r = build => r,
-                _ = schema::watch_build(&self.ui, &self.client, &t.db, &t.coll) => unreachable!("the watcher never ends"),
-            };
-            match built {
-                Ok(k) => r.indexes = k,
-                Err(e) => {
-                    r.ok = false;
-                    r.problem = Some(format!("index build failed: {e:#}"));
-                }
-            }
-        }
-        let counted = n.kind.data_ns(t);
-        r.target_count = self
-            .client
-            .database(&counted.db)
-            .collection::<Document>(&counted.coll)
-            .count_documents(doc! {})
-            .await
-            .unwrap_or(0);
-        let expected = n.expected_docs.unwrap_or(read.docs);
-        if r.ok {
-            if read.docs != expected {
-                r.ok = false;
-                r.problem = Some(format!(
-                    "count mismatch: read {} documents, the manifest records {expected}",
-                    read.docs
-                ));
-            } else if self.append {
-                if ins.inserted + ins.duplicates != read.docs {
-                    r.ok = false;
-                    r.problem = Some(format!(
-                        "count mismatch: read {}, inserted {}, duplicates {}",
-                        read.docs, ins.inserted, ins.duplicates
-                    ));
-                }
-            } else if r.target_count != expected {
-                r.ok = false;
-                r.problem = Some(format!(
-                    "count mismatch: {t} holds {}, expected {expected}",
-                    r.target_count
-                ));
-            }
-        }
-        if r.ok {
-            if let Err(e) = state::set(&self.client, &self.identity, t, NsState::Done).await {
-                r.ok = false;
-                r.problem = Some(format!("{e:#}"));
-            }
-        }
-        r.seconds = start.elapsed().as_secs_f64();
-        r
-    }
-
-    fn failed(n: &SourceNs, t: &Namespace, e: anyhow::Error) -> NsResult {
-        NsResult {
-            source: n.ns.to_string(),
-            target: t.to_string(),
-            expected: n.expected_docs,
-            ok: false,
-            problem: Some(crate::redact::scrub(&format!("{e:#}"))),
-            ..Default::default()
-        }
-    }
-
     async fn object(
         &self,
         store: &crate::storage::Store,
@@ -549,18 +323,11 @@ impl Runner {
         task: TaskProgress,
     ) -> NsResult {
         let start = Instant::now();
+        let c = n.collection();
         let outcome = async {
-            self.prepare(n, t).await?;
+            self.0.prepare(&c, t).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
-            let into = n.kind.data_ns(t);
-            let ins = raw_write::insert_all(
-                &self.client,
-                &into,
-                rx,
-                self.workers,
-                self.append,
-                task.clone(),
-            );
+            let ins = self.0.insert(c.kind, t, rx, false, task.clone());
             let read = async {
                 match &n.data {
                     Some(DataRef::Object {
@@ -589,8 +356,8 @@ impl Runner {
         .await;
         task.finish();
         match outcome {
-            Ok((read, ins)) => self.finish(n, t, read, ins, start).await,
-            Err(e) => Self::failed(n, t, e),
+            Ok((read, ins)) => self.0.finish(&c, t, read.docs, ins, start).await,
+            Err(e) => Loader::failed(&c, t, e),
         }
     }
 
@@ -604,84 +371,37 @@ impl Runner {
         let mut routes = HashMap::new();
         let mut loaders = Vec::new();
         for (n, t) in colls {
-            self.prepare(n, t).await?;
+            let c = n.collection();
+            self.0.prepare(&c, t).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
             routes.insert(n.ns.clone(), tx);
-            let (client, t2, workers, append) = (
-                self.client.clone(),
-                n.kind.data_ns(t),
-                self.workers,
-                self.append,
-            );
             let task = progress.task(&t.to_string(), 0);
-            loaders.push((
-                n.clone(),
-                t.clone(),
-                task.clone(),
-                tokio::spawn(async move {
-                    raw_write::insert_all(&client, &t2, rx, workers, append, task).await
-                }),
-            ));
+            // Every namespace's inserts run at once while the archive is demultiplexed.
+            let ins = self.0.insert(c.kind, t, rx, false, task.clone());
+            loaders.push((c, t.clone(), task, ins));
         }
         let start = Instant::now();
         let key = src.archive_key.clone().unwrap_or_default();
-        let counts =
-            stream::archive_batches(&src.store, &key, compression, &src.describe, routes, None)
-                .await;
+        let demux =
+            stream::archive_batches(&src.store, &key, compression, &src.describe, routes, None);
+        let (tasks, inserts): (Vec<_>, Vec<_>) = loaders
+            .into_iter()
+            .map(|(c, t, task, ins)| ((c, t, task), ins))
+            .unzip();
+        let (counts, inserted) = tokio::join!(demux, futures::future::join_all(inserts));
         let mut out = Vec::new();
-        for (n, t, task, h) in loaders {
+        for ((c, t, task), ins) in tasks.into_iter().zip(inserted) {
             task.finish();
-            let ins = h.await.map_err(anyhow::Error::from).and_then(|r| r);
             match (&counts, ins) {
-                (Ok(c), Ok(ins)) => out.push(
-                    self.finish(
-                        &n,
-                        &t,
-                        c.get(&n.ns).copied().unwrap_or_default(),
-                        ins,
-                        start,
-                    )
-                    .await,
-                ),
-                (Err(e), _) => out.push(Self::failed(&n, &t, anyhow::anyhow!("{e:#}"))),
-                (_, Err(e)) => out.push(Self::failed(&n, &t, e)),
+                (Ok(n), Ok(ins)) => {
+                    let read = n.get(&c.ns).copied().unwrap_or_default().docs;
+                    out.push(self.0.finish(&c, &t, read, ins, start).await)
+                }
+                (Err(e), _) => out.push(Loader::failed(&c, &t, anyhow::anyhow!("{e:#}"))),
+                (_, Err(e)) => out.push(Loader::failed(&c, &t, e)),
             }
         }
         Ok(out)
-    }
-
-    async fn view(&self, n: &SourceNs, t: &Namespace, renamer: &Renamer) -> NsResult {
-        let outcome = async {
-            if self.drop {
-                self.client
-                    .database(&t.db)
-                    .collection::<Document>(&t.coll)
-                    .drop()
-                    .await?;
-            }
-            let mut options = n.options.clone();
-            // A renamed database keeps the view pointing at the renamed collection.
-            if let Ok(on) = n.options.get_str("viewOn") {
-                let mapped = renamer.map(&Namespace::new(&n.ns.db, on));
-                if mapped.db == t.db {
-                    options.insert("viewOn", mapped.coll);
-                }
-            }
-            if !schema::exists(&self.client, t).await? {
-                schema::create(&self.client, t, &options).await?;
-            }
-            anyhow::Ok(())
-        }
-        .await;
-        match outcome {
-            Ok(()) => NsResult {
-                source: n.ns.to_string(),
-                target: t.to_string(),
-                ok: true,
-                ..Default::default()
-            },
-            Err(e) => Self::failed(n, t, e),
-        }
     }
 }
 
@@ -750,44 +470,12 @@ fn report(ctx: &Ctx, results: &[NsResult], replay: Option<&oplog_replay::ReplayS
         }));
         return;
     }
-    let mut t = table::new([
-        "target",
-        "read",
-        "inserted",
-        "duplicates",
-        "target count",
-        "expected",
-        "indexes",
-        "time",
-        "result",
-    ]);
-    for r in results {
-        t.add_row(vec![
-            r.target.clone(),
-            r.read.to_string(),
-            r.inserted.to_string(),
-            r.duplicates.to_string(),
-            r.target_count.to_string(),
-            r.expected
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| "-".into()),
-            r.indexes.to_string(),
-            table::duration_secs(r.seconds),
-            if r.ok {
-                "ok".to_string()
-            } else {
-                format!("FAILED: {}", r.problem.clone().unwrap_or_default())
-            },
-        ]);
-    }
-    ctx.ui.result(t.to_string());
+    ctx.ui.result(results::table(results));
     if let Some(s) = replay {
         ctx.ui.result(format!(
             "oplog replay: {} entries applied, {} skipped, {} read",
             s.applied, s.skipped, s.read
         ));
     }
-    let ok = results.iter().filter(|r| r.ok).count();
-    ctx.ui
-        .result(format!("restored {ok}/{} namespaces", results.len()));
+    results::summary(&ctx.ui, "restored", results);
 }

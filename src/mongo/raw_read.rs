@@ -3,12 +3,15 @@
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures::StreamExt;
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, Document, RawDocument};
+use mongodb::options::{FindOptions, Hint};
 use mongodb::Client;
 use tokio::sync::mpsc;
 
+use crate::compare::ranges::IdRange;
+use crate::mongo::raw_write::Batch;
 use crate::namespace::Namespace;
-use crate::pipeline::ChunkSender;
+use crate::pipeline::{ChunkSender, PipelineClosed};
 use crate::report::progress::TaskProgress;
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -17,46 +20,105 @@ pub struct ReadStats {
     pub bytes: u64,
 }
 
-/// Stream the documents of `ns` matching `filter` (an `_id` range, so that one huge
-/// collection can later be split across readers) into `tx` as chunks of
-/// concatenated BSON documents — the .bson file format.
+/// Where the documents go: chunks of concatenated BSON (the .bson file format) for a
+/// compressor, or insert batches for a target collection.
+pub enum Sink {
+    Chunks(ChunkSender),
+    Batches(mpsc::Sender<Batch>, Batch),
+}
+
+impl Sink {
+    pub fn chunks(tx: mpsc::Sender<Bytes>) -> Sink {
+        Sink::Chunks(ChunkSender::new(tx))
+    }
+
+    pub fn batches(tx: mpsc::Sender<Batch>) -> Sink {
+        Sink::Batches(tx, Batch::default())
+    }
+
+    async fn push(&mut self, doc: &RawDocument) -> Result<()> {
+        match self {
+            Sink::Chunks(c) => c.push(doc.as_bytes()).await,
+            Sink::Batches(tx, batch) => {
+                batch.push(doc.to_raw_document_buf());
+                if batch.full() {
+                    tx.send(std::mem::take(batch))
+                        .await
+                        .map_err(|_| PipelineClosed)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn finish(self) -> Result<()> {
+        match self {
+            Sink::Chunks(c) => c.finish().await,
+            Sink::Batches(tx, batch) => {
+                if !batch.is_empty() {
+                    tx.send(batch).await.map_err(|_| PipelineClosed)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Stream the documents of `ns` into `sink`: the whole collection in natural order (which
+/// keeps a capped collection in insertion order, as mongodump does), or one `_id` range
+/// in index order.
 pub async fn stream_documents(
     client: Client,
     ns: Namespace,
-    filter: Document,
-    tx: mpsc::Sender<Bytes>,
+    range: IdRange,
+    mut sink: Sink,
     progress: TaskProgress,
 ) -> Result<ReadStats> {
     let coll = client.database(&ns.db).collection::<Document>(&ns.coll);
-    let mut cursor = coll
-        .find(filter)
-        // Natural order keeps capped collections in insertion order, as mongodump does.
-        .hint(mongodb::options::Hint::Keys(doc! { "$natural": 1 }))
-        .no_cursor_timeout(true)
-        .batch()
-        .await
-        .with_context(|| format!("opening a cursor on {ns}"))?;
-    let mut stats = ReadStats::default();
-    let mut out = ChunkSender::new(tx);
-    while let Some(batch) = cursor.next().await {
-        let batch = batch.with_context(|| format!("reading {ns}"))?;
-        let docs = batch
-            .doc_slices()
-            .with_context(|| format!("reading a batch of {ns}"))?;
-        let (mut n, mut b) = (0u64, 0u64);
-        for elem in docs {
-            let elem = elem.with_context(|| format!("malformed batch from the server for {ns}"))?;
-            let doc = elem
-                .as_document()
-                .with_context(|| format!("non-document in a batch of {ns}"))?;
-            out.push(doc.as_bytes()).await?;
-            n += 1;
-            b += doc.as_bytes().len() as u64;
+    let queries = if range.is_all() {
+        let mut o = FindOptions::default();
+        o.hint = Some(Hint::Keys(doc! { "$natural": 1 }));
+        vec![(doc! {}, o)]
+    } else {
+        range.queries()
+    };
+    let what = || {
+        if range.is_all() {
+            ns.to_string()
+        } else {
+            format!("{ns} _id range {}", range.describe())
         }
-        stats.docs += n;
-        stats.bytes += b;
-        progress.add(n, b);
+    };
+    let mut stats = ReadStats::default();
+    for (filter, options) in queries {
+        let mut cursor = coll
+            .find(filter)
+            .with_options(options)
+            .no_cursor_timeout(true)
+            .batch()
+            .await
+            .with_context(|| format!("opening a cursor on {}", what()))?;
+        while let Some(batch) = cursor.next().await {
+            let batch = batch.with_context(|| format!("reading {}", what()))?;
+            let docs = batch
+                .doc_slices()
+                .with_context(|| format!("reading a batch of {}", what()))?;
+            let (mut n, mut b) = (0u64, 0u64);
+            for elem in docs {
+                let elem =
+                    elem.with_context(|| format!("malformed batch from the server for {ns}"))?;
+                let doc = elem
+                    .as_document()
+                    .with_context(|| format!("non-document in a batch of {ns}"))?;
+                sink.push(doc).await?;
+                n += 1;
+                b += doc.as_bytes().len() as u64;
+            }
+            stats.docs += n;
+            stats.bytes += b;
+            progress.add(n, b);
+        }
     }
-    out.finish().await?;
+    sink.finish().await?;
     Ok(stats)
 }

@@ -68,6 +68,19 @@ pub struct Source {
     pub oplog: Option<OplogRef>,
 }
 
+impl SourceNs {
+    /// What the load engine needs to create and fill the target.
+    pub fn collection(&self) -> crate::load::Collection {
+        crate::load::Collection {
+            ns: self.ns.clone(),
+            kind: self.kind,
+            options: self.options.clone(),
+            indexes: self.indexes.clone(),
+            expected_docs: self.expected_docs,
+        }
+    }
+}
+
 fn is_system_db(db: &str) -> bool {
     matches!(db, "admin" | "config" | "local")
 }

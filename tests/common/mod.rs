@@ -333,3 +333,77 @@ pub fn assert_no_secret(text: &str, what: &str) {
         );
     }
 }
+
+/// Per-collection `dbHash` of a database (time-series buckets included), without the
+/// views' bookkeeping collection, whose `_id`s embed the database name.
+pub fn hashes(uri: &str, db: &str) -> std::collections::BTreeMap<String, String> {
+    use mongodb::bson::doc;
+    block_on(async {
+        let h = client(uri)
+            .await
+            .database(db)
+            .run_command(doc! { "dbHash": 1 })
+            .await
+            .unwrap();
+        h.get_document("collections")
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.as_str() != "system.views")
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect()
+    })
+}
+
+/// Every collection's options and index list (no `ns`, canonical Extended JSON with
+/// sorted keys), keyed by collection name.
+pub fn schema_of(
+    uri: &str,
+    db: &str,
+) -> std::collections::BTreeMap<String, (serde_json::Value, Vec<serde_json::Value>)> {
+    use mongodb::bson::{doc, Bson, Document};
+    fn canonical(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let sorted: std::collections::BTreeMap<String, serde_json::Value> =
+                    m.iter().map(|(k, v)| (k.clone(), canonical(v))).collect();
+                serde_json::Value::Object(sorted.into_iter().collect())
+            }
+            serde_json::Value::Array(a) => {
+                serde_json::Value::Array(a.iter().map(canonical).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    let ext = |d: &Document| canonical(&Bson::Document(d.clone()).into_canonical_extjson());
+    block_on(async {
+        let c = client(uri).await;
+        let d = c.database(db);
+        let mut cur = d
+            .run_cursor_command(doc! { "listCollections": 1 })
+            .await
+            .unwrap();
+        let mut out = std::collections::BTreeMap::new();
+        while cur.advance().await.unwrap() {
+            let spec: Document = cur.deserialize_current().unwrap();
+            let name = spec.get_str("name").unwrap().to_string();
+            if name.starts_with("system.") {
+                continue;
+            }
+            let mut idx = Vec::new();
+            if spec.get_str("type").unwrap_or("collection") != "view" {
+                let mut ic = d
+                    .run_cursor_command(doc! { "listIndexes": &name })
+                    .await
+                    .unwrap();
+                while ic.advance().await.unwrap() {
+                    let mut i: Document = ic.deserialize_current().unwrap();
+                    i.remove("ns");
+                    idx.push(ext(&i));
+                }
+                idx.sort_by_key(|v| v.to_string());
+            }
+            out.insert(name, (ext(spec.get_document("options").unwrap()), idx));
+        }
+        out
+    })
+}

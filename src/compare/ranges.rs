@@ -1,0 +1,177 @@
+//! `_id` ranges of a collection, for reading one big collection with several cursors and
+//! for resuming a copy range by range.
+//!
+//! A range is a pair of bounds on the `_id` index, given to `find` as `min`/`max` with
+//! `hint: {_id: 1}`. Index bounds follow the index's order across every BSON type
+//! (numbers, strings, ObjectIds, dates, embedded documents, binary…), so consecutive
+//! ranges cover the collection exactly once whatever mix of `_id` types it holds. A query
+//! predicate (`{_id: {$gte: a, $lt: b}}`) would not: MongoDB brackets comparisons by type,
+//! so `{$gte: 5, $lt: "a"}` matches nothing and documents between the types are lost.
+
+use anyhow::{Context, Result};
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::options::{FindOptions, Hint};
+use mongodb::Client;
+
+use crate::namespace::Namespace;
+
+/// `[lower, upper)` on the `_id` index; `None` is the open end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdRange {
+    pub lower: Option<Bson>,
+    pub upper: Option<Bson>,
+}
+
+impl IdRange {
+    /// The whole collection.
+    pub fn all() -> IdRange {
+        IdRange {
+            lower: None,
+            upper: None,
+        }
+    }
+
+    pub fn is_all(&self) -> bool {
+        self.lower.is_none() && self.upper.is_none()
+    }
+
+    /// Find options that read exactly this range in `_id` order.
+    pub fn find_options(&self) -> FindOptions {
+        let mut o = FindOptions::default();
+        o.hint = Some(Hint::Keys(doc! { "_id": 1 }));
+        o.min = self.lower.as_ref().map(|b| doc! { "_id": b.clone() });
+        o.max = self.upper.as_ref().map(|b| doc! { "_id": b.clone() });
+        o
+    }
+
+    /// The queries that read exactly this range: its index bounds, and for the last range of
+    /// a split also the document whose `_id` is MaxKey, if any. An index scan given only
+    /// `min` ends at an exclusive MaxKey bound, so that document would be lost (the copy's
+    /// count check caught it).
+    pub fn queries(&self) -> Vec<(Document, FindOptions)> {
+        let mut out = vec![(doc! {}, self.find_options())];
+        if self.lower.is_some() && self.upper.is_none() {
+            out.push((
+                doc! { "_id": { "$type": "maxKey" } },
+                FindOptions::default(),
+            ));
+        }
+        out
+    }
+
+    /// `[ObjectId("…"), "abc")`, for plans and errors.
+    pub fn describe(&self) -> String {
+        let show = |b: &Option<Bson>, open: &str| match b {
+            Some(v) => v.to_string(),
+            None => open.to_string(),
+        };
+        format!(
+            "[{}, {})",
+            show(&self.lower, "MinKey"),
+            show(&self.upper, "MaxKey")
+        )
+    }
+}
+
+/// Consecutive ranges between sorted, distinct split points.
+pub fn between(points: &[Bson]) -> Vec<IdRange> {
+    let mut out = Vec::with_capacity(points.len() + 1);
+    let mut lower = None;
+    for p in points {
+        out.push(IdRange {
+            lower: lower.take(),
+            upper: Some(p.clone()),
+        });
+        lower = Some(p.clone());
+    }
+    out.push(IdRange { lower, upper: None });
+    out
+}
+
+/// Pick `parts - 1` split points from a random sample of `_id`s, sorted by the server in
+/// `_id` order (the order of the index the ranges are read through). Fewer ranges come
+/// back when the sample has fewer distinct values.
+pub async fn split_points(client: &Client, ns: &Namespace, parts: usize) -> Result<Vec<Bson>> {
+    if parts <= 1 {
+        return Ok(Vec::new());
+    }
+    // Oversample so that the points fall near the true quantiles.
+    let sample = (parts * 20) as i64;
+    let ids: Vec<Document> = client
+        .database(&ns.db)
+        .collection::<Document>(&ns.coll)
+        .aggregate(vec![
+            doc! { "$sample": { "size": sample } },
+            doc! { "$project": { "_id": 1 } },
+            doc! { "$sort": { "_id": 1 } },
+        ])
+        .await
+        .with_context(|| format!("sampling _id values of {ns} to split it into ranges"))?
+        .try_collect()
+        .await
+        .with_context(|| format!("sampling _id values of {ns} to split it into ranges"))?;
+    let sorted: Vec<Bson> = ids
+        .into_iter()
+        .filter_map(|d| d.get("_id").cloned())
+        .collect();
+    Ok(pick(&sorted, parts))
+}
+
+/// Every `len/parts`-th value of a sorted sample, skipping repeats.
+fn pick(sorted: &[Bson], parts: usize) -> Vec<Bson> {
+    let mut out: Vec<Bson> = Vec::new();
+    if sorted.is_empty() || parts <= 1 {
+        return out;
+    }
+    for i in 1..parts {
+        let v = &sorted[i * sorted.len() / parts];
+        if out.last() != Some(v) {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_between_points_cover_everything_once() {
+        let r = between(&[Bson::Int32(5), Bson::String("a".into())]);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].lower, None);
+        assert_eq!(r[0].upper, Some(Bson::Int32(5)));
+        assert_eq!(r[1].lower, Some(Bson::Int32(5)));
+        assert_eq!(r[1].upper, Some(Bson::String("a".into())));
+        assert_eq!(r[2].upper, None);
+        assert!(between(&[])[0].is_all());
+        assert_eq!(r[1].describe(), "[5, \"a\")");
+    }
+
+    #[test]
+    fn picks_quantiles_without_repeats() {
+        let s: Vec<Bson> = (0..100).map(|i| Bson::Int32(i / 10)).collect();
+        assert_eq!(
+            pick(&s, 4),
+            vec![Bson::Int32(2), Bson::Int32(5), Bson::Int32(7)]
+        );
+        let same: Vec<Bson> = (0..50).map(|_| Bson::Int32(1)).collect();
+        assert_eq!(pick(&same, 4), vec![Bson::Int32(1)]);
+        assert!(pick(&[], 4).is_empty());
+    }
+
+    #[test]
+    fn find_options_bound_the_index_not_the_type() {
+        let o = between(&[Bson::Int32(5)])[1].find_options();
+        assert_eq!(o.min, Some(doc! { "_id": 5 }));
+        assert_eq!(o.max, None);
+        assert_eq!(o.hint, Some(Hint::Keys(doc! { "_id": 1 })));
+        // The open-ended last range also reads a MaxKey `_id`; the others need no second query.
+        let r = between(&[Bson::Int32(5)]);
+        assert_eq!(r[0].queries().len(), 1);
+        assert_eq!(r[1].queries().len(), 2);
+        assert_eq!(r[1].queries()[1].0, doc! { "_id": { "$type": "maxKey" } });
+    }
+}

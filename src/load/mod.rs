@@ -1,0 +1,231 @@
+//! The target side of every load, shared by `restore` and `migrate`: create each collection
+//! with its options, fill it from a queue of raw insert batches with parallel workers, build
+//! its indexes with progress, check the count, create views, and keep the resume state.
+//! Where the batches come from (a backup object, an archive, a live collection) is the
+//! caller's business.
+
+pub mod plan;
+pub mod results;
+pub mod state;
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use mongodb::bson::{doc, Document};
+use mongodb::Client;
+use tokio::sync::mpsc;
+
+use crate::mongo::namespaces::Kind;
+use crate::mongo::raw_write::{self, Batch, InsertStats};
+use crate::mongo::schema;
+use crate::namespace::{Namespace, Renamer};
+use crate::report::progress::TaskProgress;
+pub use results::NsResult;
+use state::{NsState, StateStore, Unit};
+
+/// What is loaded into one target namespace: where it came from and how to create it.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub ns: Namespace,
+    pub kind: Kind,
+    pub options: Document,
+    pub indexes: Vec<Document>,
+    /// Documents the source says it holds (a manifest), if it says.
+    pub expected_docs: Option<u64>,
+}
+
+/// How a load treats the target; one per command run.
+pub struct Loader {
+    pub client: Client,
+    pub ui: crate::report::Ui,
+    pub state: StateStore,
+    /// Targets a previous run left half-loaded (read once from the state, up front).
+    pub reloading: HashSet<Namespace>,
+    pub drop: bool,
+    pub append: bool,
+    pub no_indexes: bool,
+    /// Insert workers per collection.
+    pub workers: usize,
+}
+
+impl Loader {
+    /// Drop (when asked or when reloading), create with the source's options, mark loading.
+    pub async fn prepare(&self, c: &Collection, t: &Namespace) -> Result<()> {
+        let reload = self.reloading.contains(t);
+        self.state
+            .set(
+                &Unit {
+                    ns: t.clone(),
+                    part: None,
+                },
+                NsState::Loading,
+            )
+            .await?;
+        if reload {
+            // A killed run's last insertMany may still be running on the server; it
+            // would recreate the collection after our drop. Stop it first.
+            schema::kill_writes(&self.client, &c.kind.data_ns(t)).await?;
+        }
+        if self.drop || reload {
+            self.client
+                .database(&t.db)
+                .collection::<Document>(&t.coll)
+                .drop()
+                .await
+                .with_context(|| format!("dropping {t}"))?;
+        }
+        if !schema::exists(&self.client, t).await? {
+            schema::create(&self.client, t, &c.options).await?;
+        }
+        Ok(())
+    }
+
+    /// Insert the batches that arrive on `rx` into `t` (a time-series collection's buckets
+    /// into its bucket collection). `tolerate_duplicates` counts duplicate-key rejections
+    /// instead of failing: for `--append`, and for redoing a part a killed run had begun.
+    pub async fn insert(
+        &self,
+        kind: Kind,
+        t: &Namespace,
+        rx: mpsc::Receiver<Batch>,
+        tolerate_duplicates: bool,
+        task: TaskProgress,
+    ) -> Result<InsertStats> {
+        raw_write::insert_all(
+            &self.client,
+            &kind.data_ns(t),
+            rx,
+            self.workers,
+            self.append || tolerate_duplicates,
+            task,
+        )
+        .await
+    }
+
+    /// After the data: build the indexes, count what the target holds, compare it with what
+    /// was read (and with what the source said it holds), and record the namespace as done.
+    pub async fn finish(
+        &self,
+        c: &Collection,
+        t: &Namespace,
+        read_docs: u64,
+        ins: InsertStats,
+        start: Instant,
+    ) -> NsResult {
+        let mut r = NsResult {
+            source: c.ns.to_string(),
+            target: t.to_string(),
+            read: read_docs,
+            inserted: ins.inserted,
+            duplicates: ins.duplicates,
+            expected: c.expected_docs,
+            ok: true,
+            ..Default::default()
+        };
+        if !self.no_indexes {
+            let build = schema::create_indexes(&self.client, t, schema::buildable(&c.indexes));
+            let built = tokio::select! {
+                r = build => r,
+                _ = schema::watch_build(&self.ui, &self.client, &t.db, &t.coll) => unreachable!("the watcher never ends"),
+            };
+            match built {
+                Ok(k) => r.indexes = k,
+                Err(e) => {
+                    r.ok = false;
+                    r.problem = Some(format!("index build failed: {e:#}"));
+                }
+            }
+        }
+        let counted = c.kind.data_ns(t);
+        r.target_count = self
+            .client
+            .database(&counted.db)
+            .collection::<Document>(&counted.coll)
+            .count_documents(doc! {})
+            .await
+            .unwrap_or(0);
+        let expected = c.expected_docs.unwrap_or(read_docs);
+        if r.ok {
+            if read_docs != expected {
+                r.ok = false;
+                r.problem = Some(format!(
+                    "count mismatch: read {read_docs} documents, the source records {expected}"
+                ));
+            } else if self.append {
+                if ins.inserted + ins.duplicates != read_docs {
+                    r.ok = false;
+                    r.problem = Some(format!(
+                        "count mismatch: read {read_docs}, inserted {}, duplicates {}",
+                        ins.inserted, ins.duplicates
+                    ));
+                }
+            } else if r.target_count != expected {
+                r.ok = false;
+                r.problem = Some(format!(
+                    "count mismatch: {t} holds {}, expected {expected}",
+                    r.target_count
+                ));
+            }
+        }
+        if r.ok {
+            let done = Unit {
+                ns: t.clone(),
+                part: None,
+            };
+            if let Err(e) = self.state.set(&done, NsState::Done).await {
+                r.ok = false;
+                r.problem = Some(format!("{e:#}"));
+            }
+        }
+        r.seconds = start.elapsed().as_secs_f64();
+        r
+    }
+
+    /// The result of a namespace whose load failed before it could be checked.
+    pub fn failed(c: &Collection, t: &Namespace, e: anyhow::Error) -> NsResult {
+        NsResult {
+            source: c.ns.to_string(),
+            target: t.to_string(),
+            expected: c.expected_docs,
+            ok: false,
+            problem: Some(crate::redact::scrub(&crate::mongo::errors::chain_text(&e))),
+            ..Default::default()
+        }
+    }
+
+    /// Create a view (after its collections), pointing at the renamed collection when its
+    /// database was renamed.
+    pub async fn view(&self, c: &Collection, t: &Namespace, renamer: &Renamer) -> NsResult {
+        let outcome = async {
+            if self.drop {
+                self.client
+                    .database(&t.db)
+                    .collection::<Document>(&t.coll)
+                    .drop()
+                    .await?;
+            }
+            let mut options = c.options.clone();
+            if let Ok(on) = c.options.get_str("viewOn") {
+                let mapped = renamer.map(&Namespace::new(&c.ns.db, on));
+                if mapped.db == t.db {
+                    options.insert("viewOn", mapped.coll);
+                }
+            }
+            if !schema::exists(&self.client, t).await? {
+                schema::create(&self.client, t, &options).await?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => NsResult {
+                source: c.ns.to_string(),
+                target: t.to_string(),
+                ok: true,
+                ..Default::default()
+            },
+            Err(e) => Self::failed(c, t, e),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The plan every load shows before it writes: each namespace, what the source holds, what
+//! the target already holds, and what will happen to it. Non-empty targets without
+//! `--drop`/`--append` are refused here, writing nothing; a dry run answers the same way.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::exit::usage;
+use crate::report::{table, Ui};
+
+/// One namespace of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanItem {
+    pub source: String,
+    pub target: String,
+    pub kind: &'static str,
+    pub documents: Option<u64>,
+    /// Indexes to build: as the result table counts them (not `_id_`).
+    pub indexes: usize,
+    pub target_documents: u64,
+    /// `_id` ranges the collection is copied in (migrate; 1 when not split).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranges: Option<usize>,
+    pub action: &'static str,
+}
+
+pub const CONFLICT: &str = "CONFLICT";
+
+/// The action for a namespace from what the target holds and the options.
+pub fn action(existing: u64, view: bool, drop: bool, append: bool) -> &'static str {
+    match () {
+        _ if view => "create view",
+        _ if existing > 0 && drop => "drop + load",
+        _ if existing > 0 && append => "append",
+        _ if existing > 0 => CONFLICT,
+        _ => "load",
+    }
+}
+
+/// Show the plan: on stdout for a dry run (`{dry_run, source, plan}` with --output json),
+/// else as information on stderr before the work starts.
+pub fn show(ui: &Ui, title: &str, source: &str, plan: &[PlanItem], dry_run: bool) {
+    if ui.json() {
+        if dry_run {
+            ui.result_json(&serde_json::json!({ "dry_run": true, "source": source, "plan": plan }));
+        }
+        return;
+    }
+    let ranges = plan.iter().any(|p| p.ranges.is_some_and(|r| r > 1));
+    let mut headers = vec!["source", "target", "kind", "documents", "indexes"];
+    if ranges {
+        headers.push("ranges");
+    }
+    headers.extend(["target now", "action"]);
+    let mut t = table::new(headers);
+    for p in plan {
+        let mut row = vec![
+            p.source.clone(),
+            p.target.clone(),
+            p.kind.to_string(),
+            p.documents
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "?".into()),
+            p.indexes.to_string(),
+        ];
+        if ranges {
+            row.push(p.ranges.unwrap_or(1).to_string());
+        }
+        row.extend([p.target_documents.to_string(), p.action.to_string()]);
+        t.add_row(row);
+    }
+    let text = format!("{title}: {source}\n{t}");
+    if dry_run {
+        ui.result(text);
+    } else {
+        ui.info(text);
+    }
+}
+
+/// Refuse (exit 2, nothing written) when a target holds documents and neither `--drop`
+/// nor `--append` was given. `note` is added to the message (e.g. why --resume did not help).
+pub fn refuse_conflicts(plan: &[PlanItem], dry_run: bool, note: &str) -> Result<()> {
+    let conflicts: Vec<&PlanItem> = plan.iter().filter(|p| p.action == CONFLICT).collect();
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let list = conflicts
+        .iter()
+        .map(|c| format!("{} ({} docs)", c.target, c.target_documents))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The dry run answers as the real run would: it would refuse, so this plan fails.
+    let what = if dry_run {
+        "dry run: the real run would refuse, because these target collections already hold documents"
+    } else {
+        "these target collections already hold documents"
+    };
+    Err(usage(format!(
+        "{what}: {list}. Nothing was written.{note} Use --drop to replace them, --append to add \
+         to them, or --ns-from/--ns-to to write elsewhere"
+    )))
+}
+
+/// After a dry run's plan: say that nothing was written (on stdout only for people).
+pub fn dry_run_done(ui: &Ui) {
+    if ui.json() {
+        ui.info("dry run: nothing was written");
+    } else {
+        ui.result("dry run: nothing was written");
+    }
+}

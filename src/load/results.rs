@@ -1,0 +1,93 @@
+//! The outcome of a load, per namespace, and the verdict every load command gives: exit 0
+//! only when every namespace was checked and matched.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::exit::check_failed;
+use crate::report::{table, Ui};
+
+/// The outcome of one namespace.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NsResult {
+    pub source: String,
+    pub target: String,
+    pub read: u64,
+    pub inserted: u64,
+    pub duplicates: u64,
+    pub target_count: u64,
+    pub expected: Option<u64>,
+    pub indexes: usize,
+    pub seconds: f64,
+    pub ok: bool,
+    pub problem: Option<String>,
+}
+
+/// The result table for people.
+pub fn table(results: &[NsResult]) -> String {
+    let mut t = table::new([
+        "target",
+        "read",
+        "inserted",
+        "duplicates",
+        "target count",
+        "expected",
+        "indexes",
+        "time",
+        "result",
+    ]);
+    for r in results {
+        t.add_row(vec![
+            r.target.clone(),
+            r.read.to_string(),
+            r.inserted.to_string(),
+            r.duplicates.to_string(),
+            r.target_count.to_string(),
+            r.expected
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.indexes.to_string(),
+            table::duration_secs(r.seconds),
+            if r.ok {
+                "ok".to_string()
+            } else {
+                format!("FAILED: {}", r.problem.clone().unwrap_or_default())
+            },
+        ]);
+    }
+    t.to_string()
+}
+
+/// Ok when every namespace passed; a count or index mismatch is a failed check (exit 3),
+/// anything else a failure to finish (exit 1) that `--resume` can pick up.
+pub fn verdict(verb: &str, results: &[NsResult]) -> Result<()> {
+    let failed: Vec<&NsResult> = results.iter().filter(|r| !r.ok).collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let names = failed
+        .iter()
+        .map(|f| format!("{} ({})", f.target, f.problem.clone().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if failed.iter().any(|f| {
+        f.problem
+            .as_deref()
+            .is_some_and(|p| p.starts_with("count mismatch") || p.starts_with("index"))
+    }) {
+        Err(check_failed(format!(
+            "{verb} finished with mismatches: {names}"
+        )))
+    } else {
+        Err(anyhow::anyhow!(
+            "{verb} failed for {}: {names}. Fix the cause and re-run with --resume",
+            table::count(failed.len() as u64, "namespace", "namespaces")
+        ))
+    }
+}
+
+/// "restored 5/5 namespaces" after the table.
+pub fn summary(ui: &Ui, verb_past: &str, results: &[NsResult]) {
+    let ok = results.iter().filter(|r| r.ok).count();
+    ui.result(format!("{verb_past} {ok}/{} namespaces", results.len()));
+}

@@ -1,0 +1,348 @@
+//! `migrate` against the real servers: the legacy replica set and the standalone copied into
+//! the Atlas-like server (auth + TLS), every collection kind, `_id`s of mixed types split
+//! into ranges, `kill -9` and `--resume`, conflicts, dry runs, and failures naming the side.
+
+mod common;
+
+use common::{assert_no_secret, block_on, client, hashes, mongoshift, schema_of, servers, tempdir};
+use mongodb::bson::{doc, oid::ObjectId, Binary, Bson, DateTime, Document};
+
+/// A source database with every collection kind: the predixi sample, an empty collection, a
+/// capped one, one with a validator, a time-series one, a view, a non-ASCII name, and a
+/// collection whose `_id`s mix types (big enough to be split at --range-mb 1).
+fn source_db(uri: &str, purpose: &str) -> String {
+    let db = common::unique_db(purpose);
+    block_on(async {
+        let c = client(uri).await;
+        let d = c.database(&db);
+        mongoshift::sample::load(&d, 1.0, 5, |_, _| {})
+            .await
+            .unwrap();
+        d.collection::<Document>("users")
+            .create_index(
+                mongodb::IndexModel::builder()
+                    .keys(doc! { "email": 1 })
+                    .options(
+                        mongodb::options::IndexOptions::builder()
+                            .unique(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await
+            .unwrap();
+        d.create_collection("empty").await.unwrap();
+        d.create_collection("events")
+            .capped(true)
+            .size(1 << 20)
+            .await
+            .unwrap();
+        d.collection::<Document>("events")
+            .insert_many((0..100).map(|i| doc! { "i": i }))
+            .await
+            .unwrap();
+        d.create_collection("kyc")
+            .validator(doc! { "$jsonSchema": { "required": ["level"] } })
+            .await
+            .unwrap();
+        d.collection::<Document>("kyc")
+            .insert_one(doc! { "level": 2 })
+            .await
+            .unwrap();
+        d.run_command(
+            doc! { "create": "ticks", "timeseries": { "timeField": "at", "metaField": "m" } },
+        )
+        .await
+        .unwrap();
+        let now = DateTime::now().timestamp_millis();
+        d.collection::<Document>("ticks")
+            .insert_many(
+                (0..1_500i64).map(
+                    |i| doc! { "at": DateTime::from_millis(now - i * 1_000), "m": i % 5, "v": i },
+                ),
+            )
+            .await
+            .unwrap();
+        d.create_collection("open_markets")
+            .view_on("markets".to_string())
+            .pipeline(vec![doc! { "$match": { "status": "open" } }])
+            .await
+            .unwrap();
+        d.collection::<Document>("comentários_日志")
+            .insert_many((0..300).map(|i| doc! { "_id": i, "texto": format!("olá {i} 日志") }))
+            .await
+            .unwrap();
+        let pad = "x".repeat(400);
+        let mixed: Vec<Document> = (0..12_000i64)
+            .map(|i| {
+                let id = match i % 8 {
+                    0 => Bson::Int64(i),
+                    1 => Bson::Double(i as f64 + 0.5),
+                    2 => Bson::String(format!("s{i:06}")),
+                    3 => Bson::ObjectId(ObjectId::new()),
+                    4 => Bson::DateTime(DateTime::from_millis(i * 1_000)),
+                    5 => Bson::Document(doc! { "k": i, "z": "a" }),
+                    6 => Bson::Binary(Binary {
+                        subtype: mongodb::bson::spec::BinarySubtype::Generic,
+                        bytes: i.to_be_bytes().to_vec(),
+                    }),
+                    _ => Bson::Int32(-(i as i32)),
+                };
+                doc! { "_id": id, "pad": &pad }
+            })
+            .collect();
+        d.collection::<Document>("mixed_ids")
+            .insert_many(mixed)
+            .await
+            .unwrap();
+        for special in [Bson::Null, Bson::MinKey, Bson::MaxKey, Bson::Boolean(true)] {
+            d.collection::<Document>("mixed_ids")
+                .insert_one(doc! { "_id": special, "pad": "edge" })
+                .await
+                .unwrap();
+        }
+    });
+    db
+}
+
+fn migrate(from: &str, to: &str, extra: &[&str]) -> common::Run {
+    let mut args = vec!["migrate", "--from", from, "--to", to];
+    args.extend_from_slice(extra);
+    mongoshift(tempdir().path(), args)
+}
+
+#[track_caller]
+fn assert_same(src_uri: &str, src: &str, dst_uri: &str, dst: &str) {
+    let want = hashes(src_uri, src);
+    assert!(want.contains_key("system.buckets.ticks"), "{want:?}");
+    assert!(want.contains_key("mixed_ids"), "{want:?}");
+    assert_eq!(want, hashes(dst_uri, dst), "dbHash per collection");
+    assert_eq!(
+        schema_of(src_uri, src),
+        schema_of(dst_uri, dst),
+        "options and indexes"
+    );
+}
+
+#[test]
+fn replica_set_to_atlas_copies_every_kind_with_mixed_ids_in_ranges() {
+    let rs = &servers().rs_uri;
+    let src = source_db(rs, "mgsrc");
+    let dst = common::unique_db("mgdst");
+    let rename = [
+        "--ns-from",
+        &format!("{src}.*"),
+        "--ns-to",
+        &format!("{dst}.*"),
+    ];
+    // The dry run shows the ranges and writes nothing.
+    let mut args = vec![
+        "--db",
+        &src,
+        "--range-mb",
+        "1",
+        "--dry-run",
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(&rename);
+    let dry = migrate(rs, &servers().atlas_uri, &args);
+    dry.assert_code(0);
+    let mixed = dry.json()["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["source"] == format!("{src}.mixed_ids"))
+        .cloned()
+        .unwrap();
+    assert!(mixed["ranges"].as_u64().unwrap() > 2, "{mixed}");
+    assert!(
+        hashes(&servers().atlas_uri, &dst).is_empty(),
+        "dry run wrote nothing"
+    );
+
+    let mut args = vec!["--db", &src, "--range-mb", "1", "--yes", "--output", "json"];
+    args.extend_from_slice(&rename);
+    let run = migrate(rs, &servers().atlas_uri, &args);
+    run.assert_code(0);
+    assert_no_secret(&run.all(), "migrate output");
+    assert_eq!(run.json()["ok"], true, "{}", run.stdout);
+    assert_same(rs, &src, &servers().atlas_uri, &dst);
+    // The view works on the renamed database, and nothing of mongoshift's is left behind.
+    block_on(async {
+        let c = client(&servers().atlas_uri).await;
+        let n = c
+            .database(&dst)
+            .collection::<Document>("open_markets")
+            .count_documents(doc! {})
+            .await
+            .unwrap();
+        assert!(n > 0);
+        let left = c
+            .database("mongoshift")
+            .collection::<Document>("migrations")
+            .count_documents(doc! { "source": { "$regex": "^migrate from" } , "ns": { "$regex": format!("^{dst}\\.") } })
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "a clean migrate clears its resume state");
+    });
+
+    // A second run into the same, now non-empty, targets is refused and writes nothing.
+    let mut args = vec!["--db", &src, "--yes"];
+    args.extend_from_slice(&rename);
+    let again = migrate(rs, &servers().atlas_uri, &args);
+    again.assert_code(2);
+    assert!(
+        again.stderr.contains("already hold documents"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn standalone_to_atlas_by_config_target_names() {
+    let sa = &servers().standalone_uri;
+    let src = source_db(sa, "mgsa");
+    let dst = common::unique_db("mgsadst");
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("mongoshift.yaml"),
+        "targets:\n  legacy: { uri: \"${LEGACY}\" }\n  atlas: { uri: \"${ATLAS}\" }\n",
+    )
+    .unwrap();
+    let run = common::Cli::new(dir.path())
+        .env("LEGACY", sa)
+        .env("ATLAS", &servers().atlas_uri)
+        .run([
+            "migrate",
+            "--from",
+            "legacy",
+            "--to",
+            "atlas",
+            "--db",
+            &src,
+            "--ns-from",
+            &format!("{src}.*"),
+            "--ns-to",
+            &format!("{dst}.*"),
+            "--yes",
+        ]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("migrated"), "{}", run.stdout);
+    assert_no_secret(&run.all(), "migrate output");
+    assert_same(sa, &src, &servers().atlas_uri, &dst);
+}
+
+#[test]
+fn killed_migrate_resumes_range_by_range_to_identical_hashes() {
+    let rs = &servers().rs_uri;
+    let src = common::unique_db("mgkill");
+    block_on(async {
+        let c = client(rs).await;
+        mongoshift::sample::load(&c.database(&src), 40.0, 9, |_, _| {})
+            .await
+            .unwrap();
+    });
+    let dst = common::unique_db("mgkilled");
+    let args: Vec<String> = [
+        "migrate",
+        "--from",
+        rs,
+        "--to",
+        &servers().atlas_uri,
+        "--db",
+        &src,
+        "--ns-from",
+        &format!("{src}.*"),
+        "--ns-to",
+        &format!("{dst}.*"),
+        "--range-mb",
+        "4",
+        "--parallel",
+        "1",
+        "--workers-per-collection",
+        "1",
+        "--yes",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let dir = tempdir();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
+        .current_dir(dir.path())
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // kill -9 once at least one range of some collection is recorded as done.
+    let mut done_ranges = 0;
+    for _ in 0..3_000 {
+        done_ranges = block_on(async {
+            client(&servers().atlas_uri)
+                .await
+                .database("mongoshift")
+                .collection::<Document>("migrations")
+                .count_documents(doc! { "ns": { "$regex": format!("^{dst}\\.") }, "part": { "$exists": true }, "state": "done" })
+                .await
+                .unwrap_or(0)
+        });
+        if done_ranges > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(done_ranges > 0, "no range finished before the copy ended");
+    assert!(
+        !status.success(),
+        "the copy finished before it could be killed"
+    );
+
+    // Without --resume the half-copied targets are a conflict.
+    let run = common::mongoshift(dir.path(), &args);
+    run.assert_code(2);
+    let mut resume = args.clone();
+    resume.push("--resume".into());
+    let run = common::mongoshift(dir.path(), &resume);
+    run.assert_code(0);
+    assert!(
+        !run.all().to_lowercase().contains("duplicate key"),
+        "no duplicate-key noise: {}",
+        run.all()
+    );
+    assert_eq!(hashes(rs, &src), hashes(&servers().atlas_uri, &dst));
+}
+
+#[test]
+fn failures_name_the_side_and_never_the_password() {
+    let (encoded, _) = common::atlas_password();
+    let wrong = servers()
+        .atlas_uri
+        .replace(&format!("root:{encoded}@"), "root:NotThePassw0rd@");
+    let run = migrate(&servers().rs_uri, &wrong, &["--db", "x", "--timeout", "3s"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("the target (--to"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("authentication failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.all().contains("NotThePassw0rd"));
+    let run = migrate(
+        "mongodb://127.0.0.1:1/",
+        &servers().atlas_uri,
+        &["--db", "x", "--timeout", "3s"],
+    );
+    run.assert_code(1);
+    assert!(run.stderr.contains("the source (--from"), "{}", run.stderr);
+    assert_no_secret(&run.all(), "migrate output");
+    let run = migrate(&servers().rs_uri, "nosuchtarget", &["--db", "x"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("unknown target 'nosuchtarget'"),
+        "{}",
+        run.stderr
+    );
+}
