@@ -942,3 +942,50 @@ fn oplog_scope_keeps_new_databases_and_only_in_scope_transactions() {
         "an entry of a database outside the scope"
     );
 }
+
+/// The tables people read: an empty collection has no ratio (not "0.0x"), and the oplog's
+/// range is shown as times, not raw `Timestamp(…)` values.
+#[test]
+fn tables_show_no_ratio_for_empty_collections_and_oplog_times() {
+    let db = common::unique_db("tbl");
+    block_on(async {
+        let c = client(&servers().rs_uri).await;
+        c.database(&db).create_collection("nothing").await.unwrap();
+        c.database(&db)
+            .collection::<mongodb::bson::Document>("some")
+            .insert_one(mongodb::bson::doc! { "x": 1 })
+            .await
+            .unwrap();
+    });
+    let dir = tempdir();
+    let to = dir.path().join("b");
+    let run = mongoshift(
+        dir.path(),
+        [
+            "backup",
+            "--uri",
+            &servers().rs_uri,
+            "--db",
+            &db,
+            "--to",
+            to.to_str().unwrap(),
+            "--compress",
+            "gzip",
+            "--oplog",
+        ],
+    );
+    run.assert_code(0);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains(&format!("{db}.nothing")))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(!line.contains("0.0x"), "{line}");
+    let show = mongoshift(
+        dir.path(),
+        ["backups", "show", "latest", "--from", to.to_str().unwrap()],
+    );
+    show.assert_code(0);
+    assert!(!show.stdout.contains("Timestamp("), "{}", show.stdout);
+    assert!(show.stdout.contains(" UTC"), "{}", show.stdout);
+}

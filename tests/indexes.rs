@@ -351,6 +351,11 @@ fn malformed_specs_give_file_line_column() {
         "{}",
         run.stdout
     );
+    assert!(
+        run.stderr.contains("1 problem in the index specs"),
+        "{}",
+        run.stderr
+    );
     std::fs::write(&bad, "database: d\ncollections:\n  c: [ { keys: { a: 1 }\n").unwrap();
     let run = mongoshift(dir.path(), ["indexes", "lint", bad.to_str().unwrap()]);
     run.assert_code(2);

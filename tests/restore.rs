@@ -1032,3 +1032,33 @@ fn fresh_stock_mongodump_gzip_archive_with_time_series_restores() {
         schema_of(&servers().standalone_uri, &target)
     );
 }
+
+/// A source that is not there is one cause with one exit code (2), with or without `/latest`.
+#[test]
+fn a_missing_source_is_invalid_input_either_way() {
+    let dir = tempdir();
+    let missing = dir.path().join("no-such-folder");
+    for from in [
+        missing.display().to_string(),
+        format!("{}/latest", missing.display()),
+        format!("{}/20261122T041000Z", missing.display()),
+    ] {
+        let run = mongoshift(
+            dir.path(),
+            [
+                "restore",
+                "--from",
+                &from,
+                "--uri",
+                &servers().standalone_uri,
+                "--yes",
+            ],
+        );
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains("does not exist"),
+            "{from}: {}",
+            run.stderr
+        );
+    }
+}

@@ -17,7 +17,7 @@ pub struct SampleArgs {
     /// Database to fill.
     #[arg(long, default_value = "predixi")]
     pub db: String,
-    /// Size multiplier: 1.0 is 2,000 users, 500 markets, 5,000 bets, 3,000 transactions, 1,500 comments (~2.5 MB).
+    /// Size multiplier: 1.0 is 2,000 users, 500 markets, 5,000 bets, 3,000 transactions, 1,500 comments (~2.8 MB of BSON).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
     /// Seed for the deterministic generator.

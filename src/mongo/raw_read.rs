@@ -32,8 +32,9 @@ impl Sink {
         Sink::Chunks(ChunkSender::new(tx))
     }
 
-    pub fn batches(tx: mpsc::Sender<Batch>) -> Sink {
-        Sink::Batches(tx, Batch::default())
+    /// Insert batches of at most `limit` bytes.
+    pub fn batches(tx: mpsc::Sender<Batch>, limit: usize) -> Sink {
+        Sink::Batches(tx, Batch::with_limit(limit))
     }
 
     async fn push(&mut self, doc: &RawDocument) -> Result<()> {
@@ -42,7 +43,8 @@ impl Sink {
             Sink::Batches(tx, batch) => {
                 batch.push(doc.to_raw_document_buf());
                 if batch.full() {
-                    tx.send(std::mem::take(batch))
+                    let next = batch.next();
+                    tx.send(std::mem::replace(batch, next))
                         .await
                         .map_err(|_| PipelineClosed)?;
                 }
@@ -89,8 +91,15 @@ pub async fn stream_documents(
             format!("{ns} _id range {}", range.describe())
         }
     };
+    // Server batches as small as the sink's insert batches: each open cursor holds one, and
+    // a load runs several cursors at once. (Chunks for a compressor keep the server's 16 MB.)
+    let batch_docs = match &sink {
+        Sink::Batches(_, b) => Some((b.limit() / 256).clamp(1_000, 100_000) as u32),
+        Sink::Chunks(_) => None,
+    };
     let mut stats = ReadStats::default();
-    for (filter, options) in queries {
+    for (filter, mut options) in queries {
+        options.batch_size = options.batch_size.or(batch_docs);
         let mut cursor = coll
             .find(filter)
             .with_options(options)
