@@ -102,6 +102,77 @@ impl TargetArgs {
     }
 }
 
+/// What every load (restore, migrate) takes: namespace selection and renaming, what to do
+/// with targets that hold documents, resume, parallelism, dry run and confirmation.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Only namespaces matching this pattern (source names), e.g. 'predixi.*'.
+    #[arg(long, value_name = "PATTERN")]
+    pub ns_include: Vec<String>,
+    /// Skip namespaces matching this pattern.
+    #[arg(long, value_name = "PATTERN")]
+    pub ns_exclude: Vec<String>,
+    /// Rename: source pattern with $var$ (or *), e.g. 'predixi.$coll$'.
+    #[arg(long, value_name = "PATTERN", requires = "ns_to")]
+    pub ns_from: Vec<String>,
+    /// Rename: target pattern, e.g. 'predixi_restore.$coll$'.
+    #[arg(long, value_name = "PATTERN", requires = "ns_from")]
+    pub ns_to: Vec<String>,
+    /// Drop each target collection before loading it.
+    #[arg(long, conflicts_with = "append")]
+    pub drop: bool,
+    /// Insert into existing collections; duplicate keys are counted and reported.
+    #[arg(long)]
+    pub append: bool,
+    /// Continue an interrupted run: finished namespaces (and ranges) are skipped.
+    #[arg(long)]
+    pub resume: bool,
+    /// Do not build the source's indexes.
+    #[arg(long)]
+    pub no_indexes: bool,
+    /// Show the plan with real document counts and conflicts; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Collections loaded at once (default: CPU cores).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Insert workers per collection (per range, for migrate).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub workers_per_collection: usize,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+impl LoadArgs {
+    pub fn filter(&self) -> Result<crate::namespace::Filter> {
+        crate::namespace::Filter::new(&self.ns_include, &self.ns_exclude)
+    }
+
+    pub fn renamer(&self) -> Result<crate::namespace::Renamer> {
+        crate::namespace::Renamer::new(&self.ns_from, &self.ns_to)
+    }
+
+    /// Everything default but what the caller sets: for commands that run a load
+    /// themselves (the restore drill).
+    pub fn unattended() -> LoadArgs {
+        LoadArgs {
+            ns_include: vec![],
+            ns_exclude: vec![],
+            ns_from: vec![],
+            ns_to: vec![],
+            drop: false,
+            append: false,
+            resume: false,
+            no_indexes: false,
+            dry_run: false,
+            parallel: None,
+            workers_per_collection: 2,
+            yes: true,
+        }
+    }
+}
+
 /// `--from` and `--to` of a two-sided command: each a config target name or a URI.
 #[derive(Debug, Clone, Args)]
 pub struct SidesArgs {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{assert_no_secret, block_on, client, hashes, mongoshift, servers, tempdir, Cli, Run};
-use mongodb::bson::{doc, Document};
+use mongodb::bson::doc;
 
 /// The atlas URI with its credentials or CA swapped, for the failure cases.
 fn atlas_with(from: &str, to: &str) -> String {
@@ -78,22 +78,7 @@ fn backup_from_and_restore_into_atlas_keep_every_hash_and_no_password() {
     block_on(async {
         let c = client(&servers().rs_uri).await;
         let d = c.database(&src);
-        mongoshift::sample::load(&d, 0.5, 11, |_, _| {})
-            .await
-            .unwrap();
-        d.collection::<Document>("users")
-            .create_index(
-                mongodb::IndexModel::builder()
-                    .keys(doc! { "email": 1 })
-                    .options(
-                        mongodb::options::IndexOptions::builder()
-                            .unique(true)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .await
-            .unwrap();
+        common::load_sample(&d, 0.5, 11).await;
     });
     let dir = tempdir();
     let to = dir.path().join("backups");

@@ -15,22 +15,7 @@ fn source_db(uri: &str, purpose: &str) -> String {
     block_on(async {
         let c = client(uri).await;
         let d = c.database(&db);
-        mongoshift::sample::load(&d, 1.0, 5, |_, _| {})
-            .await
-            .unwrap();
-        d.collection::<Document>("users")
-            .create_index(
-                mongodb::IndexModel::builder()
-                    .keys(doc! { "email": 1 })
-                    .options(
-                        mongodb::options::IndexOptions::builder()
-                            .unique(true)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .await
-            .unwrap();
+        common::load_sample(&d, 1.0, 5).await;
         d.create_collection("empty").await.unwrap();
         d.create_collection("events")
             .capped(true)

@@ -271,22 +271,7 @@ fn source_db() -> String {
         block_on(async {
             let c = client(&servers().rs_uri).await;
             let d = c.database(&db);
-            mongoshift::sample::load(&d, 2.0, 7, |_, _| {})
-                .await
-                .unwrap();
-            d.collection::<Document>("users")
-                .create_index(
-                    mongodb::IndexModel::builder()
-                        .keys(doc! { "email": 1 })
-                        .options(
-                            mongodb::options::IndexOptions::builder()
-                                .unique(true)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .await
-                .unwrap();
+            common::load_sample(&d, 2.0, 7).await;
             d.create_collection("kyc")
                 .validator(doc! { "$jsonSchema": { "required": ["level"] } })
                 .await
@@ -583,7 +568,7 @@ fn non_empty_target_without_drop_or_append_writes_nothing() {
     );
     run.assert_code(2);
     assert!(
-        run.stderr.contains("the real restore would refuse"),
+        run.stderr.contains("the real run would refuse"),
         "{}",
         run.stderr
     );

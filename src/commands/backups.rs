@@ -464,20 +464,14 @@ async fn restore_drill(
     let args = crate::commands::restore::RestoreArgs {
         from: format!("{loc}/{id}"),
         target,
-        ns_include: vec![],
-        ns_exclude: vec![],
-        ns_from: scratch.iter().map(|(db, _)| format!("{db}.*")).collect(),
-        ns_to: scratch.iter().map(|(_, s)| format!("{s}.*")).collect(),
-        drop: true,
-        append: false,
-        resume: false,
-        no_indexes: false,
+        load: crate::cli::LoadArgs {
+            ns_from: scratch.iter().map(|(db, _)| format!("{db}.*")).collect(),
+            ns_to: scratch.iter().map(|(_, s)| format!("{s}.*")).collect(),
+            drop: true,
+            ..crate::cli::LoadArgs::unattended()
+        },
         oplog_replay: false,
         oplog_limit: None,
-        dry_run: false,
-        parallel: None,
-        workers_per_collection: 2,
-        yes: true,
         storage: from.storage.clone(),
     };
     ctx.ui.info(format!(

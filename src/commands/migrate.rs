@@ -14,7 +14,7 @@ use mongodb::bson::{doc, Document};
 use mongodb::Client;
 use tokio::sync::mpsc;
 
-use crate::cli::{Ctx, SidesArgs};
+use crate::cli::{Ctx, LoadArgs, SidesArgs};
 use crate::compare::ranges::{self, IdRange};
 use crate::load::plan::{self, PlanItem};
 use crate::load::state::{self, NsState, StateStore, Unit};
@@ -22,7 +22,7 @@ use crate::load::{results, Collection, Loader, NsResult};
 use crate::mongo::namespaces::{self, CollectionInfo, Kind};
 use crate::mongo::raw_read::{self, Sink};
 use crate::mongo::raw_write::{Batch, InsertStats};
-use crate::namespace::{Filter, Namespace, Renamer};
+use crate::namespace::Namespace;
 use crate::redact;
 use crate::report::confirm;
 use crate::report::progress::{Progress, TaskProgress};
@@ -34,46 +34,12 @@ pub struct MigrateArgs {
     /// A database to copy (repeatable; default: every database except admin, config, local).
     #[arg(long = "db", value_name = "DB")]
     pub dbs: Vec<String>,
-    /// Only namespaces matching this pattern (source names), e.g. 'predixi.*'.
-    #[arg(long, value_name = "PATTERN")]
-    pub ns_include: Vec<String>,
-    /// Skip namespaces matching this pattern.
-    #[arg(long, value_name = "PATTERN")]
-    pub ns_exclude: Vec<String>,
-    /// Rename: source pattern with $var$ (or *), e.g. 'predixi.$coll$'.
-    #[arg(long, value_name = "PATTERN", requires = "ns_to")]
-    pub ns_from: Vec<String>,
-    /// Rename: target pattern, e.g. 'predixi_copy.$coll$'.
-    #[arg(long, value_name = "PATTERN", requires = "ns_from")]
-    pub ns_to: Vec<String>,
-    /// Drop each target collection before copying into it.
-    #[arg(long, conflicts_with = "append")]
-    pub drop: bool,
-    /// Insert into existing collections; duplicate keys are counted and reported.
-    #[arg(long)]
-    pub append: bool,
-    /// Continue an interrupted migrate: finished collections and ranges are skipped.
-    #[arg(long)]
-    pub resume: bool,
-    /// Do not build the source's indexes on the target.
-    #[arg(long)]
-    pub no_indexes: bool,
-    /// Collections copied at once (default: CPU cores).
-    #[arg(long, value_name = "N")]
-    pub parallel: Option<usize>,
-    /// Insert workers per collection range.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub workers_per_collection: usize,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Split a collection larger than this many MB into _id ranges of about this size,
     /// read in parallel and resumed range by range.
     #[arg(long, value_name = "MB", default_value_t = 256)]
     pub range_mb: u64,
-    /// Show the plan (namespaces, sizes, ranges, what the target holds); write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub yes: bool,
 }
 
 /// Ranges read at once within one split collection.
@@ -86,8 +52,8 @@ const BATCH_BYTES: usize = 4 << 20;
 const MAX_RANGES: u64 = 64;
 
 pub async fn run(ctx: &Ctx, args: MigrateArgs) -> Result<()> {
-    let filter = Filter::new(&args.ns_include, &args.ns_exclude)?;
-    let renamer = Renamer::new(&args.ns_from, &args.ns_to)?;
+    let filter = args.load.filter()?;
+    let renamer = args.load.renamer()?;
     let (src_target, src, dst_target, dst) = args.sides.connect(&ctx.config).await?;
     let source_label = src_target.label();
     // The run's identity in the target's resume state: the source's hosts (no credentials).
@@ -114,7 +80,7 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> Result<()> {
     }
 
     let state = StateStore::new(&dst, state::MIGRATE, &identity);
-    let recorded: HashMap<Unit, NsState> = if args.resume {
+    let recorded: HashMap<Unit, NsState> = if args.load.resume {
         state.load().await?.into_iter().collect()
     } else {
         HashMap::new()
@@ -141,7 +107,12 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> Result<()> {
         let action = match ns_state(&t) {
             Some(NsState::Done) => "skip (done)",
             Some(NsState::Loading) => "resume",
-            None => plan::action(existing, c.kind == Kind::View, args.drop, args.append),
+            None => plan::action(
+                existing,
+                c.kind == Kind::View,
+                args.load.drop,
+                args.load.append,
+            ),
         };
         plan.push(PlanItem {
             source: c.ns.to_string(),
@@ -155,8 +126,8 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> Result<()> {
         });
     }
     let title = format!("migrate plan ({source_label} → {})", dst_target.label());
-    plan::show(&ctx.ui, &title, &source_label, &plan, args.dry_run);
-    let note = if args.resume && recorded.is_empty() {
+    plan::show(&ctx.ui, &title, &source_label, &plan, args.load.dry_run);
+    let note = if args.load.resume && recorded.is_empty() {
         format!(
             " --resume found no interrupted migrate from {source_label} into these targets \
              (the last one finished cleanly, or none ran), so there is nothing to continue."
@@ -164,12 +135,12 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> Result<()> {
     } else {
         String::new()
     };
-    plan::refuse_conflicts(&plan, args.dry_run, &note)?;
-    if args.dry_run {
+    plan::refuse_conflicts(&plan, args.load.dry_run, &note)?;
+    if args.load.dry_run {
         plan::dry_run_done(&ctx.ui);
         return Ok(());
     }
-    if !args.yes {
+    if !args.load.yes {
         confirm::ask(
             &ctx.ui,
             &format!(
@@ -189,10 +160,10 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> Result<()> {
             // Half-copied collections that were not split are copied again from scratch;
             // split ones keep their finished ranges (see `Copier::ranges`).
             reloading: HashSet::new(),
-            drop: args.drop,
-            append: args.append,
-            no_indexes: args.no_indexes,
-            workers: args.workers_per_collection.max(1),
+            drop: args.load.drop,
+            append: args.load.append,
+            no_indexes: args.load.no_indexes,
+            workers: args.load.workers_per_collection.max(1),
         },
         recorded: recorded.clone(),
         range_bytes,
@@ -217,7 +188,7 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> Result<()> {
                 let task = progress.task(&t.to_string(), c.estimated_count);
                 async move { copier.collection(c, t, task).await }
             })
-            .buffer_unordered(args.parallel.unwrap_or(cores).max(1))
+            .buffer_unordered(args.load.parallel.unwrap_or(cores).max(1))
             .collect()
             .await;
         for (c, t) in &views {

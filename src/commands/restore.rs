@@ -12,7 +12,7 @@ use mongodb::bson::Document;
 use mongodb::Client;
 use tokio::sync::mpsc;
 
-use crate::cli::{Ctx, StorageArgs, TargetArgs};
+use crate::cli::{Ctx, LoadArgs, StorageArgs, TargetArgs};
 use crate::codec::Compression;
 use crate::exit::usage;
 use crate::load::plan::{self, PlanItem};
@@ -35,55 +35,21 @@ pub struct RestoreArgs {
     pub from: String,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Only namespaces matching this pattern (source names), e.g. 'predixi.*'.
-    #[arg(long, value_name = "PATTERN")]
-    pub ns_include: Vec<String>,
-    /// Skip namespaces matching this pattern.
-    #[arg(long, value_name = "PATTERN")]
-    pub ns_exclude: Vec<String>,
-    /// Rename: source pattern with $var$ (or *), e.g. 'predixi.$coll$'.
-    #[arg(long, value_name = "PATTERN", requires = "ns_to")]
-    pub ns_from: Vec<String>,
-    /// Rename: target pattern, e.g. 'predixi_restore.$coll$'.
-    #[arg(long, value_name = "PATTERN", requires = "ns_from")]
-    pub ns_to: Vec<String>,
-    /// Drop each target collection before loading it.
-    #[arg(long, conflicts_with = "append")]
-    pub drop: bool,
-    /// Insert into existing collections; duplicate keys are counted and reported.
-    #[arg(long)]
-    pub append: bool,
-    /// Continue an interrupted restore: skip completed namespaces, reload the rest.
-    #[arg(long)]
-    pub resume: bool,
-    /// Do not build the dumped indexes.
-    #[arg(long)]
-    pub no_indexes: bool,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Apply the dump's oplog after the data (point in time).
     #[arg(long)]
     pub oplog_replay: bool,
     /// Apply oplog entries only before this timestamp: SECONDS[:ORDINAL].
     #[arg(long, value_name = "TS", requires = "oplog_replay")]
     pub oplog_limit: Option<String>,
-    /// Show the plan with real document counts and conflicts; write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Collections restored at once (default: CPU cores).
-    #[arg(long, value_name = "N")]
-    pub parallel: Option<usize>,
-    /// Insert workers per collection.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub workers_per_collection: usize,
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub yes: bool,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
-    let filter = Filter::new(&args.ns_include, &args.ns_exclude)?;
-    let renamer = Renamer::new(&args.ns_from, &args.ns_to)?;
+    let filter = args.load.filter()?;
+    let renamer = args.load.renamer()?;
     let limit = args
         .oplog_limit
         .as_deref()
@@ -129,7 +95,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         )));
     }
     let state = StateStore::new(&client, state::RESTORE, &src.identity);
-    let resume: HashMap<Namespace, NsState> = if args.resume {
+    let resume: HashMap<Namespace, NsState> = if args.load.resume {
         state
             .load()
             .await?
@@ -153,7 +119,12 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         let action = match resume.get(&t) {
             Some(NsState::Done) => "skip (done)",
             Some(NsState::Loading) => "reload",
-            None => plan::action(existing, n.kind == Kind::View, args.drop, args.append),
+            None => plan::action(
+                existing,
+                n.kind == Kind::View,
+                args.load.drop,
+                args.load.append,
+            ),
         };
         plan.push(PlanItem {
             source: n.ns.to_string(),
@@ -167,7 +138,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         });
     }
 
-    if args.dry_run {
+    if args.load.dry_run {
         let counts = count_source(&src, &selected).await?;
         for p in plan.iter_mut() {
             if p.documents.is_none() {
@@ -175,8 +146,14 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             }
         }
     }
-    plan::show(&ctx.ui, "restore plan", &src.describe, &plan, args.dry_run);
-    let resume_note = if args.resume && resume.is_empty() {
+    plan::show(
+        &ctx.ui,
+        "restore plan",
+        &src.describe,
+        &plan,
+        args.load.dry_run,
+    );
+    let resume_note = if args.load.resume && resume.is_empty() {
         format!(
             " --resume found no interrupted restore of {} into these targets (the last one finished \
              cleanly, or none ran), so there is nothing to continue.",
@@ -185,12 +162,12 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     } else {
         String::new()
     };
-    plan::refuse_conflicts(&plan, args.dry_run, &resume_note)?;
-    if args.dry_run {
+    plan::refuse_conflicts(&plan, args.load.dry_run, &resume_note)?;
+    if args.load.dry_run {
         plan::dry_run_done(&ctx.ui);
         return Ok(());
     }
-    if !args.yes {
+    if !args.load.yes {
         confirm::ask(
             &ctx.ui,
             &format!(
@@ -214,10 +191,10 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             .filter(|(_, st)| **st == NsState::Loading)
             .map(|(ns, _)| ns.clone())
             .collect(),
-        drop: args.drop,
-        append: args.append,
-        no_indexes: args.no_indexes,
-        workers: args.workers_per_collection.max(1),
+        drop: args.load.drop,
+        append: args.load.append,
+        no_indexes: args.load.no_indexes,
+        workers: args.load.workers_per_collection.max(1),
     }));
     let todo: Vec<(SourceNs, Namespace)> = selected
         .iter()
@@ -243,7 +220,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
                         let task = progress.task(&t.to_string(), n.expected_docs.unwrap_or(0));
                         async move { r.object(&store, n, t, task).await }
                     })
-                    .buffer_unordered(args.parallel.unwrap_or(cores).max(1))
+                    .buffer_unordered(args.load.parallel.unwrap_or(cores).max(1))
                     .collect::<Vec<_>>()
                     .await
             }

@@ -407,3 +407,24 @@ pub fn schema_of(
         out
     })
 }
+
+/// Load the predixi sample into `d` (scale, seed) with a unique index on `users.email`.
+pub async fn load_sample(d: &mongodb::Database, scale: f64, seed: u64) {
+    use mongodb::bson::{doc, Document};
+    mongoshift::sample::load(d, scale, seed, |_, _| {})
+        .await
+        .unwrap();
+    d.collection::<Document>("users")
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! { "email": 1 })
+                .options(
+                    mongodb::options::IndexOptions::builder()
+                        .unique(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .unwrap();
+}
