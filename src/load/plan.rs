@@ -39,7 +39,8 @@ pub fn action(existing: u64, view: bool, drop: bool, append: bool) -> &'static s
 
 /// Show the plan: on stdout for a dry run (`{dry_run, source, plan}` with --output json),
 /// else as information on stderr before the work starts.
-pub fn show(ui: &Ui, title: &str, source: &str, plan: &[PlanItem], dry_run: bool) {
+/// `heading` is the line above the table; `source` names the source in the JSON.
+pub fn show(ui: &Ui, heading: &str, source: &str, plan: &[PlanItem], dry_run: bool) {
     if ui.json() {
         if dry_run {
             ui.result_json(&serde_json::json!({ "dry_run": true, "source": source, "plan": plan }));
@@ -69,7 +70,7 @@ pub fn show(ui: &Ui, title: &str, source: &str, plan: &[PlanItem], dry_run: bool
         row.extend([p.target_documents.to_string(), p.action.to_string()]);
         t.add_row(row);
     }
-    let text = format!("{title}: {source}\n{t}");
+    let text = format!("{heading}\n{t}");
     if dry_run {
         ui.result(text);
     } else {

@@ -48,7 +48,12 @@ pub fn servers() -> &'static Servers {
         let vars: HashMap<String, String> = text
             .lines()
             .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .map(|(k, v)| {
+                // Values the scripts must `source` safely are single-quoted.
+                let v = v.trim();
+                let v = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).unwrap_or(v);
+                (k.trim().to_string(), v.to_string())
+            })
             .collect();
         let get = |k: &str| {
             vars.get(k)
