@@ -125,8 +125,8 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> Result<()> {
             action,
         });
     }
-    let title = format!("migrate plan ({source_label} → {})", dst_target.label());
-    plan::show(&ctx.ui, &title, &source_label, &plan, args.load.dry_run);
+    let heading = format!("migrate plan: {source_label} → {}", dst_target.label());
+    plan::show(&ctx.ui, &heading, &source_label, &plan, args.load.dry_run);
     let note = if args.load.resume && recorded.is_empty() {
         format!(
             " --resume found no interrupted migrate from {source_label} into these targets \

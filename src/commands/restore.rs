@@ -148,7 +148,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     }
     plan::show(
         &ctx.ui,
-        "restore plan",
+        &format!("restore plan: {}", src.describe),
         &src.describe,
         &plan,
         args.load.dry_run,
