@@ -44,10 +44,6 @@ pub struct MigrateArgs {
 
 /// Ranges read at once within one split collection.
 const RANGE_READERS: usize = 2;
-/// Insert batch size. Up to `--parallel` × RANGE_READERS ranges load at once, each with a
-/// few batches queued and in flight; 4 MB batches keep that well under 300 MB where
-/// restore's 16 MB ones would not, at no measurable cost in speed.
-const BATCH_BYTES: usize = 4 << 20;
 /// More ranges than this gain nothing on the hardware we target and cost resume bookkeeping.
 const MAX_RANGES: u64 = 64;
 
@@ -383,7 +379,7 @@ impl Copier {
             self.source.clone(),
             from.clone(),
             range,
-            Sink::batches(tx, BATCH_BYTES),
+            Sink::batches(tx),
             task.clone(),
         );
         // A range a killed run had begun may already be partly in the target: its

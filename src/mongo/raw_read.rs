@@ -9,7 +9,7 @@ use mongodb::Client;
 use tokio::sync::mpsc;
 
 use crate::compare::ranges::IdRange;
-use crate::mongo::raw_write::Batch;
+use crate::mongo::raw_write::{Batch, BATCH_BYTES};
 use crate::namespace::Namespace;
 use crate::pipeline::{ChunkSender, PipelineClosed};
 use crate::report::progress::TaskProgress;
@@ -32,9 +32,8 @@ impl Sink {
         Sink::Chunks(ChunkSender::new(tx))
     }
 
-    /// Insert batches of at most `limit` bytes.
-    pub fn batches(tx: mpsc::Sender<Batch>, limit: usize) -> Sink {
-        Sink::Batches(tx, Batch::with_limit(limit))
+    pub fn batches(tx: mpsc::Sender<Batch>) -> Sink {
+        Sink::Batches(tx, Batch::default())
     }
 
     async fn push(&mut self, doc: &RawDocument) -> Result<()> {
@@ -43,8 +42,7 @@ impl Sink {
             Sink::Batches(tx, batch) => {
                 batch.push(doc.to_raw_document_buf());
                 if batch.full() {
-                    let next = batch.next();
-                    tx.send(std::mem::replace(batch, next))
+                    tx.send(std::mem::take(batch))
                         .await
                         .map_err(|_| PipelineClosed)?;
                 }
@@ -94,7 +92,7 @@ pub async fn stream_documents(
     // Server batches as small as the sink's insert batches: each open cursor holds one, and
     // a load runs several cursors at once. (Chunks for a compressor keep the server's 16 MB.)
     let batch_docs = match &sink {
-        Sink::Batches(_, b) => Some((b.limit() / 256).clamp(1_000, 100_000) as u32),
+        Sink::Batches(..) => Some((BATCH_BYTES / 256) as u32),
         Sink::Chunks(_) => None,
     };
     let mut stats = ReadStats::default();
