@@ -24,7 +24,6 @@ use crate::mongo::raw_read::{self, Sink};
 use crate::mongo::raw_write::{Batch, InsertStats};
 use crate::namespace::Namespace;
 use crate::redact;
-use crate::report::confirm;
 use crate::report::progress::{Progress, TaskProgress};
 
 #[derive(Debug, Args)]
@@ -123,28 +122,25 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> Result<()> {
     }
     let heading = format!("migrate plan: {source_label} → {}", dst_target.label());
     plan::show(&ctx.ui, &heading, &source_label, &plan, args.load.dry_run);
-    let note = if args.load.resume && recorded.is_empty() {
-        format!(
-            " --resume found no interrupted migrate from {source_label} into these targets \
-             (the last one finished cleanly, or none ran), so there is nothing to continue."
-        )
-    } else {
-        String::new()
-    };
-    plan::refuse_conflicts(&plan, args.load.dry_run, &note)?;
-    if args.load.dry_run {
-        plan::dry_run_done(&ctx.ui);
+    let question = format!(
+        "copy {} from {source_label} into {}?",
+        crate::report::table::count(colls.len() as u64, "namespace", "namespaces"),
+        dst_target.label()
+    );
+    let go = plan::gate(
+        &ctx.ui,
+        &plan,
+        plan::Gate {
+            dry_run: args.load.dry_run,
+            resume: args.load.resume,
+            yes: args.load.yes,
+            nothing_recorded: recorded.is_empty(),
+            run: &format!("migrate from {source_label}"),
+            question: &question,
+        },
+    )?;
+    if !go {
         return Ok(());
-    }
-    if !args.load.yes {
-        confirm::ask(
-            &ctx.ui,
-            &format!(
-                "copy {} from {source_label} into {}?",
-                crate::report::table::count(colls.len() as u64, "namespace", "namespaces"),
-                dst_target.label()
-            ),
-        )?;
     }
 
     let copier = Arc::new(Copier {

@@ -22,7 +22,6 @@ use crate::mongo::namespaces::Kind;
 use crate::mongo::raw_write::Batch;
 use crate::mongo::{self as mongo_engine, schema};
 use crate::namespace::{Filter, Namespace, Renamer};
-use crate::report::confirm;
 use crate::report::progress::{Progress, TaskProgress};
 use crate::restore::oplog_replay::{self, Replayer};
 use crate::restore::source::{self, DataRef, OplogRef, Source, SourceKind, SourceNs};
@@ -153,30 +152,26 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         &plan,
         args.load.dry_run,
     );
-    let resume_note = if args.load.resume && resume.is_empty() {
-        format!(
-            " --resume found no interrupted restore of {} into these targets (the last one finished \
-             cleanly, or none ran), so there is nothing to continue.",
-            src.describe
-        )
-    } else {
-        String::new()
-    };
-    plan::refuse_conflicts(&plan, args.load.dry_run, &resume_note)?;
-    if args.load.dry_run {
-        plan::dry_run_done(&ctx.ui);
+    let question = format!(
+        "restore {} from {} into {}?",
+        crate::report::table::count(plan.len() as u64, "namespace", "namespaces"),
+        src.describe,
+        target.label()
+    );
+    let go = plan::gate(
+        &ctx.ui,
+        &plan,
+        plan::Gate {
+            dry_run: args.load.dry_run,
+            resume: args.load.resume,
+            yes: args.load.yes,
+            nothing_recorded: resume.is_empty(),
+            run: &format!("restore of {}", src.describe),
+            question: &question,
+        },
+    )?;
+    if !go {
         return Ok(());
-    }
-    if !args.load.yes {
-        confirm::ask(
-            &ctx.ui,
-            &format!(
-                "restore {} namespaces from {} into {}?",
-                plan.len(),
-                src.describe,
-                target.label()
-            ),
-        )?;
     }
 
     let cores = std::thread::available_parallelism()

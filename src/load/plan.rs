@@ -80,7 +80,7 @@ pub fn show(ui: &Ui, heading: &str, source: &str, plan: &[PlanItem], dry_run: bo
 
 /// Refuse (exit 2, nothing written) when a target holds documents and neither `--drop`
 /// nor `--append` was given. `note` is added to the message (e.g. why --resume did not help).
-pub fn refuse_conflicts(plan: &[PlanItem], dry_run: bool, note: &str) -> Result<()> {
+fn refuse_conflicts(plan: &[PlanItem], dry_run: bool, note: &str) -> Result<()> {
     let conflicts: Vec<&PlanItem> = plan.iter().filter(|p| p.action == CONFLICT).collect();
     if conflicts.is_empty() {
         return Ok(());
@@ -102,11 +102,43 @@ pub fn refuse_conflicts(plan: &[PlanItem], dry_run: bool, note: &str) -> Result<
     )))
 }
 
-/// After a dry run's plan: say that nothing was written (on stdout only for people).
-pub fn dry_run_done(ui: &Ui) {
-    if ui.json() {
-        ui.info("dry run: nothing was written");
+/// What decides whether a shown plan goes ahead.
+pub struct Gate<'a> {
+    pub dry_run: bool,
+    pub resume: bool,
+    pub yes: bool,
+    /// `--resume` was given but the target holds no state of this run.
+    pub nothing_recorded: bool,
+    /// "restore of SOURCE", "migrate from SOURCE": for messages.
+    pub run: &'a str,
+    /// The confirmation question.
+    pub question: &'a str,
+}
+
+/// After the plan is shown: refuse conflicts (saying why `--resume` could not help), end a
+/// dry run (Ok(false): nothing was written), or ask for confirmation (Ok(true): go ahead).
+pub fn gate(ui: &Ui, plan: &[PlanItem], g: Gate) -> Result<bool> {
+    let note = if g.resume && g.nothing_recorded {
+        format!(
+            " --resume found no interrupted {} into these targets (the last one finished \
+             cleanly, or none ran), so there is nothing to continue.",
+            g.run
+        )
     } else {
-        ui.result("dry run: nothing was written");
+        String::new()
+    };
+    refuse_conflicts(plan, g.dry_run, &note)?;
+    if g.dry_run {
+        // On stdout only for people: with --output json, stdout is the plan document alone.
+        if ui.json() {
+            ui.info("dry run: nothing was written");
+        } else {
+            ui.result("dry run: nothing was written");
+        }
+        return Ok(false);
     }
+    if !g.yes {
+        crate::report::confirm::ask(ui, g.question)?;
+    }
+    Ok(true)
 }
