@@ -93,22 +93,15 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> Result<()> {
     let mut plan = Vec::new();
     for c in &colls {
         let t = renamer.map(&c.ns);
-        let existing = dst
-            .database(&t.db)
-            .collection::<Document>(&t.coll)
-            .estimated_document_count()
-            .await
-            .unwrap_or(0);
-        let action = match ns_state(&t) {
-            Some(NsState::Done) => "skip (done)",
-            Some(NsState::Loading) => "resume",
-            None => plan::action(
-                existing,
-                c.kind == Kind::View,
-                args.load.drop,
-                args.load.append,
-            ),
-        };
+        let existing = plan::target_documents(&dst, &t).await;
+        let action = plan::action(
+            ns_state(&t),
+            "resume",
+            existing,
+            c.kind == Kind::View,
+            args.load.drop,
+            args.load.append,
+        );
         plan.push(PlanItem {
             source: c.ns.to_string(),
             target: t.to_string(),
@@ -287,11 +280,7 @@ impl Copier {
                 .await
                 .with_context(|| format!("counting {from} on the source"))?;
             // A resumed copy read only the unfinished ranges; the check is the target's count.
-            let read = if resumed || !done.is_empty() {
-                source_count
-            } else {
-                read
-            };
+            let read = if resumed { source_count } else { read };
             anyhow::Ok((read, ins, source_count))
         }
         .await;

@@ -8,7 +8,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use futures::StreamExt;
-use mongodb::bson::Document;
 use mongodb::Client;
 use tokio::sync::mpsc;
 
@@ -109,22 +108,15 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     let mut plan = Vec::new();
     for n in &selected {
         let t = renamer.map(&n.ns);
-        let existing = client
-            .database(&t.db)
-            .collection::<Document>(&t.coll)
-            .estimated_document_count()
-            .await
-            .unwrap_or(0);
-        let action = match resume.get(&t) {
-            Some(NsState::Done) => "skip (done)",
-            Some(NsState::Loading) => "reload",
-            None => plan::action(
-                existing,
-                n.kind == Kind::View,
-                args.load.drop,
-                args.load.append,
-            ),
-        };
+        let existing = plan::target_documents(&client, &t).await;
+        let action = plan::action(
+            resume.get(&t).copied(),
+            "reload",
+            existing,
+            n.kind == Kind::View,
+            args.load.drop,
+            args.load.append,
+        );
         plan.push(PlanItem {
             source: n.ns.to_string(),
             target: t.to_string(),

@@ -6,6 +6,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::exit::usage;
+use crate::load::state::NsState;
+use crate::namespace::Namespace;
 use crate::report::{table, Ui};
 
 /// One namespace of the plan.
@@ -26,8 +28,31 @@ pub struct PlanItem {
 
 pub const CONFLICT: &str = "CONFLICT";
 
-/// The action for a namespace from what the target holds and the options.
-pub fn action(existing: u64, view: bool, drop: bool, append: bool) -> &'static str {
+/// What a target namespace already holds (an estimate; 0 when it does not exist).
+pub async fn target_documents(client: &mongodb::Client, t: &Namespace) -> u64 {
+    client
+        .database(&t.db)
+        .collection::<mongodb::bson::Document>(&t.coll)
+        .estimated_document_count()
+        .await
+        .unwrap_or(0)
+}
+
+/// The action for a namespace: from the resume state a previous run left (`on_loading`
+/// names what happens to a half-loaded one), else from what the target holds and the options.
+pub fn action(
+    recorded: Option<NsState>,
+    on_loading: &'static str,
+    existing: u64,
+    view: bool,
+    drop: bool,
+    append: bool,
+) -> &'static str {
+    match recorded {
+        Some(NsState::Done) => return "skip (done)",
+        Some(NsState::Loading) => return on_loading,
+        None => {}
+    }
     match () {
         _ if view => "create view",
         _ if existing > 0 && drop => "drop + load",

@@ -89,15 +89,16 @@ pub async fn stream_documents(
             format!("{ns} _id range {}", range.describe())
         }
     };
-    // Server batches as small as the sink's insert batches: each open cursor holds one, and
-    // a load runs several cursors at once. (Chunks for a compressor keep the server's 16 MB.)
+    // Server batches about as big as the sink's insert batches (counting ~256-byte
+    // documents): each open cursor holds one, and a load runs several cursors at once.
+    // Chunks for a compressor keep the server's default 16 MB batches.
     let batch_docs = match &sink {
         Sink::Batches(..) => Some((BATCH_BYTES / 256) as u32),
         Sink::Chunks(_) => None,
     };
     let mut stats = ReadStats::default();
     for (filter, mut options) in queries {
-        options.batch_size = options.batch_size.or(batch_docs);
+        options.batch_size = batch_docs;
         let mut cursor = coll
             .find(filter)
             .with_options(options)
