@@ -177,17 +177,32 @@ impl LoadArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SidesArgs {
     /// The source: a target named in the config file, or a mongodb:// / mongodb+srv:// URI.
-    #[arg(long, value_name = "SRC")]
-    pub from: String,
+    // Required, but an Option so that a command may also have subcommands without them
+    // (`migrate status`): clap then leaves it None instead of failing to build the struct.
+    #[arg(long, value_name = "SRC", required = true)]
+    pub from: Option<String>,
     /// The destination: a config target name or a URI.
-    #[arg(long, value_name = "DST")]
-    pub to: String,
+    #[arg(long, value_name = "DST", required = true)]
+    pub to: Option<String>,
     /// How long to wait for a reachable server, on each side.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 
 impl SidesArgs {
+    /// `--to` as it may be shown (a URI's password masked), for commands we suggest.
+    pub fn to_display(&self) -> String {
+        redact::uri(self.to_value())
+    }
+
+    fn from_value(&self) -> &str {
+        self.from.as_deref().unwrap_or_default()
+    }
+
+    fn to_value(&self) -> &str {
+        self.to.as_deref().unwrap_or_default()
+    }
+
     pub fn connect_options(&self) -> ConnectOptions {
         ConnectOptions {
             timeout: self.timeout,
@@ -205,10 +220,10 @@ impl SidesArgs {
         mongodb::Client,
     )> {
         use anyhow::Context;
-        let src = resolve_side(&self.from, config)
-            .with_context(|| format!("the source (--from {})", redact::uri(&self.from)))?;
-        let dst = resolve_side(&self.to, config)
-            .with_context(|| format!("the target (--to {})", redact::uri(&self.to)))?;
+        let src = resolve_side(self.from_value(), config)
+            .with_context(|| format!("the source (--from {})", redact::uri(self.from_value())))?;
+        let dst = resolve_side(self.to_value(), config)
+            .with_context(|| format!("the target (--to {})", redact::uri(self.to_value())))?;
         let opts = self.connect_options();
         let (s, d) = tokio::join!(
             crate::mongo::connect(&src, &opts),
@@ -298,7 +313,11 @@ pub struct Ctx {
 
 /// Parse arguments, run the command, print any error, and return the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    // A detached tail gets its arguments through the environment (see migrate::detach).
+    let cli = match commands::migrate::detached_args() {
+        Some(args) => Cli::parse_from(args),
+        None => Cli::parse(),
+    };
     let ui = Ui::new(cli.output, cli.verbose, cli.quiet, cli.no_progress);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

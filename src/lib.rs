@@ -12,6 +12,7 @@ pub mod compare;
 pub mod config;
 pub mod dump;
 pub mod exit;
+pub mod follow;
 pub mod indexes;
 pub mod load;
 pub mod mongo;

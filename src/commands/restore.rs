@@ -182,6 +182,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         append: args.load.append,
         no_indexes: args.load.no_indexes,
         workers: args.load.workers_per_collection.max(1),
+        relax: false,
     }));
     let todo: Vec<(SourceNs, Namespace)> = selected
         .iter()

@@ -5,6 +5,7 @@
 //! caller's business.
 
 pub mod plan;
+pub mod relax;
 pub mod results;
 pub mod state;
 
@@ -47,6 +48,8 @@ pub struct Loader {
     pub no_indexes: bool,
     /// Insert workers per collection.
     pub workers: usize,
+    /// A tail will follow this load: build TTL and unique indexes relaxed (see `relax`).
+    pub relax: bool,
 }
 
 impl Loader {
@@ -76,9 +79,32 @@ impl Loader {
                 .with_context(|| format!("dropping {t}"))?;
         }
         if !schema::exists(&self.client, t).await? {
-            schema::create(&self.client, t, &c.options).await?;
+            let mut options = c.options.clone();
+            if self.relax {
+                let (o, r) = relax::options(t, &options);
+                options = o;
+                if let Some(r) = r {
+                    self.state.save_relaxed(&r).await?;
+                }
+            }
+            schema::create(&self.client, t, &options).await?;
         }
         Ok(())
+    }
+
+    /// The index specs to build on `t`: relaxed, and recorded as such, when a tail follows.
+    async fn index_specs(&self, c: &Collection, t: &Namespace) -> Result<Vec<Document>> {
+        let mut specs = schema::buildable(&c.indexes);
+        if self.relax {
+            for spec in specs.iter_mut() {
+                let (s, r) = relax::index(t, spec);
+                *spec = s;
+                if let Some(r) = r {
+                    self.state.save_relaxed(&r).await?;
+                }
+            }
+        }
+        Ok(specs)
     }
 
     /// Insert the batches that arrive on `rx` into `t` (a time-series collection's buckets
@@ -124,7 +150,10 @@ impl Loader {
             ..Default::default()
         };
         if !self.no_indexes {
-            let build = schema::create_indexes(&self.client, t, schema::buildable(&c.indexes));
+            let build = async {
+                let specs = self.index_specs(c, t).await?;
+                schema::create_indexes(&self.client, t, specs).await
+            };
             let built = tokio::select! {
                 r = build => r,
                 _ = schema::watch_build(&self.ui, &self.client, &t.db, &t.coll) => unreachable!("the watcher never ends"),

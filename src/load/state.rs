@@ -119,6 +119,70 @@ impl StateStore {
         Ok(d.and_then(|d| d.get_array("bounds").ok().cloned()))
     }
 
+    /// Remember an index (or a clustered collection's TTL) built relaxed while following.
+    pub async fn save_relaxed(&self, r: &crate::load::relax::Relaxed) -> Result<()> {
+        let mut d = r.to_doc();
+        d.insert("source", &self.source);
+        d.insert("relaxed", true);
+        self.coll
+            .replace_one(doc! { "_id": self.relaxed_id(&r.ns, r.index.as_deref()) }, d)
+            .upsert(true)
+            .await
+            .with_context(|| format!("recording the relaxed index of {} in {DB}.{}", r.ns, self.name))?;
+        Ok(())
+    }
+
+    fn relaxed_id(&self, ns: &Namespace, index: Option<&str>) -> String {
+        format!("{}|relaxed|{ns}|{}", self.source, index.unwrap_or(""))
+    }
+
+    /// Every relaxed index recorded for this run.
+    pub async fn relaxed(&self) -> Result<Vec<crate::load::relax::Relaxed>> {
+        let what = || format!("reading {DB}.{}", self.name);
+        let docs: Vec<Document> = self
+            .coll
+            .find(doc! { "source": &self.source, "relaxed": true })
+            .await
+            .with_context(what)?
+            .try_collect()
+            .await
+            .with_context(what)?;
+        Ok(docs
+            .iter()
+            .filter_map(crate::load::relax::Relaxed::from_doc)
+            .collect())
+    }
+
+    /// Forget relaxed records: one index's, or (index None) a whole namespace's, or
+    /// (`ns.coll` empty) a whole database's.
+    pub async fn forget_relaxed(&self, ns: &Namespace, index: Option<&str>) -> Result<()> {
+        let filter = match (index, ns.coll.is_empty()) {
+            (Some(i), _) => doc! { "_id": self.relaxed_id(ns, Some(i)) },
+            (None, false) => doc! { "source": &self.source, "relaxed": true, "ns": ns.to_string() },
+            (None, true) => {
+                let prefix = format!("^{}\\.", crate::mongo::oplog::regex_escape(&ns.db));
+                doc! { "source": &self.source, "relaxed": true, "ns": { "$regex": prefix } }
+            }
+        };
+        self.coll
+            .delete_many(filter)
+            .await
+            .with_context(|| format!("updating the relaxed indexes of {ns} in {DB}.{}", self.name))?;
+        Ok(())
+    }
+
+    /// A collection renamed on the source keeps its relaxed indexes under its new name.
+    pub async fn rename_relaxed(&self, from: &Namespace, to: &Namespace) -> Result<()> {
+        for mut r in self.relaxed().await? {
+            if r.ns == *from {
+                self.forget_relaxed(from, Some(r.index.as_deref().unwrap_or(""))).await?;
+                r.ns = to.clone();
+                self.save_relaxed(&r).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// A finished load needs no resume state. When no other run has any left, the
     /// collection goes too, and with it the `mongoshift` database if nothing else is in
     /// it, so that a clean run leaves nothing behind on the target.

@@ -260,6 +260,15 @@ pub fn unauthorized_hint(e: &anyhow::Error) -> Option<String> {
     ))
 }
 
+/// The server's error code of a command error, if it is one.
+pub fn code(e: &mongodb::error::Error) -> Option<i32> {
+    match &*e.kind {
+        ErrorKind::Command(c) => Some(c.code),
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => Some(w.code),
+        _ => None,
+    }
+}
+
 /// One driver error as a person reads it. A server's command error is its code name,
 /// code and message, with the echoed command cut to its name (the echo carries session
 /// ids and cluster-time signatures, and the driver appends the raw reply as hex).

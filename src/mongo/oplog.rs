@@ -143,7 +143,7 @@ pub async fn stream_entries(
     Ok(stats)
 }
 
-fn regex_escape(s: &str) -> String {
+pub fn regex_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if "\\^$.|?*+()[]{}".contains(c) {

@@ -41,6 +41,8 @@ impl Totals {
 }
 
 pub struct Progress {
+    /// Every task's name, estimate and count, for `snapshot`.
+    tasks: std::sync::Mutex<Vec<Arc<TaskInner>>>,
     multi: Option<MultiProgress>,
     overall: Option<ProgressBar>,
     totals: Arc<Totals>,
@@ -71,6 +73,7 @@ impl Progress {
             overall.set_prefix(label.to_string());
             overall.set_message(format!("0/{tasks_total}"));
             return Progress {
+                tasks: Default::default(),
                 multi: Some(multi),
                 overall: Some(overall),
                 totals,
@@ -89,6 +92,7 @@ impl Progress {
             })
         });
         Progress {
+            tasks: Default::default(),
             multi: None,
             overall: None,
             totals,
@@ -110,19 +114,41 @@ impl Progress {
             b.set_prefix(name.to_string());
             b
         });
-        TaskProgress {
-            inner: Arc::new(TaskInner {
-                bar,
-                overall: self.overall.clone(),
-                totals: self.totals.clone(),
-                bytes: AtomicU64::new(0),
-            }),
-        }
+        let inner = Arc::new(TaskInner {
+            bar,
+            overall: self.overall.clone(),
+            totals: self.totals.clone(),
+            bytes: AtomicU64::new(0),
+            name: name.to_string(),
+            est_docs,
+            docs: AtomicU64::new(0),
+            start: Instant::now(),
+        });
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(inner.clone());
+        TaskProgress { inner }
+    }
+
+    /// (name, documents so far, estimated documents, documents per second) of every task
+    /// begun, for a record that another process reads (`migrate status`).
+    pub fn snapshot(&self) -> Vec<(String, u64, u64, f64)> {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|t| {
+                let docs = t.docs.load(Ordering::Relaxed);
+                let secs = t.start.elapsed().as_secs_f64().max(0.001);
+                (t.name.clone(), docs, t.est_docs.max(docs), docs as f64 / secs)
+            })
+            .collect()
     }
 
     /// Remove the bars; the command prints its summary next.
-    pub fn finish(self) {
-        if let Some(t) = self.ticker {
+    pub fn finish(&self) {
+        if let Some(t) = &self.ticker {
             t.abort();
         }
         if let Some(o) = &self.overall {
@@ -139,6 +165,10 @@ struct TaskInner {
     overall: Option<ProgressBar>,
     totals: Arc<Totals>,
     bytes: AtomicU64,
+    name: String,
+    est_docs: u64,
+    docs: AtomicU64,
+    start: Instant,
 }
 
 #[derive(Clone)]
@@ -147,8 +177,33 @@ pub struct TaskProgress {
 }
 
 impl TaskProgress {
+    /// A task that is counted nowhere: for the second stage of a pipeline whose first
+    /// stage already reports the same documents.
+    pub fn none() -> TaskProgress {
+        TaskProgress {
+            inner: Arc::new(TaskInner {
+                bar: None,
+                overall: None,
+                totals: Arc::new(Totals {
+                    label: String::new(),
+                    docs: AtomicU64::new(0),
+                    bytes: AtomicU64::new(0),
+                    tasks_done: AtomicU64::new(0),
+                    tasks_total: 0,
+                    start: Instant::now(),
+                }),
+                bytes: AtomicU64::new(0),
+                name: String::new(),
+                est_docs: 0,
+                docs: AtomicU64::new(0),
+                start: Instant::now(),
+            }),
+        }
+    }
+
     pub fn add(&self, docs: u64, bytes: u64) {
         let i = &self.inner;
+        i.docs.fetch_add(docs, Ordering::Relaxed);
         i.totals.docs.fetch_add(docs, Ordering::Relaxed);
         i.totals.bytes.fetch_add(bytes, Ordering::Relaxed);
         let mine = i.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;

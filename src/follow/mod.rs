@@ -1,0 +1,378 @@
+//! The live tail behind `migrate --follow`: a cluster-wide change stream on the source
+//! (expanded events for DDL, `updateLookup` for updates), opened at a position noted before
+//! the copy began, applied to the target batch by batch in the source's order, with the
+//! position written to the run record after every batch so that `--resume` continues
+//! exactly there. A position the source's oplog no longer holds stops the tail with the
+//! reason; it never continues with a hole.
+
+pub mod apply;
+pub mod event;
+pub mod lag;
+pub mod record;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::change_stream::event::ResumeToken;
+use mongodb::options::FullDocumentType;
+use mongodb::Client;
+
+use crate::exit::usage;
+use crate::report::Ui;
+use apply::{Applier, Selection};
+use lag::LagStats;
+use record::{Phase, Record};
+
+/// Events applied in one batch at most.
+const BATCH_EVENTS: usize = 1000;
+/// How long the server holds an empty getMore (the tail's idle heartbeat).
+const AWAIT: Duration = Duration::from_millis(500);
+/// What a copy is assumed to move per second when judging the oplog window: about half of
+/// what we measured on 2 cores, so that the warning errs on the safe side.
+const ASSUMED_COPY_BYTES_PER_SEC: u64 = 10 << 20;
+
+/// `--follow` needs an oplog: a standalone has none.
+pub async fn require_replica_set(source: &Client, label: &str) -> Result<()> {
+    let hello = source
+        .database("admin")
+        .run_command(doc! { "hello": 1 })
+        .await
+        .context("running hello on the source")?;
+    if hello.get_str("setName").is_ok() || hello.get_str("msg").ok() == Some("isdbgrid") {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "--follow needs the source's oplog, and {label} is a standalone server, which has none. \
+         Restart it as a single-node replica set (add `--replSet rs0` to mongod, or `replication.replSetName: rs0` \
+         to its config file, then run `rs.initiate()` once; applications keep working with ?directConnection=true \
+         or replicaSet=rs0 in their URI), or copy it without --follow while writes are stopped"
+    )))
+}
+
+/// The change stream's pipeline: only the followed databases, never the system ones.
+fn pipeline(sel: &Selection) -> Vec<Document> {
+    let db_match = if sel.dbs.is_empty() {
+        doc! { "$nin": apply::SKIPPED_DBS.to_vec() }
+    } else {
+        doc! { "$in": sel.dbs.clone() }
+    };
+    vec![doc! { "$match": { "ns.db": db_match } }]
+}
+
+/// Note the source's current position before anything is copied: every change after it
+/// will reach the tail.
+pub async fn position_now(source: &Client, sel: &Selection) -> Result<Bson> {
+    let stream = source
+        .watch()
+        .pipeline(pipeline(sel))
+        .show_expanded_events(true)
+        .await
+        .map_err(|e| stream_error(e, None))?;
+    let token = stream
+        .resume_token()
+        .context("the source returned no change stream position")?;
+    mongodb::bson::to_bson(&token).context("encoding the change stream position")
+}
+
+/// Warn when the copy may outlast the source's oplog: the tail could then not resume from
+/// the position noted before the copy.
+pub async fn check_oplog_window(ui: &Ui, source: &Client, copy_bytes: u64) {
+    let window = async {
+        let (old, new) = (
+            crate::mongo::oplog::oldest(source).await?,
+            crate::mongo::oplog::latest(source).await?,
+        );
+        anyhow::Ok(u64::from(new.time.saturating_sub(old.time)))
+    }
+    .await;
+    let estimate = copy_bytes / ASSUMED_COPY_BYTES_PER_SEC;
+    match window {
+        Ok(w) if w < estimate.saturating_mul(2) => ui.warn(format!(
+            "the source's oplog spans only {} while the copy may take about {}: if the copy outlasts it, \
+             the changes made meanwhile are gone and --follow must start over. Grow the oplog first \
+             (db.adminCommand({{replSetResizeOplog: 1, size: MB}})) or copy at a quieter time",
+            human_secs(w),
+            human_secs(estimate)
+        )),
+        Ok(w) => ui.debug(format!(
+            "oplog window {}; copy estimated at {}",
+            human_secs(w),
+            human_secs(estimate)
+        )),
+        Err(e) => ui.warn(format!(
+            "could not read the source's oplog window ({e:#}); make sure it spans the copy with room to spare"
+        )),
+    }
+}
+
+pub fn human_secs(s: u64) -> String {
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        _ => format!("{:.1} h", s as f64 / 3600.0),
+    }
+}
+
+/// Change stream errors in words: a lost position says why and what to do.
+fn stream_error(e: mongodb::error::Error, position_secs: Option<u32>) -> anyhow::Error {
+    let code = crate::mongo::errors::code(&e);
+    if matches!(code, Some(286 | 280 | 136)) {
+        let when = position_secs
+            .map(|s| format!(" ({} ago)", human_secs(now_secs().saturating_sub(u64::from(s)))))
+            .unwrap_or_default();
+        return anyhow!(
+            "the source's oplog no longer holds the tail's position{when}: the changes made since then are gone from it, \
+             so following on would leave a hole in the target. A fresh copy is needed: run migrate again with --drop --follow \
+             (and grow the source's oplog, or keep the tail running, so that its window covers the copy)"
+        )
+        .context(crate::mongo::errors::describe(&e));
+    }
+    anyhow::Error::new(e).context("following the source's change stream")
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Why a tail ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Ctrl-C or SIGTERM.
+    Signal(&'static str),
+    /// `migrate stop` asked through the run record.
+    StopRequested,
+}
+
+pub struct Tail {
+    pub source: Client,
+    pub applier: Applier,
+    pub record: Record,
+    pub ui: Ui,
+}
+
+impl Tail {
+    /// Follow from `token` until stopped; the run record holds the position throughout.
+    pub async fn run(&self, token: Bson) -> Result<(Ended, LagStats)> {
+        let stop: Arc<std::sync::Mutex<Option<&'static str>>> = Arc::default();
+        let watcher = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let sig = crate::signals::interrupted().await;
+                *stop.lock().unwrap_or_else(|p| p.into_inner()) = Some(sig);
+            })
+        };
+        let result = self.follow(token, &stop).await;
+        watcher.abort();
+        result
+    }
+
+    async fn follow(
+        &self,
+        token: Bson,
+        stop: &std::sync::Mutex<Option<&'static str>>,
+    ) -> Result<(Ended, LagStats)> {
+        let position = event::token_time(&token).map(|t| t.time);
+        let start: ResumeToken =
+            mongodb::bson::from_bson(token).context("the recorded position is not a resume token")?;
+        let stream = self
+            .source
+            .watch()
+            .pipeline(pipeline(&self.applier.selection))
+            .show_expanded_events(true)
+            .full_document(FullDocumentType::UpdateLookup)
+            .start_after(start)
+            .max_await_time(AWAIT)
+            .await
+            .map_err(|e| stream_error(e, position))?
+            .with_type::<Document>();
+        // Reading runs ahead of applying (bounded), so the next events arrive while the
+        // last batch is written.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Read>>(QUEUED_EVENTS);
+        let reader = tokio::spawn(read(stream, tx, position));
+        let result = async {
+            let mut stats = LagStats::default();
+            let mut line = StatusLine::new(&self.ui);
+            let mut last_percentiles = Instant::now();
+            let (mut p50, mut p99) = (0, 0);
+            loop {
+                if let Some(sig) = *stop.lock().unwrap_or_else(|p| p.into_inner()) {
+                    line.finish();
+                    return Ok((Ended::Signal(sig), stats));
+                }
+                // Wait for something (at most a heartbeat), then take what is queued.
+                let mut batch = Vec::new();
+                let mut token = None;
+                let mut idle = false;
+                let first = tokio::time::timeout(HEARTBEAT, rx.recv()).await;
+                let mut next = match first {
+                    Ok(Some(r)) => Some(r),
+                    Ok(None) => anyhow::bail!("the change stream reader stopped"),
+                    Err(_) => None,
+                };
+                while let Some(r) = next.take() {
+                    match r? {
+                        Read::Event(ev, t) => {
+                            batch.push(ev);
+                            token = Some(t);
+                        }
+                        Read::Idle(t) => {
+                            idle = true;
+                            if t.is_some() {
+                                token = t;
+                            }
+                        }
+                    }
+                    if batch.len() < BATCH_EVENTS {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                let applied = self.applier.apply(&batch).await?;
+                let now = record::now_ms();
+                for ev in &batch {
+                    if let Some(w) = ev.wall_ms {
+                        stats.record(now - w);
+                    }
+                }
+                stats.count(applied);
+                let caught_up = idle && rx.is_empty();
+                let lag_ms = if caught_up {
+                    0
+                } else {
+                    batch.last().and_then(|e| e.wall_ms).map(|w| now - w).unwrap_or(0)
+                };
+                if last_percentiles.elapsed() >= Duration::from_secs(2) {
+                    p50 = stats.percentile(50.0);
+                    p99 = stats.percentile(99.0);
+                    last_percentiles = Instant::now();
+                }
+                let mut fields = doc! {
+                    "heartbeat_ms": now,
+                    "tail.events": stats.events as i64,
+                    "tail.events_per_sec": stats.events_per_sec,
+                    "tail.lag_ms": lag_ms,
+                    "tail.lag_p50_ms": p50,
+                    "tail.lag_p99_ms": p99,
+                    "tail.caught_up": caught_up,
+                };
+                if let Some(t) = token {
+                    if let Some(ts) = event::token_time(&t) {
+                        fields.insert("position_secs", i64::from(ts.time));
+                    }
+                    fields.insert("token", t);
+                }
+                // The position is written only after its batch was applied.
+                let stop_requested = self.record.update(fields).await?;
+                line.show(&stats, lag_ms, caught_up);
+                if stop_requested {
+                    line.finish();
+                    return Ok((Ended::StopRequested, stats));
+                }
+            }
+        }
+        .await;
+        reader.abort();
+        result
+    }
+}
+
+/// What the reader hands the applier: an event with the position just after it, or
+/// word that the source had nothing more (with the stream's latest position).
+enum Read {
+    Event(event::Event, Bson),
+    Idle(Option<Bson>),
+}
+
+/// Events queued between reading and applying, at most (bounded memory).
+const QUEUED_EVENTS: usize = 4 * BATCH_EVENTS;
+/// How often an idle tail writes its heartbeat and looks for a stop request.
+const HEARTBEAT: Duration = Duration::from_millis(700);
+
+async fn read(
+    mut stream: mongodb::change_stream::ChangeStream<Document>,
+    tx: tokio::sync::mpsc::Sender<Result<Read>>,
+    position: Option<u32>,
+) {
+    loop {
+        let msg = match stream.next_if_any().await {
+            Ok(Some(ev)) => {
+                let token = ev.get("_id").cloned().unwrap_or(Bson::Null);
+                event::parse(&ev)
+                    .with_context(|| {
+                        format!(
+                            "reading a change of the source ({})",
+                            ev.get_str("operationType").unwrap_or("?")
+                        )
+                    })
+                    .map(|e| Read::Event(e, token))
+            }
+            Ok(None) => Ok(Read::Idle(
+                stream
+                    .resume_token()
+                    .and_then(|t| mongodb::bson::to_bson(&t).ok()),
+            )),
+            Err(e) => Err(stream_error(e, position)),
+        };
+        let failed = msg.is_err();
+        if tx.send(msg).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Marks a run as stopped or failed in its record, for `migrate status`.
+pub async fn mark(record: &Record, phase: Phase, error: Option<String>) {
+    let mut fields = doc! { "phase": phase.as_str(), "heartbeat_ms": record::now_ms(), "stop_requested": false };
+    if let Some(e) = error {
+        fields.insert("last_error", crate::redact::scrub(&e));
+    }
+    let _ = record.update(fields).await;
+}
+
+/// The tail's status line: redrawn in place on a terminal, a plain line every 10 s off one.
+struct StatusLine {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+    last: Instant,
+}
+
+impl StatusLine {
+    fn new(ui: &Ui) -> StatusLine {
+        let bar = ui.progress_bars.then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.enable_steady_tick(Duration::from_millis(250));
+            b
+        });
+        StatusLine {
+            bar,
+            quiet: ui.quiet,
+            last: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, stats: &LagStats, lag_ms: i64, idle: bool) {
+        let text = format!(
+            "following: {} events applied, {:.0} events/s, lag {:.1} s{}",
+            stats.events,
+            stats.events_per_sec,
+            lag_ms as f64 / 1000.0,
+            if idle { " (caught up)" } else { "" }
+        );
+        if let Some(b) = &self.bar {
+            b.set_message(text);
+        } else if !self.quiet && self.last.elapsed() >= Duration::from_secs(10) {
+            eprintln!("{text}");
+            self.last = Instant::now();
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
