@@ -192,14 +192,14 @@ pub struct SidesArgs {
 impl SidesArgs {
     /// `--to` as it may be shown (a URI's password masked), for commands we suggest.
     pub fn to_display(&self) -> String {
-        redact::uri(self.to_value())
+        redact::uri(self.target_value())
     }
 
-    fn from_value(&self) -> &str {
+    fn source_value(&self) -> &str {
         self.from.as_deref().unwrap_or_default()
     }
 
-    fn to_value(&self) -> &str {
+    fn target_value(&self) -> &str {
         self.to.as_deref().unwrap_or_default()
     }
 
@@ -220,10 +220,10 @@ impl SidesArgs {
         mongodb::Client,
     )> {
         use anyhow::Context;
-        let src = resolve_side(self.from_value(), config)
-            .with_context(|| format!("the source (--from {})", redact::uri(self.from_value())))?;
-        let dst = resolve_side(self.to_value(), config)
-            .with_context(|| format!("the target (--to {})", redact::uri(self.to_value())))?;
+        let src = resolve_side(self.source_value(), config)
+            .with_context(|| format!("the source (--from {})", redact::uri(self.source_value())))?;
+        let dst = resolve_side(self.target_value(), config)
+            .with_context(|| format!("the target (--to {})", redact::uri(self.target_value())))?;
         let opts = self.connect_options();
         let (s, d) = tokio::join!(
             crate::mongo::connect(&src, &opts),

@@ -159,11 +159,9 @@ impl Applier {
                     return Ok(false);
                 }
                 let t = sel.renamer.map(&Namespace::new(db, "x")).db;
-                self.target
-                    .database(&t)
-                    .drop()
-                    .await
-                    .with_context(|| format!("dropping database {t} on the target (dropped on the source as {db})"))?;
+                self.target.database(&t).drop().await.with_context(|| {
+                    format!("dropping database {t} on the target (dropped on the source as {db})")
+                })?;
                 self.state
                     .forget_relaxed(&Namespace::new(&t, ""), None)
                     .await?;
@@ -215,8 +213,7 @@ impl Applier {
                     if let Err(e) = r {
                         // Already gone (a re-applied event): nothing to do.
                         if !matches!(crate::mongo::errors::code(&e), Some(26 | 27)) {
-                            return Err(e)
-                                .with_context(|| format!("dropping index {name} of {t}"));
+                            return Err(e).with_context(|| format!("dropping index {name} of {t}"));
                         }
                     }
                     self.state.forget_relaxed(&t, Some(name)).await?;
@@ -267,7 +264,10 @@ impl Applier {
                                 expire_after_seconds: None,
                                 unique: false,
                             });
-                        if let Some(s) = ttl.as_ref().and_then(|b| b.as_i64().or(b.as_i32().map(i64::from))) {
+                        if let Some(s) = ttl
+                            .as_ref()
+                            .and_then(|b| b.as_i64().or(b.as_i32().map(i64::from)))
+                        {
                             r.expire_after_seconds = Some(s);
                         }
                         if unique == Some(Bson::Boolean(true)) {
@@ -317,7 +317,9 @@ impl Applier {
             .iter()
             .find(|s| s.get_document("key").ok() == Some(key))
             .and_then(|s| s.get_str("name").ok().map(String::from))
-            .with_context(|| format!("collMod on {t} changes an index the target does not have ({key})"))
+            .with_context(|| {
+                format!("collMod on {t} changes an index the target does not have ({key})")
+            })
     }
 
     async fn rename(&self, from: &Namespace, to: &Namespace) -> Result<bool> {

@@ -23,19 +23,37 @@ pub enum Op {
     },
     /// An update whose document no longer existed when the server looked it up: a later
     /// event (its delete, or its collection's drop or rename) brings the target in line.
-    Gone { ns: Namespace },
+    Gone {
+        ns: Namespace,
+    },
     /// A collection or view created, with the options the source reports.
-    Create { ns: Namespace, options: Document },
+    Create {
+        ns: Namespace,
+        options: Document,
+    },
     CreateIndexes {
         ns: Namespace,
         indexes: Vec<Document>,
     },
-    DropIndexes { ns: Namespace, names: Vec<String> },
+    DropIndexes {
+        ns: Namespace,
+        names: Vec<String>,
+    },
     /// `collMod`: the changed options (validator, index TTL / hidden / unique…).
-    Modify { ns: Namespace, changes: Document },
-    Drop { ns: Namespace },
-    DropDatabase { db: String },
-    Rename { from: Namespace, to: Namespace },
+    Modify {
+        ns: Namespace,
+        changes: Document,
+    },
+    Drop {
+        ns: Namespace,
+    },
+    DropDatabase {
+        db: String,
+    },
+    Rename {
+        from: Namespace,
+        to: Namespace,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -51,7 +69,9 @@ fn ns_of(ev: &Document, field: &str) -> Result<Namespace> {
     let ns = ev
         .get_document(field)
         .with_context(|| format!("change event without {field}"))?;
-    let db = ns.get_str("db").context("change event namespace without db")?;
+    let db = ns
+        .get_str("db")
+        .context("change event namespace without db")?;
     let coll = ns.get_str("coll").unwrap_or("");
     Ok(Namespace::new(db, coll))
 }
@@ -72,8 +92,15 @@ pub fn parse(ev: &Document) -> Result<Event> {
     let time = ev
         .get_timestamp("clusterTime")
         .context("change event without clusterTime")?;
-    let wall_ms = ev.get_datetime("wallTime").ok().map(|d| d.timestamp_millis());
-    let desc = || ev.get_document("operationDescription").cloned().unwrap_or_default();
+    let wall_ms = ev
+        .get_datetime("wallTime")
+        .ok()
+        .map(|d| d.timestamp_millis());
+    let desc = || {
+        ev.get_document("operationDescription")
+            .cloned()
+            .unwrap_or_default()
+    };
     let op = match kind {
         "insert" | "replace" => {
             let ns = ns_of(ev, "ns")?;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Bson, Document, Timestamp};
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::options::FullDocumentType;
 use mongodb::Client;
@@ -119,17 +119,31 @@ pub fn human_secs(s: u64) -> String {
 fn stream_error(e: mongodb::error::Error, position_secs: Option<u32>) -> anyhow::Error {
     let code = crate::mongo::errors::code(&e);
     if matches!(code, Some(286 | 280 | 136)) {
-        let when = position_secs
-            .map(|s| format!(" ({} ago)", human_secs(now_secs().saturating_sub(u64::from(s)))))
-            .unwrap_or_default();
-        return anyhow!(
-            "the source's oplog no longer holds the tail's position{when}: the changes made since then are gone from it, \
-             so following on would leave a hole in the target. A fresh copy is needed: run migrate again with --drop --follow \
-             (and grow the source's oplog, or keep the tail running, so that its window covers the copy)"
-        )
-        .context(crate::mongo::errors::describe(&e));
+        return history_lost(position_secs).context(crate::mongo::errors::describe(&e));
     }
     anyhow::Error::new(e).context("following the source's change stream")
+}
+
+/// Whether a position is older than what the oplog still holds (`history_start`: its
+/// oldest entry once it has dropped any; None while it holds everything since initiation).
+pub fn position_lost(at: Timestamp, history_start: Option<Timestamp>) -> bool {
+    history_start.is_some_and(|o| (at.time, at.increment) < (o.time, o.increment))
+}
+
+fn history_lost(position_secs: Option<u32>) -> anyhow::Error {
+    let when = position_secs
+        .map(|s| {
+            format!(
+                " ({} ago)",
+                human_secs(now_secs().saturating_sub(u64::from(s)))
+            )
+        })
+        .unwrap_or_default();
+    anyhow!(
+        "the source's oplog no longer holds the tail's position{when}: the changes made since then are gone from it, \
+         so following on would leave a hole in the target. A fresh copy is needed: run migrate again with --drop --follow \
+         (and grow the source's oplog, or keep the tail running, so that its window covers the copy)"
+    )
 }
 
 fn now_secs() -> u64 {
@@ -177,8 +191,22 @@ impl Tail {
         stop: &std::sync::Mutex<Option<&'static str>>,
     ) -> Result<(Ended, LagStats)> {
         let position = event::token_time(&token).map(|t| t.time);
-        let start: ResumeToken =
-            mongodb::bson::from_bson(token).context("the recorded position is not a resume token")?;
+        // Our own check first (the server's, code 286, is the backstop): a position older
+        // than the oplog's oldest entry has lost the changes in between.
+        if let (Some(at), Ok(Some(oldest))) = (
+            event::token_time(&token),
+            crate::mongo::oplog::history_starts(&self.source).await,
+        ) {
+            if position_lost(at, Some(oldest)) {
+                return Err(history_lost(Some(at.time)).context(format!(
+                    "the tail's position is {} but the source's oplog now begins at {}",
+                    crate::commands::migrate::position_text(at.time),
+                    crate::commands::migrate::position_text(oldest.time)
+                )));
+            }
+        }
+        let start: ResumeToken = mongodb::bson::from_bson(token)
+            .context("the recorded position is not a resume token")?;
         let stream = self
             .source
             .watch()
@@ -193,7 +221,7 @@ impl Tail {
         // Reading runs ahead of applying (bounded), so the next events arrive while the
         // last batch is written.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Read>>(QUEUED_EVENTS);
-        let reader = tokio::spawn(read(stream, tx, position));
+        let reader = tokio::spawn(read(self.source.clone(), stream, tx, position));
         let result = async {
             let mut stats = LagStats::default();
             let mut line = StatusLine::new(&self.ui);
@@ -208,6 +236,7 @@ impl Tail {
                 let mut batch = Vec::new();
                 let mut token = None;
                 let mut idle = false;
+                let mut behind = 0u32;
                 let first = tokio::time::timeout(HEARTBEAT, rx.recv()).await;
                 let mut next = match first {
                     Ok(Some(r)) => Some(r),
@@ -217,10 +246,12 @@ impl Tail {
                 while let Some(r) = next.take() {
                     match r? {
                         Read::Event(ev, t) => {
-                            batch.push(ev);
+                            batch.push(*ev);
                             token = Some(t);
                         }
-                        Read::Idle(t) => {
+                        Read::Idle(t, b) => {
+                            // Without `hello`'s answer, an empty batch is taken at its word.
+                            behind = b.unwrap_or(0);
                             idle = true;
                             if t.is_some() {
                                 token = t;
@@ -239,11 +270,17 @@ impl Tail {
                     }
                 }
                 stats.count(applied);
-                let caught_up = idle && rx.is_empty();
+                let caught_up = idle && behind == 0 && rx.is_empty();
                 let lag_ms = if caught_up {
                     0
+                } else if idle {
+                    i64::from(behind) * 1000
                 } else {
-                    batch.last().and_then(|e| e.wall_ms).map(|w| now - w).unwrap_or(0)
+                    batch
+                        .last()
+                        .and_then(|e| e.wall_ms)
+                        .map(|w| now - w)
+                        .unwrap_or(0)
                 };
                 if last_percentiles.elapsed() >= Duration::from_secs(2) {
                     p50 = stats.percentile(50.0);
@@ -283,8 +320,11 @@ impl Tail {
 /// What the reader hands the applier: an event with the position just after it, or
 /// word that the source had nothing more (with the stream's latest position).
 enum Read {
-    Event(event::Event, Bson),
-    Idle(Option<Bson>),
+    Event(Box<event::Event>, Bson),
+    /// An empty batch: the stream's position, and how far it is behind the source's
+    /// majority-committed writes (an empty batch can also mean the server is still
+    /// scanning old oplog, so empty alone is not "caught up").
+    Idle(Option<Bson>, Option<u32>),
 }
 
 /// Events queued between reading and applying, at most (bounded memory).
@@ -292,7 +332,24 @@ const QUEUED_EVENTS: usize = 4 * BATCH_EVENTS;
 /// How often an idle tail writes its heartbeat and looks for a stop request.
 const HEARTBEAT: Duration = Duration::from_millis(700);
 
+/// The source's newest majority-committed write, from `hello` (no privileges needed).
+async fn majority_time(source: &Client) -> Option<Timestamp> {
+    let hello = source
+        .database("admin")
+        .run_command(doc! { "hello": 1 })
+        .await
+        .ok()?;
+    hello
+        .get_document("lastWrite")
+        .ok()?
+        .get_document("majorityOpTime")
+        .ok()?
+        .get_timestamp("ts")
+        .ok()
+}
+
 async fn read(
+    source: Client,
     mut stream: mongodb::change_stream::ChangeStream<Document>,
     tx: tokio::sync::mpsc::Sender<Result<Read>>,
     position: Option<u32>,
@@ -308,13 +365,25 @@ async fn read(
                             ev.get_str("operationType").unwrap_or("?")
                         )
                     })
-                    .map(|e| Read::Event(e, token))
+                    .map(|e| Read::Event(Box::new(e), token))
             }
-            Ok(None) => Ok(Read::Idle(
-                stream
+            Ok(None) => {
+                let token = stream
                     .resume_token()
-                    .and_then(|t| mongodb::bson::to_bson(&t).ok()),
-            )),
+                    .and_then(|t| mongodb::bson::to_bson(&t).ok());
+                let behind = match (
+                    token.as_ref().and_then(event::token_time),
+                    majority_time(&source).await,
+                ) {
+                    // Seconds behind, at least 1 while behind at all.
+                    (Some(at), Some(m)) if (at.time, at.increment) < (m.time, m.increment) => {
+                        Some((m.time - at.time).max(1))
+                    }
+                    (Some(_), Some(_)) => Some(0),
+                    _ => None,
+                };
+                Ok(Read::Idle(token, behind))
+            }
             Err(e) => Err(stream_error(e, position)),
         };
         let failed = msg.is_err();
@@ -326,7 +395,8 @@ async fn read(
 
 /// Marks a run as stopped or failed in its record, for `migrate status`.
 pub async fn mark(record: &Record, phase: Phase, error: Option<String>) {
-    let mut fields = doc! { "phase": phase.as_str(), "heartbeat_ms": record::now_ms(), "stop_requested": false };
+    let mut fields =
+        doc! { "phase": phase.as_str(), "heartbeat_ms": record::now_ms(), "stop_requested": false };
     if let Some(e) = error {
         fields.insert("last_error", crate::redact::scrub(&e));
     }
@@ -374,5 +444,34 @@ impl StatusLine {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_positions() {
+        let t = |time, increment| Timestamp { time, increment };
+        assert!(
+            !position_lost(t(10, 1), None),
+            "a complete oplog holds any position"
+        );
+        assert!(position_lost(t(10, 1), Some(t(10, 2))));
+        assert!(!position_lost(t(10, 2), Some(t(10, 2))));
+        assert!(!position_lost(t(11, 0), Some(t(10, 2))));
+        let e = format!("{:#}", history_lost(Some(1)));
+        assert!(
+            e.contains("fresh copy") && e.contains("--drop --follow"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn durations_for_people() {
+        assert_eq!(human_secs(59), "59 s");
+        assert_eq!(human_secs(600), "10 min");
+        assert_eq!(human_secs(36_000), "10.0 h");
     }
 }

@@ -61,6 +61,9 @@ pub struct Run {
     pub to: String,
     pub phase: Phase,
     pub follow: bool,
+    /// The databases chosen with --db (empty: all).
+    #[serde(default)]
+    pub dbs: Vec<String>,
     /// The copy finished and was checked; a resumed --follow goes straight to the tail.
     #[serde(default)]
     pub copied: bool,

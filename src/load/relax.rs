@@ -132,7 +132,10 @@ pub async fn restore(client: &Client, r: &Relaxed) -> Result<bool> {
         }
         Some(name) => {
             let indexes = crate::mongo::namespaces::indexes(client, &r.ns.db, &r.ns.coll).await?;
-            if !indexes.iter().any(|i| i.get_str("name") == Ok(name.as_str())) {
+            if !indexes
+                .iter()
+                .any(|i| i.get_str("name") == Ok(name.as_str()))
+            {
                 return Ok(false);
             }
             if let Some(s) = r.expire_after_seconds {

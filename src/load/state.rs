@@ -125,10 +125,18 @@ impl StateStore {
         d.insert("source", &self.source);
         d.insert("relaxed", true);
         self.coll
-            .replace_one(doc! { "_id": self.relaxed_id(&r.ns, r.index.as_deref()) }, d)
+            .replace_one(
+                doc! { "_id": self.relaxed_id(&r.ns, r.index.as_deref()) },
+                d,
+            )
             .upsert(true)
             .await
-            .with_context(|| format!("recording the relaxed index of {} in {DB}.{}", r.ns, self.name))?;
+            .with_context(|| {
+                format!(
+                    "recording the relaxed index of {} in {DB}.{}",
+                    r.ns, self.name
+                )
+            })?;
         Ok(())
     }
 
@@ -164,10 +172,9 @@ impl StateStore {
                 doc! { "source": &self.source, "relaxed": true, "ns": { "$regex": prefix } }
             }
         };
-        self.coll
-            .delete_many(filter)
-            .await
-            .with_context(|| format!("updating the relaxed indexes of {ns} in {DB}.{}", self.name))?;
+        self.coll.delete_many(filter).await.with_context(|| {
+            format!("updating the relaxed indexes of {ns} in {DB}.{}", self.name)
+        })?;
         Ok(())
     }
 
@@ -175,7 +182,8 @@ impl StateStore {
     pub async fn rename_relaxed(&self, from: &Namespace, to: &Namespace) -> Result<()> {
         for mut r in self.relaxed().await? {
             if r.ns == *from {
-                self.forget_relaxed(from, Some(r.index.as_deref().unwrap_or(""))).await?;
+                self.forget_relaxed(from, Some(r.index.as_deref().unwrap_or("")))
+                    .await?;
                 r.ns = to.clone();
                 self.save_relaxed(&r).await?;
             }

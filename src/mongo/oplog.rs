@@ -38,6 +38,27 @@ pub async fn oldest(client: &Client) -> Result<Timestamp> {
     edge(client, 1).await
 }
 
+/// Where the oplog's history begins, if it has lost any: the oldest entry's timestamp when
+/// the capped oplog has dropped entries, None while it still starts at the replica set's
+/// initiation (nothing has been lost yet, however old a position is).
+pub async fn history_starts(client: &Client) -> Result<Option<Timestamp>> {
+    let first = oplog(client)
+        .find_one(doc! {})
+        .sort(doc! { "$natural": 1 })
+        .projection(doc! { "ts": 1, "o.msg": 1 })
+        .await
+        .context("reading local.oplog.rs (does the user have read access to the local database?)")?
+        .context("the oplog is empty")?;
+    let initiation = first
+        .get_document("o")
+        .ok()
+        .and_then(|o| o.get_str("msg").ok())
+        == Some("initiating set");
+    Ok((!initiation)
+        .then(|| first.get_timestamp("ts").ok())
+        .flatten())
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct OplogStats {
     pub entries: u64,

@@ -141,7 +141,12 @@ impl Progress {
             .map(|t| {
                 let docs = t.docs.load(Ordering::Relaxed);
                 let secs = t.start.elapsed().as_secs_f64().max(0.001);
-                (t.name.clone(), docs, t.est_docs.max(docs), docs as f64 / secs)
+                (
+                    t.name.clone(),
+                    docs,
+                    t.est_docs.max(docs),
+                    docs as f64 / secs,
+                )
             })
             .collect()
     }

@@ -24,6 +24,9 @@ pub struct ControlArgs {
     /// Only the migration from this source (needed when several copy into one target).
     #[arg(long, value_name = "SRC")]
     pub from: Option<String>,
+    /// Only the migration of these databases (as its --db gave them).
+    #[arg(long = "db", value_name = "DB")]
+    pub dbs: Vec<String>,
     /// How long to wait for a reachable server.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -51,8 +54,19 @@ impl ControlArgs {
         if let Some(from) = &self.from {
             let src = resolve_side(from, &ctx.config)
                 .with_context(|| format!("the source (--from {})", crate::redact::uri(from)))?;
-            let id = super::identity(&src.uri);
-            runs.retain(|r| r.run == id);
+            let hosts = super::identity(&src.uri, &[]);
+            runs.retain(|r| r.run == hosts || r.run.starts_with(&format!("{hosts} --db ")));
+        }
+        if !self.dbs.is_empty() {
+            let mut want = self.dbs.clone();
+            want.sort();
+            want.dedup();
+            runs.retain(|r| {
+                let mut have = r.dbs.clone();
+                have.sort();
+                have.dedup();
+                have == want
+            });
         }
         Ok(runs)
     }
@@ -60,11 +74,11 @@ impl ControlArgs {
     /// The one run a command acts on.
     fn one(&self, runs: Vec<Run>, to: &str) -> Result<Option<Run>> {
         if runs.len() > 1 {
-            let list: Vec<String> = runs.iter().map(|r| r.from.clone()).collect();
+            let list: Vec<String> = runs.iter().map(|r| r.run.clone()).collect();
             return Err(crate::exit::usage(format!(
-                "{} migrations copy into {to} (from {}); say which with --from",
+                "{} migrations copy into {to} ({}); say which with --from and --db",
                 runs.len(),
-                list.join(", ")
+                list.join("; ")
             )));
         }
         Ok(runs.into_iter().next())
@@ -106,14 +120,24 @@ pub async fn status(ctx: &Ctx, args: ControlArgs) -> Result<()> {
     for v in &views {
         let r = v.run;
         let process = match (r.pid, v.alive) {
-            (Some(pid), true) => format!("running (pid {pid} on {})", r.host.as_deref().unwrap_or("?")),
+            (Some(pid), true) => format!(
+                "running (pid {pid} on {})",
+                r.host.as_deref().unwrap_or("?")
+            ),
             (Some(pid), false) => format!("not running (pid {pid} is gone)"),
             (None, _) => "not running".into(),
         };
         let mut lines = vec![
             format!("migration {} → {}", r.from, r.to),
-            format!("  phase      {}{}", r.phase.as_str(), if r.follow { " (with --follow)" } else { "" }),
-            format!("  process    {process}, last heartbeat {:.0} s ago", v.heartbeat_age_secs),
+            format!(
+                "  phase      {}{}",
+                r.phase.as_str(),
+                if r.follow { " (with --follow)" } else { "" }
+            ),
+            format!(
+                "  process    {process}, last heartbeat {:.0} s ago",
+                v.heartbeat_age_secs
+            ),
         ];
         if let Some(log) = &r.log {
             lines.push(format!("  log        {log}"));
@@ -159,7 +183,9 @@ pub async fn stop(ctx: &Ctx, args: ControlArgs) -> Result<()> {
         .filter(|r| r.phase == Phase::Following || r.phase == Phase::Copying)
         .collect();
     let Some(run) = args.one(running, &to)? else {
-        ctx.ui.result(format!("no migration tail is running into {to}; nothing to stop"));
+        ctx.ui.result(format!(
+            "no migration tail is running into {to}; nothing to stop"
+        ));
         return Ok(());
     };
     let rec = Record::new(&client, &run.run);
@@ -183,7 +209,10 @@ pub async fn stop(ctx: &Ctx, args: ControlArgs) -> Result<()> {
     let started = Instant::now();
     let last = loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let r = rec.get().await?.context("the migration record disappeared")?;
+        let r = rec
+            .get()
+            .await?
+            .context("the migration record disappeared")?;
         if r.phase != Phase::Following || !record::alive(&r) {
             break r;
         }
@@ -226,7 +255,9 @@ pub async fn finalize(ctx: &Ctx, args: ControlArgs) -> Result<()> {
     let (to, client) = args.connect(ctx).await?;
     let runs = args.runs(ctx, &client).await?;
     let Some(run) = args.one(runs, &to)? else {
-        ctx.ui.result(format!("no migration is recorded in {to}; nothing to finalize"));
+        ctx.ui.result(format!(
+            "no migration is recorded in {to}; nothing to finalize"
+        ));
         return Ok(());
     };
     if record::alive(&run) {
@@ -253,8 +284,9 @@ pub async fn finalize(ctx: &Ctx, args: ControlArgs) -> Result<()> {
     }
     store.clear().await?;
     if ctx.ui.json() {
-        ctx.ui
-            .result_json(&serde_json::json!({ "ok": true, "from": run.from, "restored": restored }));
+        ctx.ui.result_json(
+            &serde_json::json!({ "ok": true, "from": run.from, "restored": restored }),
+        );
     } else {
         let mut text = format!("finalized the migration from {} into {to}", run.from);
         if restored.is_empty() {

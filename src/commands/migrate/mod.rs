@@ -92,9 +92,21 @@ pub fn detached_args() -> Option<Vec<String>> {
     detach::child_args()
 }
 
-/// The run's identity in the target's state: the source's hosts (no credentials).
-pub fn identity(source_uri: &str) -> String {
-    format!("migrate from {}", redact::hosts(source_uri))
+/// The run's identity in the target's state: the source's hosts (no credentials) and the
+/// databases chosen, so that migrations of different databases from one source into one
+/// target keep apart.
+pub fn identity(source_uri: &str, dbs: &[String]) -> String {
+    let mut dbs = dbs.to_vec();
+    dbs.sort();
+    dbs.dedup();
+    match dbs.is_empty() {
+        true => format!("migrate from {}", redact::hosts(source_uri)),
+        false => format!(
+            "migrate from {} --db {}",
+            redact::hosts(source_uri),
+            dbs.join(",")
+        ),
+    }
 }
 
 async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
@@ -102,7 +114,7 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
     let renamer = args.load.renamer()?;
     let (src_target, src, dst_target, dst) = args.sides.connect(&ctx.config).await?;
     let source_label = src_target.label();
-    let identity = identity(&src_target.uri);
+    let identity = identity(&src_target.uri, &args.dbs);
     let selection = Selection {
         dbs: args.dbs.clone(),
         filter: filter.clone(),
@@ -111,7 +123,13 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
     let state = StateStore::new(&dst, state::MIGRATE, &identity);
     let record = Record::new(&dst, &identity);
     let previous = record.get().await?;
-    if let Some(p) = previous.as_ref().filter(|p| record::alive(p)) {
+    // A detached tail's parent is alive (and recorded) until the tail has taken over.
+    let handed_over =
+        |p: &Run| detach::own_log().is_some() && p.pid == Some(std::os::unix::process::parent_id());
+    if let Some(p) = previous
+        .as_ref()
+        .filter(|p| record::alive(p) && !handed_over(p))
+    {
         return Err(crate::exit::usage(format!(
             "a migration from {source_label} into {} is already running ({}{}); \
              see `mongoshift migrate status --to {}`, stop it with `mongoshift migrate stop --to {}`",
@@ -136,6 +154,21 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
             return tail(ctx, &args, src, dst, selection, state, record).await;
         }
     }
+
+    // The tail's start is noted before anything is listed or read, so that a collection
+    // created meanwhile is either copied or created by the tail. A resumed run keeps the
+    // position its copy began at.
+    let recorded_token = previous
+        .as_ref()
+        .and_then(|p| p.token.clone())
+        .filter(|_| args.follow && args.load.resume);
+    let token = match recorded_token {
+        Some(t) => Some(t),
+        None if args.follow && !args.load.dry_run => {
+            Some(follow::position_now(&src, &selection).await?)
+        }
+        None => None,
+    };
 
     let mut colls: Vec<CollectionInfo> = Vec::new();
     for db in namespaces::databases(&src, &args.dbs)
@@ -223,7 +256,11 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
         "copy {} from {source_label} into {}{}?",
         crate::report::table::count(colls.len() as u64, "namespace", "namespaces"),
         dst_target.label(),
-        if args.follow { " and follow its writes" } else { "" }
+        if args.follow {
+            " and follow its writes"
+        } else {
+            ""
+        }
     );
     let go = plan::gate(
         &ctx.ui,
@@ -241,16 +278,10 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
         return Ok(());
     }
 
-    let total_bytes: u64 = colls.iter().map(|c| c.estimated_bytes).sum();
-    // The tail's start: noted before the first document is read, kept across resumes.
-    let token = match previous.as_ref().and_then(|p| p.token.clone()) {
-        Some(t) if args.follow && args.load.resume => Some(t),
-        _ if args.follow => {
-            follow::check_oplog_window(&ctx.ui, &src, total_bytes).await;
-            Some(follow::position_now(&src, &selection).await?)
-        }
-        _ => None,
-    };
+    if args.follow {
+        let total_bytes: u64 = colls.iter().map(|c| c.estimated_bytes).sum();
+        follow::check_oplog_window(&ctx.ui, &src, total_bytes).await;
+    }
     let now = record::now_ms();
     record
         .put(&Run {
@@ -259,6 +290,7 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
             to: dst_target.label(),
             phase: Phase::Copying,
             follow: args.follow,
+            dbs: args.dbs.clone(),
             copied: false,
             position_secs: token
                 .as_ref()
@@ -401,12 +433,7 @@ async fn copy_all(
             .collect()
             .await;
         for (c, t) in &views {
-            results.push(
-                copier
-                    .loader
-                    .view(&copy::collection(c), t, &renamer)
-                    .await,
-            );
+            results.push(copier.loader.view(&copy::collection(c), t, &renamer).await);
         }
         progress.finish();
         results
@@ -451,6 +478,8 @@ async fn tail(
             "heartbeat_ms": record::now_ms(),
             "stop_requested": false,
             "last_error": Bson::Null,
+            // This process's own counters; "caught up" only once it has seen so itself.
+            "tail": mongodb::bson::to_bson(&record::TailStats::default())?,
         })
         .await?;
     ctx.ui.info(format!(
@@ -516,5 +545,6 @@ pub fn position_text(secs: u32) -> String {
         return "-".into();
     }
     let t = mongodb::bson::DateTime::from_millis(i64::from(secs) * 1000);
-    t.try_to_rfc3339_string().unwrap_or_else(|_| secs.to_string())
+    t.try_to_rfc3339_string()
+        .unwrap_or_else(|_| secs.to_string())
 }
