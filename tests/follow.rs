@@ -7,6 +7,7 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{assert_no_secret, block_on, client, hashes, mongoshift, schema_of, servers, tempdir};
@@ -168,8 +169,15 @@ async fn seed(c: &Client, db: &str, scale: f64) {
         .unwrap();
 }
 
-/// Every kind of change, round after round, for `secs` seconds.
-async fn write_everything(c: &Client, db: &str, other_db: Option<&str>, secs: u64) -> u64 {
+/// Every kind of change, round after round, for `secs` seconds; DDL only once `ddl` is
+/// set (a collection renamed while it is being copied fails that copy loudly, by design).
+async fn write_everything(
+    c: &Client,
+    db: &str,
+    other_db: Option<&str>,
+    secs: u64,
+    ddl: &AtomicBool,
+) -> u64 {
     let d = c.database(db);
     let docs = d.collection::<Document>("churn");
     let sessions = d.collection::<Document>("sessions");
@@ -249,7 +257,12 @@ async fn write_everything(c: &Client, db: &str, other_db: Option<&str>, secs: u6
             .unwrap();
         s.commit_transaction().await.unwrap();
         // DDL now and then.
-        match round % 12 {
+        let step = if ddl.load(Ordering::Relaxed) {
+            round % 12
+        } else {
+            -1
+        };
+        match step {
             2 => {
                 d.collection::<Document>(&format!("made{round}"))
                     .insert_one(doc! { "k": round })
@@ -270,19 +283,20 @@ async fn write_everything(c: &Client, db: &str, other_db: Option<&str>, secs: u6
                     .unwrap();
             }
             6 => {
-                c.database("admin")
+                // The collection exists when DDL was on four rounds ago.
+                let _ = c
+                    .database("admin")
                     .run_command(doc! { "renameCollection": format!("{db}.made{}", round - 4), "to": format!("{db}.moved{round}") })
-                    .await
-                    .unwrap();
+                    .await;
                 d.run_command(doc! { "collMod": "sessions", "index": { "name": "at_ttl", "expireAfterSeconds": 7200 } })
                     .await
                     .unwrap();
             }
             8 => {
-                d.collection::<Document>(&format!("moved{}", round - 2))
+                let _ = d
+                    .collection::<Document>(&format!("moved{}", round - 2))
                     .drop()
-                    .await
-                    .unwrap();
+                    .await;
                 d.run_command(doc! { "create": format!("view{round}"), "viewOn": "churn", "pipeline": [ { "$match": { "n": 1 } } ] })
                     .await
                     .unwrap();
@@ -340,15 +354,20 @@ fn follow_applies_every_kind_of_change_until_identical_then_finalize_restores_in
     let dir = tempdir();
     let dbs = [src.as_str(), src2.as_str()];
     // The writer starts before the copy and runs through it and 30 s beyond.
+    let ddl = AtomicBool::new(false);
     let rounds = std::thread::scope(|s| {
         let writer = s.spawn(|| {
             block_on(async {
                 let c = client(rs).await;
-                write_everything(&c, &src, Some(&src2), 30).await
+                write_everything(&c, &src, Some(&src2), 30, &ddl).await
             })
         });
         std::thread::sleep(Duration::from_millis(300));
         let child = start_follow(dir.path(), &[(&src, &dst), (&src2, &dst2)], &[]);
+        wait_for("the tail", Duration::from_secs(60), || {
+            status(dir.path(), &dbs)["phase"] == "following"
+        });
+        ddl.store(true, Ordering::Relaxed);
         let rounds = writer.join().unwrap();
         let s = wait_caught_up(dir.path(), &dbs);
         assert!(s["tail"]["events"].as_u64().unwrap() > 100, "{s}");
@@ -419,11 +438,12 @@ fn kill_9_during_the_copy_and_during_the_tail_then_resume_is_identical() {
         "--range-mb",
         "2",
     ];
+    let ddl = AtomicBool::new(false);
     std::thread::scope(|s| {
         let writer = s.spawn(|| {
             block_on(async {
                 let c = client(rs).await;
-                write_everything(&c, &src, None, 20).await
+                write_everything(&c, &src, None, 20, &ddl).await
             })
         });
         // Killed while copying.
@@ -445,6 +465,7 @@ fn kill_9_during_the_copy_and_during_the_tail_then_resume_is_identical() {
             assert_ne!(s["phase"], "failed", "{s}");
             s["phase"] == "following" && s["tail"]["events"].as_u64().unwrap_or(0) > 0
         });
+        ddl.store(true, Ordering::Relaxed);
         std::thread::sleep(Duration::from_secs(1));
         child.kill().unwrap();
         child.wait().unwrap();

@@ -116,7 +116,13 @@ pub async fn collections(
             estimated_bytes: 0,
         };
         if kind != Kind::View {
-            info.indexes = indexes(client, db, &name).await?;
+            info.indexes = match indexes(client, db, &name).await {
+                Ok(i) => i,
+                // Dropped or renamed since it was listed: it is not there to copy (a tail
+                // following the source brings whatever replaced it).
+                Err(e) if vanished(&e) => continue,
+                Err(e) => return Err(e),
+            };
             let data = kind.data_ns(&info.ns);
             let (count, bytes) = size_estimate(client, db, &data.coll).await;
             info.estimated_count = count;
@@ -126,6 +132,13 @@ pub async fn collections(
     }
     out.sort_by(|a, b| a.ns.cmp(&b.ns));
     Ok(out)
+}
+
+/// Whether an error says the collection no longer exists.
+pub fn vanished(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<mongodb::error::Error>())
+        .any(|m| crate::mongo::errors::code(m) == Some(26))
 }
 
 pub async fn indexes(client: &Client, db: &str, coll: &str) -> Result<Vec<Document>> {

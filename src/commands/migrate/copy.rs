@@ -55,6 +55,17 @@ pub struct Copier {
     pub loader: Loader,
     pub recorded: HashMap<Unit, NsState>,
     pub range_bytes: u64,
+    /// A tail will follow: the source may change during the copy.
+    pub live: bool,
+}
+
+async fn count(client: &Client, ns: &Namespace) -> Result<u64> {
+    client
+        .database(&ns.db)
+        .collection::<Document>(&ns.coll)
+        .count_documents(doc! {})
+        .await
+        .with_context(|| format!("counting {ns}"))
 }
 
 impl Copier {
@@ -90,23 +101,29 @@ impl Copier {
                 ins.inserted += s.inserted;
                 ins.duplicates += s.duplicates;
             }
+            if self.live {
+                // The source keeps changing under a followed copy, so its count proves
+                // nothing yet; the target must hold what was read (nothing lost on the
+                // way), and the tail brings both sides together. A resumed live copy has
+                // no such number: `verify` after catching up is its check.
+                let read = if resumed {
+                    count(&self.loader.client, &c.kind.data_ns(t)).await?
+                } else {
+                    read
+                };
+                return anyhow::Ok((read, ins, None));
+            }
             // The source's exact count after the copy is what the target must hold.
-            let source_count = self
-                .source
-                .database(&from.db)
-                .collection::<Document>(&from.coll)
-                .count_documents(doc! {})
-                .await
-                .with_context(|| format!("counting {from} on the source"))?;
+            let source_count = count(&self.source, &from).await.context("on the source")?;
             // A resumed copy read only the unfinished ranges; the check is the target's count.
             let read = if resumed { source_count } else { read };
-            anyhow::Ok((read, ins, source_count))
+            anyhow::Ok((read, ins, Some(source_count)))
         }
         .await;
         task.finish();
         match outcome {
             Ok((read, ins, source_count)) => {
-                c.expected_docs = Some(source_count);
+                c.expected_docs = source_count;
                 self.loader.finish(&c, t, read, ins, start).await
             }
             Err(e) => Loader::failed(&c, t, e),

@@ -381,6 +381,7 @@ async fn copy_all(
         },
         recorded: recorded.clone(),
         range_bytes: args.range_mb.max(1) << 20,
+        live: args.follow,
     });
     let (views, collections): (Vec<_>, Vec<_>) = colls
         .into_iter()
