@@ -331,3 +331,95 @@ fn failures_name_the_side_and_never_the_password() {
         run.stderr
     );
 }
+
+/// A collection of more than 1 GB is split into `_id` ranges (default --range-mb 256) and
+/// copied identically. The data is made server-side by doubling (no 1 GB through the test).
+#[test]
+fn a_collection_over_one_gigabyte_is_split_into_ranges_and_copied_identically() {
+    let rs = &servers().rs_uri;
+    let src = common::unique_db("mgbig");
+    let dst = common::unique_db("mgbigdst");
+    block_on(async {
+        let c = client(rs).await;
+        let coll = c.database(&src).collection::<Document>("big");
+        let pad = "p".repeat(4200);
+        coll.insert_many((0..16).map(|i| doc! { "i": i, "pad": &pad }))
+            .await
+            .unwrap();
+        // 16 documents doubled 14 times: 262,144 documents of ~4.2 KB, about 1.1 GB.
+        for _ in 0..14 {
+            let _: Vec<Document> = futures::TryStreamExt::try_collect(
+                coll.aggregate(vec![
+                    doc! { "$unset": "_id" },
+                    doc! { "$merge": { "into": "big", "whenMatched": "fail" } },
+                ])
+                .await
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+        // A few other _id types at the edges of the ranges.
+        coll.insert_many((0..500i64).map(|i| match i % 3 {
+            0 => doc! { "_id": i, "pad": "n" },
+            1 => doc! { "_id": format!("s{i}"), "pad": "s" },
+            _ => doc! { "_id": { "k": i }, "pad": "d" },
+        }))
+        .await
+        .unwrap();
+        let stats = c
+            .database(&src)
+            .run_command(doc! { "collStats": "big" })
+            .await
+            .unwrap();
+        let size = stats
+            .get_i32("size")
+            .map(i64::from)
+            .or_else(|_| stats.get_i64("size"))
+            .or_else(|_| stats.get_f64("size").map(|f| f as i64))
+            .unwrap();
+        assert!(size > 1 << 30, "the collection holds {size} bytes");
+    });
+    let rename = [
+        "--ns-from".to_string(),
+        format!("{src}.*"),
+        "--ns-to".to_string(),
+        format!("{dst}.*"),
+    ];
+    let mut args: Vec<String> = ["--db", &src, "--dry-run", "--output", "json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(rename.iter().cloned());
+    let dry = migrate(
+        rs,
+        &servers().atlas_uri,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    dry.assert_code(0);
+    let ranges = dry.json()["plan"][0]["ranges"].as_u64().unwrap();
+    assert!(ranges >= 4, "{}", dry.stdout);
+    let mut args: Vec<String> = ["--db", &src, "--yes", "--output", "json", "--no-progress"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(rename.iter().cloned());
+    let run = migrate(
+        rs,
+        &servers().atlas_uri,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    run.assert_code(0);
+    assert_eq!(run.json()["ok"], true);
+    assert_eq!(hashes(rs, &src), hashes(&servers().atlas_uri, &dst));
+    // Leave no gigabytes behind for the rest of the suite.
+    block_on(async {
+        client(rs).await.database(&src).drop().await.unwrap();
+        client(&servers().atlas_uri)
+            .await
+            .database(&dst)
+            .drop()
+            .await
+            .unwrap();
+    });
+}

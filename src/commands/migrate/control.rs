@@ -128,7 +128,16 @@ pub async fn status(ctx: &Ctx, args: ControlArgs) -> Result<()> {
             (None, _) => "not running".into(),
         };
         let mut lines = vec![
-            format!("migration {} → {}", r.from, r.to),
+            format!(
+                "migration {} → {}{}",
+                r.from,
+                r.to,
+                if r.dbs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (--db {})", r.dbs.join(", "))
+                }
+            ),
             format!(
                 "  phase      {}{}",
                 r.phase.as_str(),

@@ -151,7 +151,7 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
                 "the copy into {} finished earlier; following {source_label} again from its recorded position",
                 dst_target.label()
             ));
-            return tail(ctx, &args, src, dst, selection, state, record).await;
+            return tail(ctx, &args, src, dst, selection, state, record, None).await;
         }
     }
 
@@ -342,7 +342,8 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
     if args.detach {
         return detach::spawn(ctx, &args, &record).await;
     }
-    tail(ctx, &args, src, dst, selection, state, record).await
+    let copied = serde_json::to_value(&results).ok();
+    tail(ctx, &args, src, dst, selection, state, record, copied).await
 }
 
 /// Copy every collection (views last) with progress, reporting it to the run record.
@@ -453,6 +454,8 @@ async fn copy_all(
 }
 
 /// Follow the source from the recorded position until Ctrl-C, SIGTERM or `migrate stop`.
+/// `copied`: this run's copy results, for the JSON result.
+#[allow(clippy::too_many_arguments)]
 async fn tail(
     ctx: &Ctx,
     args: &CopyArgs,
@@ -461,6 +464,7 @@ async fn tail(
     selection: Selection,
     state: StateStore,
     record: Record,
+    copied: Option<serde_json::Value>,
 ) -> Result<()> {
     let run = record
         .get()
@@ -515,6 +519,7 @@ async fn tail(
                     "lag_p50_ms": stats.percentile(50.0),
                     "lag_p99_ms": stats.percentile(99.0),
                     "position_secs": after.position_secs,
+                    "namespaces": copied,
                 }));
             } else {
                 ctx.ui.result(format!(
