@@ -342,23 +342,26 @@ fn a_collection_over_one_gigabyte_is_split_into_ranges_and_copied_identically() 
     block_on(async {
         let c = client(rs).await;
         let coll = c.database(&src).collection::<Document>("big");
+        let seed = c.database(&src).collection::<Document>("seed");
         let pad = "p".repeat(4200);
-        coll.insert_many((0..16).map(|i| doc! { "i": i, "pad": &pad }))
+        seed.insert_many((0..16).map(|i| doc! { "i": i, "pad": &pad }))
             .await
             .unwrap();
-        // 16 documents doubled 14 times: 262,144 documents of ~4.2 KB, about 1.1 GB.
-        for _ in 0..14 {
-            let _: Vec<Document> = futures::TryStreamExt::try_collect(
-                coll.aggregate(vec![
-                    doc! { "$unset": "_id" },
-                    doc! { "$merge": { "into": "big", "whenMatched": "fail" } },
-                ])
-                .await
-                .unwrap(),
-            )
+        // 16 seed documents × 16,384 copies = 262,144 documents of ~4.2 KB, about 1.1 GB,
+        // written by the server from the small seed collection (never reading what it writes).
+        let _: Vec<Document> = futures::TryStreamExt::try_collect(
+            seed.aggregate(vec![
+                doc! { "$set": { "copy": { "$range": [0, 16_384] } } },
+                doc! { "$unwind": "$copy" },
+                doc! { "$unset": "_id" },
+                doc! { "$merge": { "into": "big", "whenMatched": "fail" } },
+            ])
             .await
-            .unwrap();
-        }
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+        seed.drop().await.unwrap();
         // A few other _id types at the edges of the ranges.
         coll.insert_many((0..500i64).map(|i| match i % 3 {
             0 => doc! { "_id": i, "pad": "n" },
