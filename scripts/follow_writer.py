@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.expanduser("~/.cache/mongoshift/pylib-pymongo-4.10.1"
 from pymongo import MongoClient  # noqa: E402
 
 uri, db, rate, secs = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-threads = int(sys.argv[5]) if len(sys.argv) > 5 else 4
+threads = int(sys.argv[5]) if len(sys.argv) > 5 else 8
 coll = MongoClient(uri)[db]["orders"]
 existing = [d["_id"] for d in coll.find({}, {"_id": 1}).limit(20_000)]
 base_id = coll.estimated_document_count() + 1_000_000

@@ -61,6 +61,8 @@ pub enum Command {
     Indexes(commands::indexes::IndexesArgs),
     /// Copy databases straight from one cluster to another: raw, parallel, resumable, counted.
     Migrate(Box<commands::migrate::MigrateArgs>),
+    /// Prove two clusters hold the same data: counts, options, indexes, every document's bytes; names each differing _id.
+    Verify(Box<commands::verify::VerifyArgs>),
 }
 
 /// `--uri` or `--target`, shared by every command that connects to MongoDB.
@@ -352,6 +354,7 @@ async fn run(cli: Cli, ui: Ui) -> Result<()> {
         Command::Restore(args) => commands::restore::run(&ctx, *args).await,
         Command::Indexes(args) => commands::indexes::run(&ctx, args).await,
         Command::Migrate(args) => commands::migrate::run(&ctx, *args).await,
+        Command::Verify(args) => commands::verify::run(&ctx, *args).await,
     }
 }
 

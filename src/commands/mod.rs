@@ -8,3 +8,4 @@ pub mod migrate;
 pub mod restore;
 pub mod sample;
 pub mod status;
+pub mod verify;

@@ -1,0 +1,371 @@
+//! `mongoshift verify`: prove two clusters hold the same data. Per namespace: existence and
+//! kind, options, indexes (one normalization with `indexes plan`), exact counts, and every
+//! document's bytes, compared range by range in `_id` order (see `compare::documents`).
+//! Exit 0 when identical, 3 when anything differs.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use futures::StreamExt;
+use mongodb::bson::{doc, Document};
+use mongodb::Client;
+use serde::Serialize;
+
+use crate::cli::{Ctx, SidesArgs};
+use crate::compare::documents::{self, Difference};
+use crate::compare::{metadata, ranges};
+use crate::mongo::namespaces::{self, CollectionInfo, Kind};
+use crate::namespace::{Namespace, Renamer};
+use crate::report::progress::Progress;
+use crate::report::table;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Existence, kind and document counts.
+    Counts,
+    /// Counts plus options and indexes.
+    Metadata,
+    /// Everything: metadata plus every document's bytes.
+    Documents,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub sides: SidesArgs,
+    /// A database to verify (repeatable; default: every user database of the source).
+    #[arg(long = "db", value_name = "DB")]
+    pub dbs: Vec<String>,
+    /// Only namespaces matching this pattern (source names).
+    #[arg(long, value_name = "PATTERN")]
+    pub ns_include: Vec<String>,
+    /// Skip namespaces matching this pattern.
+    #[arg(long, value_name = "PATTERN")]
+    pub ns_exclude: Vec<String>,
+    /// Rename as restore/migrate did: source pattern, e.g. 'predixi.*'.
+    #[arg(long, value_name = "PATTERN", requires = "ns_to")]
+    pub ns_from: Vec<String>,
+    /// Rename: target pattern, e.g. 'predixi_v2.*'.
+    #[arg(long, value_name = "PATTERN", requires = "ns_from")]
+    pub ns_to: Vec<String>,
+    #[arg(long, value_enum, default_value = "documents")]
+    pub level: Level,
+    /// Collections compared at once (default: CPU cores).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Differing documents listed per namespace (all are counted).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_report: usize,
+    /// Split collections bigger than this many MB into _id ranges compared in parallel.
+    #[arg(long, value_name = "MB", default_value_t = 256)]
+    pub range_mb: u64,
+}
+
+/// The verdict on one namespace (`--output json` lists these).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct NsVerdict {
+    pub source: String,
+    pub target: String,
+    pub kind: String,
+    pub source_count: Option<u64>,
+    pub target_count: Option<u64>,
+    /// Existence, kind, options and index differences, described.
+    pub metadata: Vec<String>,
+    /// Documents that differ (all of them counted), when documents were compared.
+    pub documents_differing: Option<u64>,
+    /// The first `--max-report` differing documents.
+    pub differences: Vec<Difference>,
+    pub identical: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
+    let filter = crate::namespace::Filter::new(&args.ns_include, &args.ns_exclude)?;
+    let renamer = Renamer::new(&args.ns_from, &args.ns_to)?;
+    let (src_target, src, dst_target, dst) = args.sides.connect(&ctx.config).await?;
+    let mut colls: Vec<CollectionInfo> = Vec::new();
+    for db in namespaces::databases(&src, &args.dbs)
+        .await
+        .context("the source")?
+    {
+        if db == crate::load::state::DB {
+            continue;
+        }
+        colls.extend(
+            namespaces::collections(&src, &db, &filter)
+                .await
+                .with_context(|| format!("the source ({})", src_target.label()))?,
+        );
+    }
+    if colls.is_empty() {
+        return Err(crate::exit::usage(format!(
+            "nothing to verify: no collection of {} matches --db/--ns-include/--ns-exclude",
+            src_target.label()
+        )));
+    }
+    let total_bytes = if args.level == Level::Documents {
+        colls.iter().map(|c| 2 * c.estimated_bytes).sum()
+    } else {
+        0
+    };
+    let progress = Arc::new(Progress::new(
+        &ctx.ui,
+        "verify",
+        colls.len() as u64,
+        total_bytes,
+    ));
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let args = Arc::new(args);
+    let mut verdicts: Vec<NsVerdict> = futures::stream::iter(colls)
+        .map(|c| {
+            let (src, dst, renamer, args, progress) = (
+                src.clone(),
+                dst.clone(),
+                renamer.clone(),
+                args.clone(),
+                progress.clone(),
+            );
+            async move {
+                let t = renamer.map(&c.ns);
+                let task = progress.task(&t.to_string(), 2 * c.estimated_count);
+                let v = namespace(&src, &dst, &c, &t, &renamer, &args, &task).await;
+                task.finish();
+                v.with_context(|| format!("verifying {} against {t}", c.ns))
+            }
+        })
+        .buffer_unordered(args.parallel.unwrap_or(cores).max(1))
+        .collect::<Vec<Result<NsVerdict>>>()
+        .await
+        .into_iter()
+        .collect::<Result<_>>()?;
+    progress.finish();
+    verdicts.sort_by(|a, b| a.source.cmp(&b.source));
+    let identical = verdicts.iter().all(|v| v.identical);
+    if ctx.ui.json() {
+        ctx.ui.result_json(&serde_json::json!({
+            "identical": identical,
+            "level": args.level,
+            "source": src_target.label(),
+            "target": dst_target.label(),
+            "namespaces": verdicts,
+        }));
+    } else {
+        ctx.ui.result(report(&verdicts, args.level));
+    }
+    if !identical {
+        let n = verdicts.iter().filter(|v| !v.identical).count();
+        return Err(crate::exit::check_failed(format!(
+            "{n} of {} namespace(s) differ between {} and {}",
+            verdicts.len(),
+            src_target.label(),
+            dst_target.label()
+        )));
+    }
+    ctx.ui.info(format!(
+        "identical: {} namespace(s) at level {:?}",
+        verdicts.len(),
+        args.level
+    ));
+    Ok(())
+}
+
+async fn namespace(
+    src: &Client,
+    dst: &Client,
+    c: &CollectionInfo,
+    t: &Namespace,
+    renamer: &Renamer,
+    args: &VerifyArgs,
+    task: &crate::report::progress::TaskProgress,
+) -> Result<NsVerdict> {
+    let mut v = NsVerdict {
+        source: c.ns.to_string(),
+        target: t.to_string(),
+        kind: c.kind.as_str().into(),
+        ..Default::default()
+    };
+    let on_target = target_info(dst, t).await?;
+    let Some(tc) = on_target else {
+        v.metadata.push(format!("{t} does not exist on the target"));
+        return Ok(v);
+    };
+    if tc.kind != c.kind {
+        v.metadata.push(format!(
+            "{t} is a {} on the target, a {} on the source",
+            tc.kind.as_str(),
+            c.kind.as_str()
+        ));
+        return Ok(v);
+    }
+    if args.level >= Level::Metadata {
+        let mut want = c.options.clone();
+        // A view of a renamed database points at the renamed collection.
+        if let Ok(on) = c.options.get_str("viewOn") {
+            let mapped = renamer.map(&Namespace::new(&c.ns.db, on));
+            if mapped.db == t.db {
+                want.insert("viewOn", mapped.coll);
+            }
+        }
+        v.metadata.extend(metadata::options(&want, &tc.options));
+        if c.kind != Kind::View {
+            v.metadata
+                .extend(metadata::indexes(&c.indexes, &tc.indexes));
+        }
+    }
+    if c.kind != Kind::View {
+        let (sn, tn) = (c.kind.data_ns(&c.ns), c.kind.data_ns(t));
+        let (a, b) = tokio::try_join!(count(src, &sn, "source"), count(dst, &tn, "target"))?;
+        v.source_count = Some(a);
+        v.target_count = Some(b);
+        if args.level == Level::Documents {
+            let parts = split_parts(c, args.range_mb.max(1) << 20);
+            let points = if parts > 1 {
+                ranges::split_points(src, &sn, parts).await?
+            } else {
+                vec![]
+            };
+            let results: Vec<Result<documents::RangeResult>> =
+                futures::stream::iter(ranges::between(&points))
+                    .map(|r| {
+                        let (sn, tn) = (sn.clone(), tn.clone());
+                        async move {
+                            let limits = documents::Limits {
+                                documents: args.max_report,
+                                paths: 5,
+                            };
+                            documents::compare_range((src, &sn), (dst, &tn), &r, limits, task).await
+                        }
+                    })
+                    .buffer_unordered(2)
+                    .collect()
+                    .await;
+            let mut differing = 0;
+            for r in results {
+                let r = r?;
+                differing += r.differing;
+                for d in r.differences {
+                    if v.differences.len() < args.max_report {
+                        v.differences.push(d);
+                    }
+                }
+            }
+            v.documents_differing = Some(differing);
+        }
+    }
+    v.identical = v.metadata.is_empty()
+        && v.source_count == v.target_count
+        && v.documents_differing.unwrap_or(0) == 0;
+    Ok(v)
+}
+
+/// How many ranges a collection is compared in (as migrate splits it for copying).
+fn split_parts(c: &CollectionInfo, range_bytes: u64) -> usize {
+    if c.kind != Kind::Collection
+        || c.options.get_bool("capped").unwrap_or(false)
+        || c.options.get_document("collation").is_ok()
+        || c.estimated_bytes <= range_bytes
+    {
+        return 1;
+    }
+    c.estimated_bytes.div_ceil(range_bytes).min(64) as usize
+}
+
+async fn count(client: &Client, ns: &Namespace, side: &str) -> Result<u64> {
+    client
+        .database(&ns.db)
+        .collection::<Document>(&ns.coll)
+        .count_documents(doc! {})
+        .await
+        .with_context(|| format!("counting {ns} on the {side}"))
+}
+
+/// The target's collection of that name, with its metadata, if it exists.
+async fn target_info(dst: &Client, t: &Namespace) -> Result<Option<CollectionInfo>> {
+    let only = crate::namespace::Filter::new(&[t.to_string()], &[])?;
+    let found = namespaces::collections(dst, &t.db, &only)
+        .await
+        .context("the target")?;
+    Ok(found.into_iter().find(|c| c.ns == *t))
+}
+
+fn report(verdicts: &[NsVerdict], level: Level) -> String {
+    let mut t = table::new([
+        "namespace",
+        "kind",
+        "source",
+        "target",
+        "metadata",
+        "documents",
+        "result",
+    ]);
+    let mut details = Vec::new();
+    for v in verdicts {
+        let name = if v.source == v.target {
+            v.source.clone()
+        } else {
+            format!("{} → {}", v.source, v.target)
+        };
+        let docs = match (level, v.documents_differing) {
+            (Level::Documents, Some(0)) => "ok".to_string(),
+            (Level::Documents, Some(n)) => format!("{n} differ"),
+            _ => "-".to_string(),
+        };
+        t.add_row(vec![
+            name.clone(),
+            v.kind.clone(),
+            v.source_count.map(|n| n.to_string()).unwrap_or("-".into()),
+            v.target_count.map(|n| n.to_string()).unwrap_or("-".into()),
+            if v.metadata.is_empty() {
+                "ok".into()
+            } else {
+                format!("{} differ", v.metadata.len())
+            },
+            docs,
+            if v.identical {
+                "identical"
+            } else {
+                "DIFFERENT"
+            }
+            .into(),
+        ]);
+        for m in &v.metadata {
+            details.push(format!("{name}: {m}"));
+        }
+        if v.source_count != v.target_count {
+            details.push(format!(
+                "{name}: count {} on the source, {} on the target",
+                v.source_count.unwrap_or(0),
+                v.target_count.unwrap_or(0)
+            ));
+        }
+        for d in &v.differences {
+            let paths = if d.paths.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", d.paths.join(", "))
+            };
+            details.push(format!(
+                "{name}: _id {} {}{paths}",
+                d.id,
+                d.kind.replace('_', " ")
+            ));
+        }
+        if let Some(n) = v.documents_differing {
+            if n > v.differences.len() as u64 {
+                details.push(format!(
+                    "{name}: … and {} more differing documents (raise --max-report to list them)",
+                    n - v.differences.len() as u64
+                ));
+            }
+        }
+    }
+    let mut text = t.to_string();
+    if !details.is_empty() {
+        text.push('\n');
+        text.push_str(&details.join("\n"));
+    }
+    text
+}

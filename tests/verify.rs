@@ -1,0 +1,359 @@
+//! `verify` against the real servers: a migrate result is identical (exit 0, as `dbHash`
+//! agrees); planted differences of every kind are each named, exit 3, and `dbHash` confirms
+//! each is real.
+
+mod common;
+
+use common::{assert_no_secret, block_on, client, hashes, mongoshift, servers, tempdir};
+use mongodb::bson::{doc, DateTime, Document};
+
+fn source(uri: &str) -> String {
+    let db = common::unique_db("vfsrc");
+    block_on(async {
+        let c = client(uri).await;
+        let d = c.database(&db);
+        common::load_sample(&d, 0.5, 8).await;
+        d.run_command(doc! { "createIndexes": "markets", "indexes": [ { "key": { "status": 1, "end_time": -1 }, "name": "status_end" } ] })
+            .await
+            .unwrap();
+        d.create_collection("kyc")
+            .validator(doc! { "$jsonSchema": { "required": ["level"] } })
+            .await
+            .unwrap();
+        d.collection::<Document>("kyc")
+            .insert_many(
+                (0..20).map(
+                    |i| doc! { "_id": i, "level": i, "deep": { "a": [ { "b": { "c": i } } ] } },
+                ),
+            )
+            .await
+            .unwrap();
+        d.create_collection("events")
+            .capped(true)
+            .size(1 << 20)
+            .await
+            .unwrap();
+        d.collection::<Document>("events")
+            .insert_many((0..30).map(|i| doc! { "i": i }))
+            .await
+            .unwrap();
+        d.run_command(
+            doc! { "create": "ticks", "timeseries": { "timeField": "at", "metaField": "m" } },
+        )
+        .await
+        .unwrap();
+        let now = DateTime::now().timestamp_millis();
+        d.collection::<Document>("ticks")
+            .insert_many(
+                (0..200i64)
+                    .map(|i| doc! { "at": DateTime::from_millis(now - i * 1000), "m": i % 3 }),
+            )
+            .await
+            .unwrap();
+        d.create_collection("open_markets")
+            .view_on("markets".to_string())
+            .pipeline(vec![doc! { "$match": { "status": "open" } }])
+            .await
+            .unwrap();
+        d.collection::<Document>("mixed")
+            .insert_many(vec![
+                doc! { "_id": 1, "v": "int" },
+                doc! { "_id": "s", "v": "string" },
+                doc! { "_id": { "k": 1 }, "v": "doc" },
+                doc! { "_id": 2.5, "v": "double" },
+            ])
+            .await
+            .unwrap();
+        d.collection::<Document>("gone")
+            .insert_one(doc! { "x": 1 })
+            .await
+            .unwrap();
+    });
+    db
+}
+
+fn verify(src: &str, dst: &str, extra: &[&str]) -> common::Run {
+    let mut args = vec![
+        "verify".to_string(),
+        "--from".into(),
+        servers().rs_uri.clone(),
+        "--to".into(),
+        servers().atlas_uri.clone(),
+        "--db".into(),
+        src.into(),
+        "--ns-from".into(),
+        format!("{src}.*"),
+        "--ns-to".into(),
+        format!("{dst}.*"),
+        "--no-progress".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    mongoshift(tempdir().path(), args)
+}
+
+#[test]
+fn a_migrate_result_is_identical_and_planted_differences_are_each_named() {
+    let rs = &servers().rs_uri;
+    let atlas = &servers().atlas_uri;
+    let src = source(rs);
+    let dst = common::unique_db("vfdst");
+    mongoshift(
+        tempdir().path(),
+        [
+            "migrate",
+            "--from",
+            rs,
+            "--to",
+            atlas,
+            "--db",
+            &src,
+            "--ns-from",
+            &format!("{src}.*"),
+            "--ns-to",
+            &format!("{dst}.*"),
+            "--yes",
+            "--no-progress",
+        ],
+    )
+    .assert_code(0);
+
+    let same = verify(&src, &dst, &["--output", "json"]);
+    same.assert_code(0);
+    assert_no_secret(&same.all(), "verify output");
+    let j = same.json();
+    assert_eq!(j["identical"], true, "{}", same.stdout);
+    assert_eq!(
+        hashes(rs, &src),
+        hashes(atlas, &dst),
+        "dbHash agrees: identical"
+    );
+    let kinds: Vec<&str> = j["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"timeseries") && kinds.contains(&"view"),
+        "{kinds:?}"
+    );
+
+    // Plant one difference of each kind on the target.
+    block_on(async {
+        let c = client(atlas).await;
+        let d = c.database(&dst);
+        let users = d.collection::<Document>("users");
+        let victim = users.find_one(doc! {}).await.unwrap().unwrap();
+        users
+            .delete_one(doc! { "_id": victim.get("_id").unwrap() })
+            .await
+            .unwrap();
+        let bets = d.collection::<Document>("bets");
+        bets.insert_one(doc! { "_id": "planted", "extra": true })
+            .await
+            .unwrap();
+        let kyc = d.collection::<Document>("kyc");
+        kyc.update_one(doc! { "_id": 7 }, doc! { "$set": { "deep.a.0.b.c": -1 } })
+            .await
+            .unwrap();
+        // The same fields in another order.
+        kyc.replace_one(
+            doc! { "_id": 8 },
+            doc! { "deep": { "a": [ { "b": { "c": 8 } } ] }, "level": 8 },
+        )
+        .await
+        .unwrap();
+        // 1 → 1.0: the same index key, another type.
+        let mixed = d.collection::<Document>("mixed");
+        mixed.delete_one(doc! { "_id": 1 }).await.unwrap();
+        mixed
+            .insert_one(doc! { "_id": 1.0, "v": "int" })
+            .await
+            .unwrap();
+        // Indexes: one missing, one with another option.
+        d.collection::<Document>("users")
+            .drop_index("email_1")
+            .await
+            .unwrap();
+        let markets = d.collection::<Document>("markets");
+        let names: Vec<String> = markets.list_index_names().await.unwrap();
+        let victim_ix = names.iter().find(|n| *n != "_id_").cloned().unwrap();
+        let spec = d
+            .run_command(doc! { "listIndexes": "markets" })
+            .await
+            .unwrap()
+            .get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap()
+            .iter()
+            .map(|i| i.as_document().unwrap().clone())
+            .find(|i| i.get_str("name") == Ok(victim_ix.as_str()))
+            .unwrap();
+        markets.drop_index(&victim_ix).await.unwrap();
+        d.run_command(doc! { "createIndexes": "markets", "indexes": [ { "key": spec.get_document("key").unwrap().clone(), "name": &victim_ix, "sparse": true } ] })
+            .await
+            .unwrap();
+        d.run_command(doc! { "collMod": "kyc", "validator": { "$jsonSchema": { "required": ["level", "x"] } } })
+            .await
+            .unwrap();
+        d.collection::<Document>("open_markets")
+            .drop()
+            .await
+            .unwrap();
+        d.create_collection("open_markets")
+            .view_on("markets".to_string())
+            .pipeline(vec![doc! { "$match": { "status": "closed" } }])
+            .await
+            .unwrap();
+        d.collection::<Document>("gone").drop().await.unwrap();
+        victim
+    });
+
+    let diff = verify(&src, &dst, &["--output", "json"]);
+    diff.assert_code(3);
+    let j = diff.json();
+    assert_eq!(j["identical"], false);
+    let ns = |name: &str| -> serde_json::Value {
+        j["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["source"] == format!("{src}.{name}"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not in the report"))
+    };
+    let kinds_of = |n: &serde_json::Value| -> Vec<String> {
+        n["differences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        kinds_of(&ns("users")),
+        ["missing_on_target"],
+        "{}",
+        ns("users")
+    );
+    assert!(
+        ns("users")["metadata"]
+            .to_string()
+            .contains("email_1 missing on the target"),
+        "{}",
+        ns("users")
+    );
+    let bets = ns("bets");
+    assert_eq!(kinds_of(&bets), ["extra_on_target"]);
+    assert_eq!(bets["differences"][0]["id"], "planted");
+    let kyc = ns("kyc");
+    let kk = kinds_of(&kyc);
+    assert!(
+        kk.contains(&"different".to_string()) && kk.contains(&"field_order".to_string()),
+        "{kyc}"
+    );
+    assert!(
+        kyc["differences"].to_string().contains("deep.a.0.b.c"),
+        "{kyc}"
+    );
+    assert!(
+        kyc["metadata"].to_string().contains("option validator"),
+        "{kyc}"
+    );
+    let mixed = ns("mixed");
+    assert_eq!(kinds_of(&mixed), ["id_type"], "{mixed}");
+    assert!(
+        ns("markets")["metadata"].to_string().contains("differs"),
+        "{}",
+        ns("markets")
+    );
+    assert!(
+        ns("open_markets")["metadata"]
+            .to_string()
+            .contains("option pipeline"),
+        "{}",
+        ns("open_markets")
+    );
+    assert!(
+        ns("gone")["metadata"]
+            .to_string()
+            .contains("does not exist on the target"),
+        "{}",
+        ns("gone")
+    );
+    for same in ["comments", "transactions", "events", "ticks"] {
+        assert_eq!(ns(same)["identical"], true, "{}", ns(same));
+    }
+    // dbHash confirms every document-level difference is real, and the rest identical.
+    let (hs, ht) = (hashes(rs, &src), hashes(atlas, &dst));
+    for c in ["users", "bets", "kyc", "mixed"] {
+        assert_ne!(hs.get(c), ht.get(c), "{c}");
+    }
+    for c in ["comments", "transactions", "events", "system.buckets.ticks"] {
+        assert_eq!(hs.get(c), ht.get(c), "{c}");
+    }
+    // The table for people names the same.
+    let table = verify(&src, &dst, &[]);
+    table.assert_code(3);
+    assert!(
+        table.stdout.contains("DIFFERENT") && table.stdout.contains("\"planted\""),
+        "{}",
+        table.stdout
+    );
+    assert!(table.stderr.contains("differ between"), "{}", table.stderr);
+    // Counts only: the fast subset still sees the missing collection and the counts.
+    let counts = verify(&src, &dst, &["--level", "counts", "--output", "json"]);
+    counts.assert_code(3);
+}
+
+#[test]
+fn a_large_collection_with_one_difference_in_the_middle_is_found() {
+    let rs = &servers().rs_uri;
+    let atlas = &servers().atlas_uri;
+    let src = common::unique_db("vfbig");
+    let dst = common::unique_db("vfbigdst");
+    let n = 1_000_000i64;
+    block_on(async {
+        for (uri, db) in [(rs, &src), (atlas, &dst)] {
+            let c = client(uri).await;
+            let seed = c.database(db).collection::<Document>("seed");
+            seed.insert_many((0..1000i64).map(|i| doc! { "i": i }))
+                .await
+                .unwrap();
+            // Server-side: 1000 × 1000 documents with _id = i * 1000 + j.
+            let _: Vec<Document> = futures::TryStreamExt::try_collect(
+                seed.aggregate(vec![
+                    doc! { "$set": { "j": { "$range": [0, 1000] } } },
+                    doc! { "$unwind": "$j" },
+                    doc! { "$project": { "_id": { "$add": [ { "$multiply": ["$i", 1000] }, "$j" ] }, "v": "$j", "pad": "some payload of a typical size" } },
+                    doc! { "$merge": { "into": "big" } },
+                ])
+                .await
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+            seed.drop().await.unwrap();
+        }
+        client(atlas)
+            .await
+            .database(&dst)
+            .collection::<Document>("big")
+            .update_one(doc! { "_id": n / 2 + 17 }, doc! { "$set": { "v": -1 } })
+            .await
+            .unwrap();
+    });
+    let r = verify(&src, &dst, &["--output", "json", "--range-mb", "8"]);
+    r.assert_code(3);
+    let j = r.json();
+    let big = &j["namespaces"][0];
+    assert_eq!(big["source_count"], n);
+    assert_eq!(big["documents_differing"], 1, "{big}");
+    assert_eq!(big["differences"][0]["id"], n / 2 + 17);
+    assert_eq!(big["differences"][0]["paths"][0], "v");
+    block_on(async {
+        client(rs).await.database(&src).drop().await.unwrap();
+        client(atlas).await.database(&dst).drop().await.unwrap();
+    });
+}
