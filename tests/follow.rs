@@ -667,13 +667,14 @@ fn a_resumed_tail_starts_at_its_recorded_position_or_refuses_a_lost_one() {
         let coll = c
             .database("mongoshift")
             .collection::<Document>("migrations");
-        let hosts = rs.split("//").nth(1).unwrap().split('/').next().unwrap();
-        let id = format!("migrate from {hosts} --db {src}|run");
         let rec = coll
-            .find_one(doc! { "_id": &id })
+            .find_one(
+                doc! { "_id": { "$regex": format!("^migrate from .* --db {src} .*\\|run$") } },
+            )
             .await
             .unwrap()
             .expect("the run record");
+        let id = rec.get_str("_id").unwrap().to_string();
         let data = rec
             .get_document("token")
             .unwrap()

@@ -27,6 +27,9 @@ pub struct ControlArgs {
     /// Only the migration of these databases (as its --db gave them).
     #[arg(long = "db", value_name = "DB")]
     pub dbs: Vec<String>,
+    /// Only the migration that renamed with this --ns-to pattern.
+    #[arg(long, value_name = "PATTERN")]
+    pub ns_to: Vec<String>,
     /// How long to wait for a reachable server.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -54,8 +57,12 @@ impl ControlArgs {
         if let Some(from) = &self.from {
             let src = resolve_side(from, &ctx.config)
                 .with_context(|| format!("the source (--from {})", crate::redact::uri(from)))?;
-            let hosts = super::identity(&src.uri, &[]);
-            runs.retain(|r| r.run == hosts || r.run.starts_with(&format!("{hosts} --db ")));
+            let hosts = super::identity(&src.uri, &[], &[]);
+            runs.retain(|r| r.run == hosts || r.run.starts_with(&format!("{hosts} --")));
+        }
+        for to in &self.ns_to {
+            let part = format!(" --ns-to {to}");
+            runs.retain(|r| r.run.contains(&part));
         }
         if !self.dbs.is_empty() {
             let mut want = self.dbs.clone();
@@ -76,7 +83,7 @@ impl ControlArgs {
         if runs.len() > 1 {
             let list: Vec<String> = runs.iter().map(|r| r.run.clone()).collect();
             return Err(crate::exit::usage(format!(
-                "{} migrations copy into {to} ({}); say which with --from and --db",
+                "{} migrations copy into {to} ({}); say which with --from, --db and --ns-to",
                 runs.len(),
                 list.join("; ")
             )));
@@ -191,6 +198,13 @@ pub async fn stop(ctx: &Ctx, args: ControlArgs) -> Result<()> {
         .into_iter()
         .filter(|r| r.phase == Phase::Following || r.phase == Phase::Copying)
         .collect();
+    // Records of tails whose process died (kill -9) stay "following"; a live one wins.
+    let alive: Vec<Run> = running
+        .iter()
+        .filter(|r| record::alive(r))
+        .cloned()
+        .collect();
+    let running = if alive.is_empty() { running } else { alive };
     let Some(run) = args.one(running, &to)? else {
         ctx.ui.result(format!(
             "no migration tail is running into {to}; nothing to stop"

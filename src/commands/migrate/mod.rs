@@ -92,21 +92,21 @@ pub fn detached_args() -> Option<Vec<String>> {
     detach::child_args()
 }
 
-/// The run's identity in the target's state: the source's hosts (no credentials) and the
-/// databases chosen, so that migrations of different databases from one source into one
-/// target keep apart.
-pub fn identity(source_uri: &str, dbs: &[String]) -> String {
+/// The run's identity in the target's state: the source's hosts (no credentials), the
+/// databases chosen and where they are renamed to, so that migrations of different
+/// databases (or into different names) from one source into one target keep apart.
+pub fn identity(source_uri: &str, dbs: &[String], ns_to: &[String]) -> String {
     let mut dbs = dbs.to_vec();
     dbs.sort();
     dbs.dedup();
-    match dbs.is_empty() {
-        true => format!("migrate from {}", redact::hosts(source_uri)),
-        false => format!(
-            "migrate from {} --db {}",
-            redact::hosts(source_uri),
-            dbs.join(",")
-        ),
+    let mut id = format!("migrate from {}", redact::hosts(source_uri));
+    if !dbs.is_empty() {
+        id.push_str(&format!(" --db {}", dbs.join(",")));
     }
+    for to in ns_to {
+        id.push_str(&format!(" --ns-to {to}"));
+    }
+    id
 }
 
 async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
@@ -114,7 +114,7 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
     let renamer = args.load.renamer()?;
     let (src_target, src, dst_target, dst) = args.sides.connect(&ctx.config).await?;
     let source_label = src_target.label();
-    let identity = identity(&src_target.uri, &args.dbs);
+    let identity = identity(&src_target.uri, &args.dbs, &args.load.ns_to);
     let selection = Selection {
         dbs: args.dbs.clone(),
         filter: filter.clone(),
