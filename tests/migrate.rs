@@ -214,6 +214,13 @@ fn standalone_to_atlas_by_config_target_names() {
         ]);
     run.assert_code(0);
     assert!(run.stdout.contains("migrated"), "{}", run.stdout);
+    // The copy checks itself at verify's metadata level and names the full verify.
+    assert!(
+        run.stderr.contains("checked after the copy")
+            && run.stderr.contains("mongoshift verify --from legacy --to atlas"),
+        "{}",
+        run.stderr
+    );
     assert_no_secret(&run.all(), "migrate output");
     assert_same(sa, &src, &servers().atlas_uri, &dst);
 }

@@ -7,3 +7,4 @@ pub mod documents;
 pub mod metadata;
 pub mod order;
 pub mod ranges;
+pub mod verdict;

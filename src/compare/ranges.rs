@@ -14,6 +14,7 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::{FindOptions, Hint};
 use mongodb::Client;
 
+use crate::mongo::namespaces::{CollectionInfo, Kind};
 use crate::namespace::Namespace;
 
 /// `[lower, upper)` on the `_id` index; `None` is the open end.
@@ -131,6 +132,23 @@ fn pick(sorted: &[Bson], parts: usize) -> Vec<Bson> {
         }
     }
     out
+}
+
+/// More ranges than this gain nothing on the hardware we target and cost resume bookkeeping.
+pub const MAX_RANGES: u64 = 64;
+
+/// How many `_id` ranges a collection is read in (copied by migrate, compared by verify): 1 unless it is bigger than a range.
+/// Capped collections keep their natural order (one cursor); time-series buckets and
+/// collections with a non-simple collation are not split either (their `_id` index order
+/// is not the plain BSON order the split points are sorted in).
+pub fn range_count(c: &CollectionInfo, range_bytes: u64) -> usize {
+    let splittable = c.kind == Kind::Collection
+        && !c.options.get_bool("capped").unwrap_or(false)
+        && c.options.get_document("collation").is_err();
+    if !splittable || c.estimated_bytes <= range_bytes {
+        return 1;
+    }
+    c.estimated_bytes.div_ceil(range_bytes).min(MAX_RANGES) as usize
 }
 
 #[cfg(test)]

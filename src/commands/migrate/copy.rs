@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::compare::ranges::{self, IdRange};
 use crate::load::state::{NsState, Unit};
 use crate::load::{Collection, Loader, NsResult};
-use crate::mongo::namespaces::{CollectionInfo, Kind};
+use crate::mongo::namespaces::CollectionInfo;
 use crate::mongo::raw_read::{self, Sink};
 use crate::mongo::raw_write::{Batch, InsertStats};
 use crate::namespace::Namespace;
@@ -23,23 +23,6 @@ use crate::report::progress::TaskProgress;
 
 /// Ranges read at once within one split collection.
 const RANGE_READERS: usize = 2;
-/// More ranges than this gain nothing on the hardware we target and cost resume bookkeeping.
-pub const MAX_RANGES: u64 = 64;
-
-/// How many `_id` ranges a collection is copied in: 1 unless it is bigger than a range.
-/// Capped collections keep their natural order (one cursor); time-series buckets and
-/// collections with a non-simple collation are not split either (their `_id` index order
-/// is not the plain BSON order the split points are sorted in).
-pub fn range_count(c: &CollectionInfo, range_bytes: u64) -> usize {
-    let splittable = c.kind == Kind::Collection
-        && !c.options.get_bool("capped").unwrap_or(false)
-        && c.options.get_document("collation").is_err();
-    if !splittable || c.estimated_bytes <= range_bytes {
-        return 1;
-    }
-    c.estimated_bytes.div_ceil(range_bytes).min(MAX_RANGES) as usize
-}
-
 pub fn collection(c: &CollectionInfo) -> Collection {
     Collection {
         ns: c.ns.clone(),
@@ -168,7 +151,7 @@ impl Copier {
                 .with_context(|| format!("dropping the half-copied {t}"))?;
         }
         self.loader.prepare(c, t).await?;
-        let parts = range_count(info, self.range_bytes);
+        let parts = ranges::range_count(info, self.range_bytes);
         let points = ranges::split_points(&self.source, &c.kind.data_ns(&c.ns), parts).await?;
         if !points.is_empty() {
             self.loader.state.save_bounds(t, &points).await?;

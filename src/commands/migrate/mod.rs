@@ -18,6 +18,7 @@ use mongodb::bson::{doc, Bson};
 use mongodb::Client;
 
 use crate::cli::{Ctx, LoadArgs, SidesArgs};
+use crate::compare::verdict;
 use crate::follow::apply::{Applier, Selection};
 use crate::follow::record::{self, Phase, Record, Run};
 use crate::follow::{self, Ended, Tail};
@@ -240,7 +241,8 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
             documents: (c.kind != Kind::View).then_some(c.estimated_count),
             indexes: crate::mongo::schema::buildable(&c.indexes).len(),
             target_documents: existing,
-            ranges: (c.kind != Kind::View).then(|| copy::range_count(c, range_bytes)),
+            ranges: (c.kind != Kind::View)
+                .then(|| crate::compare::ranges::range_count(c, range_bytes)),
             action,
         });
     }
@@ -310,6 +312,7 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
         })
         .await?;
 
+    let checked = colls.clone();
     let results = match copy_all(ctx, &args, &src, &dst, &state, &record, &recorded, colls).await {
         Ok(r) => r,
         Err(e) => {
@@ -334,6 +337,9 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
     }
     if !args.follow {
         state.clear().await?;
+        if !args.load.append {
+            check_copy(ctx, &args, &src, &dst, &checked, &renamer).await?;
+        }
         return Ok(());
     }
     record
@@ -344,6 +350,71 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
     }
     let copied = serde_json::to_value(&results).ok();
     tail(ctx, &args, src, dst, selection, state, record, copied).await
+}
+
+/// After an offline copy, the cheap levels of `verify`: every namespace exists with the
+/// source's kind, options, indexes and exact count. Every document is `verify`'s job; the
+/// command to run it is printed.
+async fn check_copy(
+    ctx: &Ctx,
+    args: &CopyArgs,
+    src: &Client,
+    dst: &Client,
+    colls: &[CollectionInfo],
+    renamer: &crate::namespace::Renamer,
+) -> Result<()> {
+    let opts = verdict::Options {
+        level: if args.load.no_indexes {
+            verdict::Level::Counts
+        } else {
+            verdict::Level::Metadata
+        },
+        max_report: 0,
+        range_bytes: u64::MAX,
+    };
+    let none = crate::report::progress::TaskProgress::none();
+    let mut problems = Vec::new();
+    for c in colls {
+        let t = renamer.map(&c.ns);
+        let v = verdict::namespace(src, dst, c, &t, renamer, &opts, &none).await?;
+        if !v.identical {
+            let mut what = v.metadata.clone();
+            if v.source_count != v.target_count {
+                what.push(format!(
+                    "count {} on the source, {} on the target",
+                    v.source_count.unwrap_or(0),
+                    v.target_count.unwrap_or(0)
+                ));
+            }
+            problems.push(format!("{t}: {}", what.join("; ")));
+        }
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            ctx.ui.warn(p);
+        }
+        return Err(crate::exit::check_failed(format!(
+            "the check after the copy found {} namespace(s) that differ from the source (above)",
+            problems.len()
+        )));
+    }
+    let mut cmd = format!(
+        "mongoshift verify --from {} --to {}",
+        redact::uri(args.sides.from.as_deref().unwrap_or_default()),
+        args.sides.to_display()
+    );
+    for d in &args.dbs {
+        cmd.push_str(&format!(" --db {d}"));
+    }
+    for (f, t) in args.load.ns_from.iter().zip(&args.load.ns_to) {
+        cmd.push_str(&format!(" --ns-from '{f}' --ns-to '{t}'"));
+    }
+    ctx.ui.info(format!(
+        "checked after the copy: {} namespace(s) have the source's {}document counts. Compare every document with:\n  {cmd}",
+        colls.len(),
+        if args.load.no_indexes { "" } else { "options, indexes and " }
+    ));
+    Ok(())
 }
 
 /// Copy every collection (views last) with progress, reporting it to the run record.

@@ -1,0 +1,162 @@
+//! The verdict on one namespace: existence and kind, options, indexes, exact counts, and
+//! (at level `documents`) every document, range by range. `verify` reports these; other
+//! commands (migrate) use the cheaper levels to check their own work.
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+use futures::StreamExt;
+use mongodb::bson::{doc, Document};
+use mongodb::Client;
+use serde::Serialize;
+
+use super::documents::{self, Difference};
+use super::{metadata, ranges};
+use crate::mongo::namespaces::{self, CollectionInfo, Kind};
+use crate::namespace::{Namespace, Renamer};
+use crate::report::progress::TaskProgress;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Existence, kind and document counts.
+    Counts,
+    /// Counts plus options and indexes.
+    Metadata,
+    /// Everything: metadata plus every document's bytes.
+    Documents,
+}
+
+/// The verdict on one namespace (`--output json` lists these).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct NsVerdict {
+    pub source: String,
+    pub target: String,
+    pub kind: String,
+    pub source_count: Option<u64>,
+    pub target_count: Option<u64>,
+    /// Existence, kind, options and index differences, described.
+    pub metadata: Vec<String>,
+    /// Documents that differ (all of them counted), when documents were compared.
+    pub documents_differing: Option<u64>,
+    /// The first `--max-report` differing documents.
+    pub differences: Vec<Difference>,
+    pub identical: bool,
+}
+
+/// What to compare and how much to keep.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub level: Level,
+    /// Differing documents listed per namespace (all are counted).
+    pub max_report: usize,
+    /// Collections bigger than this are compared in `_id` ranges, two at once.
+    pub range_bytes: u64,
+}
+
+/// Compare source collection `c` with target namespace `t`.
+pub async fn namespace(
+    src: &Client,
+    dst: &Client,
+    c: &CollectionInfo,
+    t: &Namespace,
+    renamer: &Renamer,
+    args: &Options,
+    task: &TaskProgress,
+) -> Result<NsVerdict> {
+    let mut v = NsVerdict {
+        source: c.ns.to_string(),
+        target: t.to_string(),
+        kind: c.kind.as_str().into(),
+        ..Default::default()
+    };
+    let on_target = target_info(dst, t).await?;
+    let Some(tc) = on_target else {
+        v.metadata.push(format!("{t} does not exist on the target"));
+        return Ok(v);
+    };
+    if tc.kind != c.kind {
+        v.metadata.push(format!(
+            "{t} is a {} on the target, a {} on the source",
+            tc.kind.as_str(),
+            c.kind.as_str()
+        ));
+        return Ok(v);
+    }
+    if args.level >= Level::Metadata {
+        let mut want = c.options.clone();
+        // A view of a renamed database points at the renamed collection.
+        if let Ok(on) = c.options.get_str("viewOn") {
+            let mapped = renamer.map(&Namespace::new(&c.ns.db, on));
+            if mapped.db == t.db {
+                want.insert("viewOn", mapped.coll);
+            }
+        }
+        v.metadata.extend(metadata::options(&want, &tc.options));
+        if c.kind != Kind::View {
+            v.metadata
+                .extend(metadata::indexes(&c.indexes, &tc.indexes));
+        }
+    }
+    if c.kind != Kind::View {
+        let (sn, tn) = (c.kind.data_ns(&c.ns), c.kind.data_ns(t));
+        let (a, b) = tokio::try_join!(count(src, &sn, "source"), count(dst, &tn, "target"))?;
+        v.source_count = Some(a);
+        v.target_count = Some(b);
+        if args.level == Level::Documents {
+            let parts = ranges::range_count(c, args.range_bytes.max(1 << 20));
+            let points = if parts > 1 {
+                ranges::split_points(src, &sn, parts).await?
+            } else {
+                vec![]
+            };
+            let results: Vec<Result<documents::RangeResult>> =
+                futures::stream::iter(ranges::between(&points))
+                    .map(|r| {
+                        let (sn, tn) = (sn.clone(), tn.clone());
+                        async move {
+                            let limits = documents::Limits {
+                                documents: args.max_report,
+                                paths: 5,
+                            };
+                            documents::compare_range((src, &sn), (dst, &tn), &r, limits, task).await
+                        }
+                    })
+                    .buffer_unordered(2)
+                    .collect()
+                    .await;
+            let mut differing = 0;
+            for r in results {
+                let r = r?;
+                differing += r.differing;
+                for d in r.differences {
+                    if v.differences.len() < args.max_report {
+                        v.differences.push(d);
+                    }
+                }
+            }
+            v.documents_differing = Some(differing);
+        }
+    }
+    v.identical = v.metadata.is_empty()
+        && v.source_count == v.target_count
+        && v.documents_differing.unwrap_or(0) == 0;
+    Ok(v)
+}
+
+async fn count(client: &Client, ns: &Namespace, side: &str) -> Result<u64> {
+    client
+        .database(&ns.db)
+        .collection::<Document>(&ns.coll)
+        .count_documents(doc! {})
+        .await
+        .with_context(|| format!("counting {ns} on the {side}"))
+}
+
+/// The target's collection of that name, with its metadata, if it exists.
+async fn target_info(dst: &Client, t: &Namespace) -> Result<Option<CollectionInfo>> {
+    let only = crate::namespace::Filter::new(&[t.to_string()], &[])?;
+    let found = namespaces::collections(dst, &t.db, &only)
+        .await
+        .context("the target")?;
+    Ok(found.into_iter().find(|c| c.ns == *t))
+}
