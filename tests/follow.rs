@@ -784,3 +784,79 @@ fn follow_refuses_a_standalone_and_time_series_with_guidance() {
     );
     r.assert_code(2);
 }
+
+/// `verify` while a `migrate --follow` runs and a writer keeps changing the source: what
+/// differs only because the tail has not applied it yet is rechecked once the tail has
+/// caught up, and no false difference is reported.
+#[test]
+fn verify_during_a_live_tail_rechecks_and_reports_no_false_difference() {
+    let rs = &servers().rs_uri;
+    let (src, dst) = (common::unique_db("fvsrc"), common::unique_db("fvdst"));
+    block_on(async {
+        let c = client(rs).await;
+        c.database(&src)
+            .collection::<Document>("orders")
+            .insert_many((0..5000i64).map(|i| doc! { "_id": i, "n": 0, "items": [1, 2] }))
+            .await
+            .unwrap();
+    });
+    let dir = tempdir();
+    let dbs = [src.as_str()];
+    let _tail = start_follow(dir.path(), &[(&src, &dst)], &[]);
+    wait_for("the tail", Duration::from_secs(60), || {
+        status(dir.path(), &dbs)["phase"] == "following"
+    });
+    let stop = AtomicBool::new(false);
+    let report = std::thread::scope(|s| {
+        s.spawn(|| {
+            block_on(async {
+                let c = client(rs).await;
+                let orders = c.database(&src).collection::<Document>("orders");
+                let mut i = 0i64;
+                while !stop.load(Ordering::Relaxed) {
+                    orders
+                        .update_one(
+                            doc! { "_id": (i * 7919) % 5000 },
+                            doc! { "$inc": { "n": 1 }, "$push": { "items": i } },
+                        )
+                        .await
+                        .unwrap();
+                    orders
+                        .insert_one(doc! { "_id": 10_000 + i, "n": i })
+                        .await
+                        .unwrap();
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        let r = mongoshift(
+            dir.path(),
+            [
+                "verify",
+                "--from",
+                rs,
+                "--to",
+                &servers().atlas_uri,
+                "--db",
+                &src,
+                "--ns-from",
+                &format!("{src}.*"),
+                "--ns-to",
+                &format!("{dst}.*"),
+                "--output",
+                "json",
+                "--no-progress",
+            ],
+        );
+        stop.store(true, Ordering::Relaxed);
+        r
+    });
+    report.assert_code(0);
+    let j = report.json();
+    assert_eq!(j["identical"], true, "{}", report.stdout);
+    assert!(j["live_tail"].is_string(), "{}", report.stdout);
+    eprintln!("{}\n{}", report.stdout, report.stderr);
+    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+}

@@ -217,7 +217,9 @@ fn standalone_to_atlas_by_config_target_names() {
     // The copy checks itself at verify's metadata level and names the full verify.
     assert!(
         run.stderr.contains("checked after the copy")
-            && run.stderr.contains("mongoshift verify --from legacy --to atlas"),
+            && run
+                .stderr
+                .contains("mongoshift verify --from legacy --to atlas"),
         "{}",
         run.stderr
     );

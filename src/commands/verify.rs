@@ -43,6 +43,10 @@ pub struct VerifyArgs {
     /// Differing documents listed per namespace (all are counted).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub max_report: usize,
+    /// While a `migrate --follow` runs into the target: how many times differences are
+    /// looked at again once the tail has caught up, before they are reported.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub rechecks: usize,
     /// Split collections bigger than this many MB into _id ranges compared in parallel.
     #[arg(long, value_name = "MB", default_value_t = 256)]
     pub range_mb: u64,
@@ -86,6 +90,13 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    // A migrate --follow into the target: keep enough differences to recheck them all.
+    let live = crate::compare::live::running_tail(&dst).await?;
+    let keep = if live.is_some() {
+        args.max_report.max(crate::compare::live::RECHECKED)
+    } else {
+        args.max_report
+    };
     let args = Arc::new(args);
     let mut verdicts: Vec<NsVerdict> = futures::stream::iter(colls)
         .map(|c| {
@@ -101,7 +112,7 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
                 let task = progress.task(&t.to_string(), 2 * c.estimated_count);
                 let opts = verdict::Options {
                     level: args.level,
-                    max_report: args.max_report,
+                    max_report: keep,
                     range_bytes: args.range_mb.max(1) << 20,
                 };
                 let v = verdict::namespace(&src, &dst, &c, &t, &renamer, &opts, &task).await;
@@ -115,12 +126,31 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         .into_iter()
         .collect::<Result<_>>()?;
     progress.finish();
+    // Differences under a live tail may be changes it has not applied yet.
+    if let Some(run) = &live {
+        if verdicts.iter().any(|v| !v.identical) {
+            ctx.ui.info(format!(
+                "a migrate --follow from {} is running into {}: rechecking differences once it has caught up",
+                run.from,
+                dst_target.label()
+            ));
+            crate::compare::live::recheck(&src, &dst, run, &mut verdicts, args.rechecks).await?;
+        }
+        ctx.ui.info(
+            "note: while a tail follows, TTL and unique indexes on the target are relaxed on purpose \
+             (they differ until `mongoshift migrate finalize`)",
+        );
+    }
+    for v in verdicts.iter_mut() {
+        v.differences.truncate(args.max_report);
+    }
     verdicts.sort_by(|a, b| a.source.cmp(&b.source));
     let identical = verdicts.iter().all(|v| v.identical);
     if ctx.ui.json() {
         ctx.ui.result_json(&serde_json::json!({
             "identical": identical,
             "level": args.level,
+            "live_tail": live.as_ref().map(|r| r.run.clone()),
             "source": src_target.label(),
             "target": dst_target.label(),
             "namespaces": verdicts,
@@ -205,6 +235,13 @@ fn report(verdicts: &[NsVerdict], level: Level) -> String {
                 "{name}: _id {} {}{paths}",
                 d.id,
                 d.kind.replace('_', " ")
+            ));
+        }
+        if v.rechecked {
+            details.push(format!(
+                "{name}: rechecked after the live tail caught up: {} difference(s) disappeared, {} confirmed",
+                v.disappeared,
+                v.documents_differing.unwrap_or(0)
             ));
         }
         if let Some(n) = v.documents_differing {

@@ -27,6 +27,9 @@ pub struct Difference {
     /// For `different`: the first differing field paths; for `id_type`: both types.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<String>,
+    /// The `_id` itself, to look the document up again (a recheck).
+    #[serde(skip)]
+    pub key: Bson,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -162,40 +165,7 @@ pub async fn compare_range(
                         y = b.next().await?;
                     }
                     Ordering::Equal => {
-                        let d = if si != ti {
-                            Difference {
-                                kind: "id_type",
-                                id: ext(&si),
-                                paths: vec![format!(
-                                    "_id is {:?} on the source, {:?} on the target",
-                                    si.element_type(),
-                                    ti.element_type()
-                                )],
-                            }
-                        } else {
-                            let sd = Document::try_from(s.as_ref())
-                                .with_context(|| format!("decoding a document of {source}"))?;
-                            let td = Document::try_from(t.as_ref())
-                                .with_context(|| format!("decoding a document of {target}"))?;
-                            match diff::diff(&sd, &td, max_paths) {
-                                DocDiff::Same => Difference {
-                                    // Equal values with different encodings (e.g. -0.0).
-                                    kind: "different",
-                                    id: ext(&si),
-                                    paths: vec!["(same values, different bytes)".into()],
-                                },
-                                DocDiff::FieldOrder => Difference {
-                                    kind: "field_order",
-                                    id: ext(&si),
-                                    paths: vec![],
-                                },
-                                DocDiff::Fields(p) => Difference {
-                                    kind: "different",
-                                    id: ext(&si),
-                                    paths: p,
-                                },
-                            }
-                        };
+                        let d = same_id(s, t, (&si, source), (&ti, target), max_paths)?;
                         push(&mut out, d);
                         out.source_docs += 1;
                         out.target_docs += 1;
@@ -208,18 +178,85 @@ pub async fn compare_range(
     Ok(out)
 }
 
+fn difference(kind: &'static str, id: Bson, paths: Vec<String>) -> Difference {
+    Difference {
+        kind,
+        id: ext(&id),
+        paths,
+        key: id,
+    }
+}
+
 fn missing(s: &RawDocumentBuf, ns: &Namespace) -> Result<Difference> {
-    Ok(Difference {
-        kind: "missing_on_target",
-        id: ext(&id_of(s, ns)?),
-        paths: vec![],
-    })
+    Ok(difference("missing_on_target", id_of(s, ns)?, vec![]))
 }
 
 fn extra(t: &RawDocumentBuf, ns: &Namespace) -> Result<Difference> {
-    Ok(Difference {
-        kind: "extra_on_target",
-        id: ext(&id_of(t, ns)?),
-        paths: vec![],
+    Ok(difference("extra_on_target", id_of(t, ns)?, vec![]))
+}
+
+/// Two documents with the same `_id` key whose bytes differ: how.
+fn same_id(
+    s: &RawDocumentBuf,
+    t: &RawDocumentBuf,
+    (si, source): (&Bson, &Namespace),
+    (ti, target): (&Bson, &Namespace),
+    max_paths: usize,
+) -> Result<Difference> {
+    if si != ti {
+        return Ok(difference(
+            "id_type",
+            si.clone(),
+            vec![format!(
+                "_id is {:?} on the source, {:?} on the target",
+                si.element_type(),
+                ti.element_type()
+            )],
+        ));
+    }
+    let sd = Document::try_from(s.as_ref())
+        .with_context(|| format!("decoding a document of {source}"))?;
+    let td = Document::try_from(t.as_ref())
+        .with_context(|| format!("decoding a document of {target}"))?;
+    Ok(match diff::diff(&sd, &td, max_paths) {
+        // Equal values with different encodings (e.g. -0.0).
+        DocDiff::Same => difference(
+            "different",
+            si.clone(),
+            vec!["(same values, different bytes)".into()],
+        ),
+        DocDiff::FieldOrder => difference("field_order", si.clone(), vec![]),
+        DocDiff::Fields(p) => difference("different", si.clone(), p),
+    })
+}
+
+/// Look one document up again on both sides (after a live tail caught up): the difference
+/// as it stands now, or None when the two sides agree.
+pub async fn recheck(
+    (src, source): (&Client, &Namespace),
+    (dst, target): (&Client, &Namespace),
+    id: &Bson,
+    max_paths: usize,
+) -> Result<Option<Difference>> {
+    let one = |c: &Client, ns: &Namespace, side: &'static str| {
+        let coll = c.database(&ns.db).collection::<RawDocumentBuf>(&ns.coll);
+        let ns = ns.clone();
+        let id = id.clone();
+        async move {
+            coll.find_one(mongodb::bson::doc! { "_id": id })
+                .await
+                .with_context(|| format!("re-reading a document of {ns} on the {side}"))
+        }
+    };
+    let (s, t) = tokio::try_join!(one(src, source, "source"), one(dst, target, "target"))?;
+    Ok(match (s, t) {
+        (None, None) => None,
+        (Some(s), None) => Some(missing(&s, source)?),
+        (None, Some(t)) => Some(extra(&t, target)?),
+        (Some(s), Some(t)) if s.as_bytes() == t.as_bytes() => None,
+        (Some(s), Some(t)) => {
+            let (si, ti) = (id_of(&s, source)?, id_of(&t, target)?);
+            Some(same_id(&s, &t, (&si, source), (&ti, target), max_paths)?)
+        }
     })
 }

@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod documents;
+pub mod live;
 pub mod metadata;
 pub mod order;
 pub mod ranges;

@@ -41,6 +41,30 @@ pub struct NsVerdict {
     /// The first `--max-report` differing documents.
     pub differences: Vec<Difference>,
     pub identical: bool,
+    /// Differences looked at again after a live tail caught up (see `compare::live`).
+    #[serde(default)]
+    pub rechecked: bool,
+    /// Differing documents that were gone by the recheck (changes the tail had not yet applied).
+    #[serde(default)]
+    pub disappeared: u64,
+}
+
+impl NsVerdict {
+    /// Under a live source the two counts are taken at different moments; when every
+    /// document was compared, the documents decide.
+    pub fn judge_live(&mut self) {
+        match self.documents_differing {
+            Some(n) => self.identical = self.metadata.is_empty() && n == 0,
+            None => self.judge(),
+        }
+    }
+
+    /// Whether nothing differs (after any recheck).
+    pub fn judge(&mut self) {
+        self.identical = self.metadata.is_empty()
+            && self.source_count == self.target_count
+            && self.documents_differing.unwrap_or(0) == 0;
+    }
 }
 
 /// What to compare and how much to keep.
@@ -137,13 +161,11 @@ pub async fn namespace(
             v.documents_differing = Some(differing);
         }
     }
-    v.identical = v.metadata.is_empty()
-        && v.source_count == v.target_count
-        && v.documents_differing.unwrap_or(0) == 0;
+    v.judge();
     Ok(v)
 }
 
-async fn count(client: &Client, ns: &Namespace, side: &str) -> Result<u64> {
+pub async fn count(client: &Client, ns: &Namespace, side: &str) -> Result<u64> {
     client
         .database(&ns.db)
         .collection::<Document>(&ns.coll)
