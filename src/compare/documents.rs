@@ -7,14 +7,16 @@
 use std::cmp::Ordering;
 
 use anyhow::{Context, Result};
-use futures::StreamExt;
 use mongodb::bson::{Bson, Document, RawDocumentBuf};
-use mongodb::{Client, Cursor};
+use mongodb::Client;
+use tokio::sync::mpsc;
 use serde::Serialize;
 
 use super::diff::{self, DocDiff};
 use super::order;
 use super::ranges::IdRange;
+use crate::mongo::raw_read::{self, Sink};
+use crate::mongo::raw_write::Batch;
 use crate::namespace::Namespace;
 use crate::report::progress::TaskProgress;
 
@@ -42,49 +44,70 @@ pub struct RangeResult {
     pub differences: Vec<Difference>,
 }
 
-/// The documents of one side's range, in `_id` order, across the range's queries.
+/// The documents of one side's range, in `_id` order: the raw batch reader that `migrate`
+/// copies with, running ahead in its own task (two batches queued) so that reading overlaps
+/// comparing.
 struct Side {
-    client: Client,
+    rx: mpsc::Receiver<Batch>,
+    current: std::vec::IntoIter<RawDocumentBuf>,
+    reader: Option<tokio::task::JoinHandle<Result<raw_read::ReadStats>>>,
     ns: Namespace,
-    queries: std::vec::IntoIter<(Document, mongodb::options::FindOptions)>,
-    cursor: Option<Cursor<RawDocumentBuf>>,
     what: &'static str,
 }
 
 impl Side {
     fn new(client: &Client, ns: &Namespace, range: &IdRange, what: &'static str) -> Side {
+        let (tx, rx) = mpsc::channel::<Batch>(2);
+        // The reader scans a whole collection in natural order; from MinKey on, it follows
+        // the `_id` index, the order this merge needs.
+        let range = match range.is_all() {
+            true => IdRange {
+                lower: Some(Bson::MinKey),
+                upper: None,
+            },
+            false => range.clone(),
+        };
+        let reader = tokio::spawn(raw_read::stream_documents(
+            client.clone(),
+            ns.clone(),
+            range,
+            Sink::batches(tx),
+            TaskProgress::none(),
+        ));
         Side {
-            client: client.clone(),
+            rx,
+            current: Vec::new().into_iter(),
+            reader: Some(reader),
             ns: ns.clone(),
-            queries: range.queries().into_iter(),
-            cursor: None,
             what,
         }
     }
 
     async fn next(&mut self) -> Result<Option<RawDocumentBuf>> {
         loop {
-            if let Some(c) = self.cursor.as_mut() {
-                if let Some(d) = c.next().await {
-                    return d
-                        .with_context(|| format!("reading {} on the {}", self.ns, self.what))
-                        .map(Some);
-                }
-                self.cursor = None;
+            if let Some(d) = self.current.next() {
+                return Ok(Some(d));
             }
-            let Some((filter, opts)) = self.queries.next() else {
-                return Ok(None);
-            };
-            let coll = self
-                .client
-                .database(&self.ns.db)
-                .collection::<RawDocumentBuf>(&self.ns.coll);
-            self.cursor = Some(
-                coll.find(filter)
-                    .with_options(opts)
-                    .await
-                    .with_context(|| format!("reading {} on the {}", self.ns, self.what))?,
-            );
+            match self.rx.recv().await {
+                Some(b) => self.current = b.docs.into_iter(),
+                None => {
+                    // The reader is done: say why if it failed.
+                    if let Some(h) = self.reader.take() {
+                        h.await
+                            .context("the reader task stopped")?
+                            .with_context(|| format!("reading {} on the {}", self.ns, self.what))?;
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Side {
+    fn drop(&mut self) {
+        if let Some(h) = self.reader.take() {
+            h.abort();
         }
     }
 }
