@@ -9,8 +9,8 @@ use std::cmp::Ordering;
 use anyhow::{Context, Result};
 use mongodb::bson::{Bson, Document, RawDocumentBuf};
 use mongodb::Client;
-use tokio::sync::mpsc;
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use super::diff::{self, DocDiff};
 use super::order;
