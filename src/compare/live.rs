@@ -6,13 +6,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use mongodb::bson::{doc, Timestamp};
 use mongodb::Client;
 
 use super::documents;
-use super::verdict::{self, NsVerdict};
+use super::verdict::NsVerdict;
 use crate::follow::record::{self, Phase, Run};
-use crate::mongo::namespaces::Kind;
+use crate::mongo::namespaces::{self, Kind};
 use crate::namespace::Namespace;
 
 /// Differences kept per namespace for rechecking (beyond --max-report, which only limits
@@ -30,22 +29,11 @@ pub async fn running_tail(dst: &Client) -> Result<Option<Run>> {
         .find(|r| r.phase == Phase::Following && record::alive(r)))
 }
 
-async fn majority_time(src: &Client) -> Result<Timestamp> {
-    let hello = src
-        .database("admin")
-        .run_command(doc! { "hello": 1 })
-        .await
-        .context("running hello on the source")?;
-    hello
-        .get_document("lastWrite")
-        .and_then(|w| w.get_document("majorityOpTime"))
-        .and_then(|o| o.get_timestamp("ts"))
-        .context("the source did not report its last majority write (is it a replica set?)")
-}
-
 /// Wait until the tail's recorded position has reached what the source has written by now.
 async fn caught_up(src: &Client, dst: &Client, run: &Run) -> Result<()> {
-    let target = majority_time(src).await?;
+    let target = crate::mongo::oplog::majority_time(src)
+        .await
+        .context("the source")?;
     let rec = record::Record::new(dst, &run.run);
     let start = Instant::now();
     loop {
@@ -114,8 +102,8 @@ pub async fn recheck(
             }
             if v.source_count.is_some() && v.source_count != v.target_count {
                 let (a, b) = tokio::try_join!(
-                    verdict::count(src, &sd, "source"),
-                    verdict::count(dst, &td, "target")
+                    namespaces::exact_count(src, &sd, "source"),
+                    namespaces::exact_count(dst, &td, "target")
                 )?;
                 v.source_count = Some(a);
                 v.target_count = Some(b);

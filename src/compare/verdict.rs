@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use futures::StreamExt;
-use mongodb::bson::{doc, Document};
+use mongodb::bson::doc;
 use mongodb::Client;
 use serde::Serialize;
 
@@ -123,7 +123,10 @@ pub async fn namespace(
     }
     if c.kind != Kind::View {
         let (sn, tn) = (c.kind.data_ns(&c.ns), c.kind.data_ns(t));
-        let (a, b) = tokio::try_join!(count(src, &sn, "source"), count(dst, &tn, "target"))?;
+        let (a, b) = tokio::try_join!(
+            namespaces::exact_count(src, &sn, "source"),
+            namespaces::exact_count(dst, &tn, "target")
+        )?;
         v.source_count = Some(a);
         v.target_count = Some(b);
         if args.level == Level::Documents {
@@ -163,15 +166,6 @@ pub async fn namespace(
     }
     v.judge();
     Ok(v)
-}
-
-pub async fn count(client: &Client, ns: &Namespace, side: &str) -> Result<u64> {
-    client
-        .database(&ns.db)
-        .collection::<Document>(&ns.coll)
-        .count_documents(doc! {})
-        .await
-        .with_context(|| format!("counting {ns} on the {side}"))
 }
 
 /// The target's collection of that name, with its metadata, if it exists.

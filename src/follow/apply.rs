@@ -264,10 +264,7 @@ impl Applier {
                                 expire_after_seconds: None,
                                 unique: false,
                             });
-                        if let Some(s) = ttl
-                            .as_ref()
-                            .and_then(|b| b.as_i64().or(b.as_i32().map(i64::from)))
-                        {
+                        if let Some(s) = relax::seconds(ttl.as_ref()) {
                             r.expire_after_seconds = Some(s);
                         }
                         if unique == Some(Bson::Boolean(true)) {
@@ -289,7 +286,7 @@ impl Applier {
                         expire_after_seconds: None,
                         unique: false,
                     };
-                    r.expire_after_seconds = v.as_i64().or(v.as_i32().map(i64::from));
+                    r.expire_after_seconds = relax::seconds(Some(v));
                     self.state.save_relaxed(&r).await?;
                 }
                 _ => {

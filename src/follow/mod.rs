@@ -332,22 +332,6 @@ const QUEUED_EVENTS: usize = 4 * BATCH_EVENTS;
 /// How often an idle tail writes its heartbeat and looks for a stop request.
 const HEARTBEAT: Duration = Duration::from_millis(700);
 
-/// The source's newest majority-committed write, from `hello` (no privileges needed).
-async fn majority_time(source: &Client) -> Option<Timestamp> {
-    let hello = source
-        .database("admin")
-        .run_command(doc! { "hello": 1 })
-        .await
-        .ok()?;
-    hello
-        .get_document("lastWrite")
-        .ok()?
-        .get_document("majorityOpTime")
-        .ok()?
-        .get_timestamp("ts")
-        .ok()
-}
-
 async fn read(
     source: Client,
     mut stream: mongodb::change_stream::ChangeStream<Document>,
@@ -373,7 +357,7 @@ async fn read(
                     .and_then(|t| mongodb::bson::to_bson(&t).ok());
                 let behind = match (
                     token.as_ref().and_then(event::token_time),
-                    majority_time(&source).await,
+                    crate::mongo::oplog::majority_time(&source).await.ok(),
                 ) {
                     // Seconds behind, at least 1 while behind at all.
                     (Some(at), Some(m)) if (at.time, at.increment) < (m.time, m.increment) => {

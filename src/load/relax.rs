@@ -63,7 +63,8 @@ impl Relaxed {
     }
 }
 
-fn seconds(v: Option<&Bson>) -> Option<i64> {
+/// A seconds option as the server may store it (int, long or double).
+pub fn seconds(v: Option<&Bson>) -> Option<i64> {
     match v? {
         Bson::Int32(n) => Some(i64::from(*n)),
         Bson::Int64(n) => Some(*n),

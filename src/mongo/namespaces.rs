@@ -134,6 +134,16 @@ pub async fn collections(
     Ok(out)
 }
 
+/// The exact number of documents in `ns` on one `side` ("source" / "target").
+pub async fn exact_count(client: &Client, ns: &Namespace, side: &str) -> Result<u64> {
+    client
+        .database(&ns.db)
+        .collection::<Document>(&ns.coll)
+        .count_documents(doc! {})
+        .await
+        .with_context(|| format!("counting {ns} on the {side}"))
+}
+
 /// Whether an error says the collection no longer exists.
 pub fn vanished(e: &anyhow::Error) -> bool {
     e.chain()

@@ -38,6 +38,21 @@ pub async fn oldest(client: &Client) -> Result<Timestamp> {
     edge(client, 1).await
 }
 
+/// The newest majority-committed write, from `hello` (no privileges needed): what a
+/// change stream (which returns only majority-committed changes) can have reached.
+pub async fn majority_time(client: &Client) -> Result<Timestamp> {
+    let hello = client
+        .database("admin")
+        .run_command(doc! { "hello": 1 })
+        .await
+        .context("running hello")?;
+    hello
+        .get_document("lastWrite")
+        .and_then(|w| w.get_document("majorityOpTime"))
+        .and_then(|o| o.get_timestamp("ts"))
+        .context("no last majority write reported (is it a replica set?)")
+}
+
 /// Where the oplog's history begins, if it has lost any: the oldest entry's timestamp when
 /// the capped oplog has dropped entries, None while it still starts at the replica set's
 /// initiation (nothing has been lost yet, however old a position is).

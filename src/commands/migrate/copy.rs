@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
-use mongodb::bson::{doc, Document};
+use mongodb::bson::Document;
 use mongodb::Client;
 use tokio::sync::mpsc;
 
 use crate::compare::ranges::{self, IdRange};
 use crate::load::state::{NsState, Unit};
 use crate::load::{Collection, Loader, NsResult};
-use crate::mongo::namespaces::CollectionInfo;
+use crate::mongo::namespaces::{exact_count, CollectionInfo};
 use crate::mongo::raw_read::{self, Sink};
 use crate::mongo::raw_write::{Batch, InsertStats};
 use crate::namespace::Namespace;
@@ -40,15 +40,6 @@ pub struct Copier {
     pub range_bytes: u64,
     /// A tail will follow: the source may change during the copy.
     pub live: bool,
-}
-
-async fn count(client: &Client, ns: &Namespace) -> Result<u64> {
-    client
-        .database(&ns.db)
-        .collection::<Document>(&ns.coll)
-        .count_documents(doc! {})
-        .await
-        .with_context(|| format!("counting {ns}"))
 }
 
 impl Copier {
@@ -90,14 +81,14 @@ impl Copier {
                 // way), and the tail brings both sides together. A resumed live copy has
                 // no such number: `verify` after catching up is its check.
                 let read = if resumed {
-                    count(&self.loader.client, &c.kind.data_ns(t)).await?
+                    exact_count(&self.loader.client, &c.kind.data_ns(t), "target").await?
                 } else {
                     read
                 };
                 return anyhow::Ok((read, ins, None));
             }
             // The source's exact count after the copy is what the target must hold.
-            let source_count = count(&self.source, &from).await.context("on the source")?;
+            let source_count = exact_count(&self.source, &from, "source").await?;
             // A resumed copy read only the unfinished ranges; the check is the target's count.
             let read = if resumed { source_count } else { read };
             anyhow::Ok((read, ins, Some(source_count)))
