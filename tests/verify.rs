@@ -302,6 +302,14 @@ fn a_migrate_result_is_identical_and_planted_differences_are_each_named() {
         table.stdout
     );
     assert!(table.stderr.contains("differ between"), "{}", table.stderr);
+    // --redact-values: the same differences, each `_id` shown as its type and a hash only.
+    let redacted = verify(&src, &dst, &["--redact-values"]);
+    redacted.assert_code(3);
+    assert!(
+        !redacted.stdout.contains("planted") && redacted.stdout.contains("\"$redacted\":\"String:"),
+        "{}",
+        redacted.stdout
+    );
     // Counts only: the fast subset still sees the missing collection and the counts.
     let counts = verify(&src, &dst, &["--level", "counts", "--output", "json"]);
     counts.assert_code(3);

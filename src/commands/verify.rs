@@ -1,6 +1,7 @@
 //! `mongoshift verify`: prove two clusters hold the same data. Per namespace: existence and
 //! kind, options, indexes (one normalization with `indexes plan`), exact counts, and every
-//! document's bytes, compared range by range in `_id` order (see `compare::documents`).
+//! document's bytes: first an order-independent digest of each side (`compare::digest`),
+//! and where that differs, range by range in `_id` order (`compare::documents`).
 //! Exit 0 when identical, 3 when anything differs.
 
 use std::sync::Arc;
@@ -50,6 +51,10 @@ pub struct VerifyArgs {
     /// Split collections bigger than this many MB into _id ranges compared in parallel.
     #[arg(long, value_name = "MB", default_value_t = 256)]
     pub range_mb: u64,
+    /// Show each differing `_id` as its type and a short hash instead of its value (for
+    /// reports that leave the team: `_id`s can be e-mail addresses or account numbers).
+    #[arg(long)]
+    pub redact_values: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
@@ -143,6 +148,11 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     }
     for v in verdicts.iter_mut() {
         v.differences.truncate(args.max_report);
+        if args.redact_values {
+            for d in v.differences.iter_mut() {
+                d.id = crate::redact::value(&d.key);
+            }
+        }
     }
     verdicts.sort_by(|a, b| a.source.cmp(&b.source));
     let identical = verdicts.iter().all(|v| v.identical);

@@ -3,6 +3,7 @@
 //! comparisons `verify` makes (documents range by range, options and indexes).
 
 pub mod diff;
+pub mod digest;
 pub mod documents;
 pub mod live;
 pub mod metadata;

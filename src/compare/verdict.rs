@@ -10,7 +10,7 @@ use mongodb::Client;
 use serde::Serialize;
 
 use super::documents::{self, Difference};
-use super::{metadata, ranges};
+use super::{digest, metadata, ranges};
 use crate::mongo::namespaces::{self, CollectionInfo, Kind};
 use crate::namespace::{Namespace, Renamer};
 use crate::report::progress::TaskProgress;
@@ -129,7 +129,18 @@ pub async fn namespace(
         )?;
         v.source_count = Some(a);
         v.target_count = Some(b);
-        if args.level == Level::Documents {
+        // Same counts: first the cheap order-independent digests; only a namespace whose
+        // digests differ is read again in `_id` order to name each differing document.
+        let same_digest = args.level == Level::Documents && a == b && {
+            let (x, y) = tokio::try_join!(
+                digest::collection(src, &sn, "source", task),
+                digest::collection(dst, &tn, "target", task)
+            )?;
+            x == y
+        };
+        if same_digest {
+            v.documents_differing = Some(0);
+        } else if args.level == Level::Documents {
             let parts = ranges::range_count(c, args.range_bytes.max(1 << 20));
             let points = if parts > 1 {
                 ranges::split_points(src, &sn, parts).await?
