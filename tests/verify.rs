@@ -73,12 +73,17 @@ fn source(uri: &str) -> String {
 }
 
 fn verify(src: &str, dst: &str, extra: &[&str]) -> common::Run {
+    verify_into(&servers().atlas_uri, src, dst, extra)
+}
+
+/// Verify the replica set's `src` against `dst` on the server at `to`.
+fn verify_into(to: &str, src: &str, dst: &str, extra: &[&str]) -> common::Run {
     let mut args = vec![
         "verify".to_string(),
         "--from".into(),
         servers().rs_uri.clone(),
         "--to".into(),
-        servers().atlas_uri.clone(),
+        to.into(),
         "--db".into(),
         src.into(),
         "--ns-from".into(),
@@ -116,6 +121,66 @@ fn a_migrate_result_is_identical_and_planted_differences_are_each_named() {
         ],
     )
     .assert_code(0);
+
+    // A backup restored under another database name is identical too.
+    let dir = tempdir();
+    let folder = dir.path().join("backups");
+    let backup = mongoshift(
+        dir.path(),
+        [
+            "backup",
+            "--uri",
+            rs,
+            "--db",
+            &src,
+            "--to",
+            folder.to_str().unwrap(),
+            "--output",
+            "json",
+            "-q",
+        ],
+    );
+    backup.assert_code(0);
+    let id = backup.json()["backup_id"].as_str().unwrap().to_string();
+    let restored = common::unique_db("vfrestored");
+    mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            &format!("{}/{id}", folder.display()),
+            "--uri",
+            &servers().standalone_uri,
+            "--ns-from",
+            &format!("{src}.*"),
+            "--ns-to",
+            &format!("{restored}.*"),
+            "--yes",
+            "-q",
+        ],
+    )
+    .assert_code(0);
+    let r = verify_into(
+        &servers().standalone_uri,
+        &src,
+        &restored,
+        &["--output", "json"],
+    );
+    r.assert_code(0);
+    assert_eq!(r.json()["identical"], true, "{}", r.stdout);
+    assert_eq!(
+        hashes(rs, &src),
+        hashes(&servers().standalone_uri, &restored),
+        "dbHash agrees: the restored copy is identical"
+    );
+    block_on(async {
+        client(&servers().standalone_uri)
+            .await
+            .database(&restored)
+            .drop()
+            .await
+            .unwrap()
+    });
 
     let same = verify(&src, &dst, &["--output", "json"]);
     same.assert_code(0);
@@ -360,6 +425,14 @@ fn a_large_collection_with_one_difference_in_the_middle_is_found() {
     assert_eq!(big["documents_differing"], 1, "{big}");
     assert_eq!(big["differences"][0]["id"], n / 2 + 17);
     assert_eq!(big["differences"][0]["paths"][0], "v");
+    // Peak RSS of the largest child this test process has waited for (verify, here and in
+    // the other tests of this file, which are smaller).
+    let peak_kb = {
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) }, 0);
+        u.ru_maxrss
+    };
+    assert!(peak_kb < 300 * 1024, "verify peaked at {peak_kb} KB");
     block_on(async {
         client(rs).await.database(&src).drop().await.unwrap();
         client(atlas).await.database(&dst).drop().await.unwrap();
