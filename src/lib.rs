@@ -10,6 +10,7 @@ pub mod codec;
 pub mod commands;
 pub mod compare;
 pub mod config;
+pub mod cutover;
 pub mod dump;
 pub mod exit;
 pub mod follow;

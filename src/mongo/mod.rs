@@ -9,5 +9,6 @@ pub mod oplog;
 pub mod raw_read;
 pub mod raw_write;
 pub mod schema;
+pub mod write_block;
 
 pub use connect::{connect, ConnectOptions};

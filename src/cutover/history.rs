@@ -1,0 +1,105 @@
+//! The record of every switch and rollback: `.mongoshift/history.jsonl` next to the first
+//! sink, one JSON object a line, appended and fsynced. URIs are stored redacted (a config
+//! target's name is kept as it is, so `rollback` can resolve it again); the files are
+//! identified by their SHA-256 before and after, never by their content.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SinkEntry {
+    pub path: String,
+    pub key: String,
+    pub format: String,
+    pub sha256_before: String,
+    pub sha256_after: String,
+    pub write_mode: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    pub step: String,
+    pub ms: u64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    /// "switch" or "rollback".
+    pub action: String,
+    pub time: String,
+    /// Milliseconds since the epoch, and the cluster time on the new side when its
+    /// connection string was written (rollback counts writes on it from there).
+    pub time_ms: i64,
+    #[serde(default)]
+    pub switched_at: Option<(u32, u32)>,
+    /// The sides as given: a config target name, or a URI with its password masked.
+    pub from: String,
+    pub to: String,
+    pub dbs: Vec<String>,
+    pub sinks: Vec<SinkEntry>,
+    pub hooks: Vec<String>,
+    pub steps: Vec<Step>,
+    /// The run of the reverse sync (NEW → OLD) left following, if any.
+    #[serde(default)]
+    pub reverse_sync: Option<String>,
+    /// Whether OLD was left blocked for user writes.
+    #[serde(default)]
+    pub old_frozen: bool,
+    pub ok: bool,
+}
+
+/// `.mongoshift/history.jsonl` in the folder of `first_sink`.
+pub fn path_for(first_sink: &Path) -> PathBuf {
+    let dir = match first_sink.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    dir.join(".mongoshift").join("history.jsonl")
+}
+
+pub fn append(path: &Path, e: &Entry) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening the history {}", path.display()))?;
+    let line = crate::redact::scrub(&serde_json::to_string(e)?);
+    writeln!(f, "{line}")
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing the history {}", path.display()))
+}
+
+/// Every entry, oldest first; a line that does not parse is an error naming it.
+pub fn read(path: &Path) -> Result<Vec<Entry>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not a history entry", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// The switch a rollback undoes: the last entry, when it is a successful switch.
+pub fn last_switch(entries: &[Entry]) -> Option<&Entry> {
+    entries
+        .iter()
+        .rev()
+        .find(|e| e.ok)
+        .filter(|e| e.action == "switch")
+}

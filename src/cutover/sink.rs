@@ -1,0 +1,284 @@
+//! Where the application reads its connection string: a dotenv file's key or a Kubernetes
+//! Secret manifest's key. A sink is read, edited in memory (see `dotenv`, `k8s`), shown as a
+//! diff with passwords masked, and written atomically: a temporary file in the same folder,
+//! fsynced, renamed over the original, the folder fsynced, the file's mode kept. A file
+//! that cannot be replaced by a rename (a single file bind-mounted into a container gives
+//! EBUSY) is rewritten in place instead, and the result says so.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{dotenv, k8s};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Dotenv,
+    K8sSecret,
+}
+
+/// One key of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sink {
+    pub path: PathBuf,
+    pub key: String,
+    pub format: Format,
+}
+
+/// The key the application reads when `PATH:KEY` gives none.
+pub const DEFAULT_KEY: &str = "MONGO_URI";
+
+/// A sink's planned change: the file as it is and as it will be.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    pub sink: Sink,
+    pub before: String,
+    pub after: String,
+    /// 1-based lines changed.
+    pub lines: Vec<usize>,
+    /// The value(s) found before (as the application reads them).
+    pub old_values: Vec<String>,
+}
+
+/// How a file was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Temporary file, fsync, rename, fsync of the folder.
+    Atomic,
+    /// Rewritten where it is (the rename was refused, e.g. a bind-mounted file).
+    InPlace,
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Sink {
+    /// `PATH[:KEY]`.
+    pub fn parse(spec: &str, format: Format) -> Result<Sink> {
+        // A key is a plain identifier; anything else after a colon is part of the path.
+        let (path, key) = match spec.rsplit_once(':') {
+            Some((p, k))
+                if !p.is_empty()
+                    && !k.is_empty()
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                (p, k)
+            }
+            _ => (spec, DEFAULT_KEY),
+        };
+        Ok(Sink {
+            path: PathBuf::from(path),
+            key: key.to_string(),
+            format,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{}:{}", self.path.display(), self.key)
+    }
+
+    pub fn read(&self) -> Result<String> {
+        let bytes = std::fs::read(&self.path)
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        String::from_utf8(bytes)
+            .with_context(|| format!("{} is not UTF-8 text", self.path.display()))
+    }
+
+    /// The value the application reads now.
+    pub fn current(&self) -> Result<Option<String>> {
+        let text = self.read()?;
+        Ok(match self.format {
+            Format::Dotenv => dotenv::get(&text, &self.key),
+            Format::K8sSecret => k8s::get(&text, &self.key),
+        })
+    }
+
+    /// Plan setting the key to `value`; nothing is written. Also checks that the file can
+    /// be written, so that a read-only file fails before anything changes.
+    pub fn plan(&self, value: &str) -> Result<Edit> {
+        let before = self.read()?;
+        let (after, lines, old_values) = match self.format {
+            Format::Dotenv => {
+                let (after, ch) = dotenv::set(&before, &self.key, value)
+                    .with_context(|| format!("in {}", self.path.display()))?;
+                let lines = ch.iter().map(|c| c.line).collect();
+                (after, lines, ch.into_iter().map(|c| c.old).collect())
+            }
+            Format::K8sSecret => {
+                let (after, ch) = k8s::set(&before, &self.key, value)
+                    .with_context(|| format!("in {}", self.path.display()))?;
+                let lines = ch.iter().map(|c| c.line).collect();
+                (after, lines, ch.into_iter().map(|c| c.old).collect())
+            }
+        };
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .with_context(|| {
+                format!(
+                    "{} cannot be written (check its owner and mode)",
+                    self.path.display()
+                )
+            })?;
+        Ok(Edit {
+            sink: self.clone(),
+            before,
+            after,
+            lines,
+            old_values,
+        })
+    }
+}
+
+impl Edit {
+    /// The changed lines as a diff, passwords masked (a Secret's base64 shown decoded).
+    pub fn diff(&self, new_value: &str) -> String {
+        let before: Vec<&str> = self.before.lines().collect();
+        let after: Vec<&str> = self.after.lines().collect();
+        let mut out = format!(
+            "--- {}\n+++ {}\n",
+            self.sink.describe(),
+            self.sink.describe()
+        );
+        for (i, &n) in self.lines.iter().enumerate() {
+            let (b, a) = match self.sink.format {
+                Format::Dotenv => (
+                    before.get(n - 1).unwrap_or(&"").to_string(),
+                    after.get(n - 1).unwrap_or(&"").to_string(),
+                ),
+                Format::K8sSecret => (
+                    format!(
+                        "{}: {}  (decoded)",
+                        self.sink.key,
+                        self.old_values.get(i).map(String::as_str).unwrap_or("")
+                    ),
+                    format!("{}: {new_value}  (decoded)", self.sink.key),
+                ),
+            };
+            out.push_str(&format!(
+                "@@ line {n} @@\n-{}\n+{}\n",
+                crate::redact::scrub(b.trim_end_matches('\r')),
+                crate::redact::scrub(a.trim_end_matches('\r'))
+            ));
+        }
+        out
+    }
+
+    /// Write the new content (see the module comment). The file must still be what was
+    /// planned: a file changed meanwhile is not overwritten.
+    pub fn write(&self) -> Result<WriteMode> {
+        let now = self.sink.read()?;
+        if now != self.before {
+            anyhow::bail!(
+                "{} changed since the plan was made; nothing written, run again",
+                self.sink.path.display()
+            );
+        }
+        write_file(&self.sink.path, self.after.as_bytes())
+    }
+
+    /// Put the original content back (a later step failed).
+    pub fn undo(&self) -> Result<WriteMode> {
+        write_file(&self.sink.path, self.before.as_bytes())
+    }
+}
+
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Replace `path`'s content with `bytes`, atomically where the file system allows.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<WriteMode> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let dir = folder_of(path);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.mongoshift-{}.tmp", std::process::id()));
+    let atomic = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(meta.permissions().mode()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    match atomic {
+        Ok(()) => Ok(WriteMode::Atomic),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            // EBUSY (a bind-mounted file), EXDEV, or a folder we may not create files in:
+            // write the file itself.
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)
+                .with_context(|| {
+                    format!(
+                        "writing {} (the atomic replace failed too: {e})",
+                        path.display()
+                    )
+                })?;
+            f.write_all(bytes)
+                .and_then(|_| f.sync_all())
+                .with_context(|| format!("writing {} in place", path.display()))?;
+            Ok(WriteMode::InPlace)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_and_key() {
+        let s = Sink::parse(".env:DATABASE_URL", Format::Dotenv).unwrap();
+        assert_eq!(
+            (s.path.to_str().unwrap(), s.key.as_str()),
+            (".env", "DATABASE_URL")
+        );
+        let s = Sink::parse("deploy/.env", Format::Dotenv).unwrap();
+        assert_eq!(s.key, DEFAULT_KEY);
+    }
+
+    #[test]
+    fn atomic_write_keeps_the_mode_and_undo_restores() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".env");
+        std::fs::write(&p, "# app\nMONGO_URI=mongodb://u:old@h/x\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let s = Sink::parse(p.to_str().unwrap(), Format::Dotenv).unwrap();
+        let e = s.plan("mongodb://u:new@h2/x").unwrap();
+        assert!(e.diff("mongodb://u:new@h2/x").contains("u:****@h2"));
+        assert!(!e.diff("x").contains("new@"));
+        assert_eq!(e.write().unwrap(), WriteMode::Atomic);
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "# app\nMONGO_URI=mongodb://u:new@h2/x\n"
+        );
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        e.undo().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "# app\nMONGO_URI=mongodb://u:old@h/x\n"
+        );
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}
