@@ -4,11 +4,8 @@
 //! and where that differs, range by range in `_id` order (`compare::documents`).
 //! Exit 0 when identical, 3 when anything differs.
 
-use std::sync::Arc;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use futures::StreamExt;
 
 use crate::cli::{Ctx, SidesArgs};
 use crate::compare::verdict::{self, Level, NsVerdict};
@@ -61,20 +58,13 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     let filter = crate::namespace::Filter::new(&args.ns_include, &args.ns_exclude)?;
     let renamer = Renamer::new(&args.ns_from, &args.ns_to)?;
     let (src_target, src, dst_target, dst) = args.sides.connect(&ctx.config).await?;
-    let mut colls: Vec<CollectionInfo> = Vec::new();
-    for db in namespaces::databases(&src, &args.dbs)
-        .await
-        .context("the source")?
-    {
-        if db == crate::load::state::DB {
-            continue;
-        }
-        colls.extend(
-            namespaces::collections(&src, &db, &filter)
-                .await
-                .with_context(|| format!("the source ({})", src_target.label()))?,
-        );
-    }
+    let colls: Vec<CollectionInfo> = namespaces::selected(
+        &src,
+        &args.dbs,
+        &filter,
+        &format!("the source ({})", src_target.label()),
+    )
+    .await?;
     if colls.is_empty() {
         return Err(crate::exit::usage(format!(
             "nothing to verify: no collection of {} matches --db/--ns-include/--ns-exclude",
@@ -86,12 +76,7 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     } else {
         0
     };
-    let progress = Arc::new(Progress::new(
-        &ctx.ui,
-        "verify",
-        colls.len() as u64,
-        total_bytes,
-    ));
+    let progress = Progress::new(&ctx.ui, "verify", colls.len() as u64, total_bytes);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -102,34 +87,13 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     } else {
         args.max_report
     };
-    let args = Arc::new(args);
-    let mut verdicts: Vec<NsVerdict> = futures::stream::iter(colls)
-        .map(|c| {
-            let (src, dst, renamer, args, progress) = (
-                src.clone(),
-                dst.clone(),
-                renamer.clone(),
-                args.clone(),
-                progress.clone(),
-            );
-            async move {
-                let t = renamer.map(&c.ns);
-                let task = progress.task(&t.to_string(), 2 * c.estimated_count);
-                let opts = verdict::Options {
-                    level: args.level,
-                    max_report: keep,
-                    range_bytes: args.range_mb.max(1) << 20,
-                };
-                let v = verdict::namespace(&src, &dst, &c, &t, &renamer, &opts, &task).await;
-                task.finish();
-                v.with_context(|| format!("verifying {} against {t}", c.ns))
-            }
-        })
-        .buffer_unordered(args.parallel.unwrap_or(cores).max(1))
-        .collect::<Vec<Result<NsVerdict>>>()
-        .await
-        .into_iter()
-        .collect::<Result<_>>()?;
+    let opts = verdict::Options {
+        level: args.level,
+        max_report: keep,
+        range_bytes: args.range_mb.max(1) << 20,
+    };
+    let parallel = args.parallel.unwrap_or(cores).max(1);
+    let mut verdicts = verdict::all(&src, &dst, colls, &renamer, opts, parallel, &progress).await?;
     progress.finish();
     // Differences under a live tail may be changes it has not applied yet.
     if let Some(run) = &live {

@@ -179,6 +179,32 @@ pub async fn namespace(
     Ok(v)
 }
 
+/// Compare every source collection of `colls` with its (renamed) target, `parallel` at a
+/// time, with a progress task each.
+pub async fn all(
+    src: &Client,
+    dst: &Client,
+    colls: Vec<CollectionInfo>,
+    renamer: &Renamer,
+    opts: Options,
+    parallel: usize,
+    progress: &crate::report::progress::Progress,
+) -> Result<Vec<NsVerdict>> {
+    futures::stream::iter(colls)
+        .map(|c| async move {
+            let t = renamer.map(&c.ns);
+            let task = progress.task(&t.to_string(), 2 * c.estimated_count);
+            let v = namespace(src, dst, &c, &t, renamer, &opts, &task).await;
+            task.finish();
+            v.with_context(|| format!("verifying {} against {t}", c.ns))
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect::<Vec<Result<NsVerdict>>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
 /// The target's collection of that name, with its metadata, if it exists.
 async fn target_info(dst: &Client, t: &Namespace) -> Result<Option<CollectionInfo>> {
     let only = crate::namespace::Filter::new(&[t.to_string()], &[])?;

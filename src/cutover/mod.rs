@@ -4,5 +4,6 @@
 
 pub mod dotenv;
 pub mod history;
+pub mod hooks;
 pub mod k8s;
 pub mod sink;

@@ -193,6 +193,38 @@ impl Edit {
     }
 }
 
+/// The sinks of `--env-file` and `--k8s-secret` options.
+pub fn from_args(env_files: &[String], k8s_secrets: &[String]) -> Result<Vec<Sink>> {
+    let mut out = Vec::new();
+    for s in env_files {
+        out.push(Sink::parse(s, Format::Dotenv)?);
+    }
+    for s in k8s_secrets {
+        out.push(Sink::parse(s, Format::K8sSecret)?);
+    }
+    Ok(out)
+}
+
+/// Write every edit; when one fails, put back those already written and fail.
+pub fn write_all(edits: &[Edit]) -> Result<Vec<WriteMode>> {
+    let mut modes = Vec::new();
+    for (i, e) in edits.iter().enumerate() {
+        match e.write() {
+            Ok(m) => modes.push(m),
+            Err(err) => {
+                for done in &edits[..i] {
+                    let _ = done.undo();
+                }
+                return Err(err.context(format!(
+                    "writing {}; the files written before it were put back",
+                    e.sink.describe()
+                )));
+            }
+        }
+    }
+    Ok(modes)
+}
+
 fn folder_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

@@ -6,6 +6,7 @@
 //! reason; it never continues with a hole.
 
 pub mod apply;
+pub mod control;
 pub mod event;
 pub mod lag;
 pub mod record;

@@ -67,6 +67,31 @@ pub async fn databases(client: &Client, dbs: &[String]) -> Result<Vec<String>> {
 }
 
 /// Collections and views of `db` allowed by `filter`, with their metadata.
+/// The collections of `dbs` (every user database when empty) that `filter` keeps, without
+/// mongoshift's own state database; errors name `side` ("the source (legacy)").
+pub async fn selected(
+    client: &Client,
+    dbs: &[String],
+    filter: &Filter,
+    side: &str,
+) -> Result<Vec<CollectionInfo>> {
+    let mut out = Vec::new();
+    for db in databases(client, dbs)
+        .await
+        .with_context(|| side.to_string())?
+    {
+        if db == crate::load::state::DB {
+            continue;
+        }
+        out.extend(
+            collections(client, &db, filter)
+                .await
+                .with_context(|| side.to_string())?,
+        );
+    }
+    Ok(out)
+}
+
 pub async fn collections(
     client: &Client,
     db: &str,

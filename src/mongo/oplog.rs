@@ -215,3 +215,51 @@ mod tests {
         assert_eq!(super::regex_escape("a.b$c"), "a\\.b\\$c");
     }
 }
+
+/// The user writes (inserts, updates, deletes, also inside transactions) recorded in the
+/// oplog after `after`, per namespace, in `dbs` (every user database when empty). How
+/// `rollback` tells what would be left behind on the cluster it leaves.
+pub async fn writes_since(
+    client: &Client,
+    after: Timestamp,
+    dbs: &[String],
+) -> Result<Vec<(String, u64)>> {
+    use futures::TryStreamExt;
+    let ns = if dbs.is_empty() {
+        "^(?!(admin|config|local|mongoshift)\\.)".to_string()
+    } else {
+        let names: Vec<String> = dbs.iter().map(|d| regex_escape(d)).collect();
+        format!("^({})\\.", names.join("|"))
+    };
+    let crud = doc! { "$in": ["i", "u", "d"] };
+    let rows: Vec<Document> = oplog(client)
+        .aggregate(vec![
+            doc! { "$match": { "ts": { "$gt": after }, "$or": [
+                { "op": crud.clone(), "ns": { "$regex": &ns } },
+                { "op": "c", "o.applyOps": { "$exists": true } },
+            ] } },
+            doc! { "$project": { "ops": { "$cond": [
+                { "$eq": ["$op", "c"] }, "$o.applyOps", [ { "op": "$op", "ns": "$ns" } ]
+            ] } } },
+            doc! { "$unwind": "$ops" },
+            doc! { "$match": { "ops.op": crud, "ops.ns": { "$regex": &ns } } },
+            doc! { "$group": { "_id": "$ops.ns", "n": { "$sum": 1 } } },
+            doc! { "$sort": { "_id": 1 } },
+        ])
+        .await
+        .context("reading the oplog (does the user have read access to the local database?)")?
+        .try_collect()
+        .await
+        .context("reading the oplog")?;
+    Ok(rows
+        .into_iter()
+        .map(|d| {
+            let n = d
+                .get_i32("n")
+                .map(i64::from)
+                .or_else(|_| d.get_i64("n"))
+                .unwrap_or(0);
+            (d.get_str("_id").unwrap_or_default().to_string(), n as u64)
+        })
+        .collect())
+}

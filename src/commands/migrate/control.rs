@@ -3,7 +3,7 @@
 //! running process reports, and a stop is a request the tail picks up within a second,
 //! wherever it runs.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -12,8 +12,6 @@ use serde::Serialize;
 
 use crate::cli::{parse_duration, resolve_side, Ctx};
 use crate::follow::record::{self, Phase, Record, Run};
-use crate::load::relax;
-use crate::load::state::{self, StateStore};
 use crate::report::table;
 
 #[derive(Debug, Args)]
@@ -228,27 +226,7 @@ pub async fn stop(ctx: &Ctx, args: ControlArgs) -> Result<()> {
             run.pid.unwrap_or(0)
         )));
     }
-    rec.update(doc! { "stop_requested": true }).await?;
-    let started = Instant::now();
-    let last = loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let r = rec
-            .get()
-            .await?
-            .context("the migration record disappeared")?;
-        if r.phase != Phase::Following || !record::alive(&r) {
-            break r;
-        }
-        if started.elapsed() > args.wait {
-            anyhow::bail!(
-                "the tail of the migration from {} (pid {}) did not stop within {} s; see its log{}",
-                r.from,
-                r.pid.unwrap_or(0),
-                args.wait.as_secs(),
-                r.log.as_deref().map(|l| format!(" {l}")).unwrap_or_default()
-            );
-        }
-    };
+    let last = crate::follow::control::stop(&rec, args.wait).await?;
     if ctx.ui.json() {
         ctx.ui.result_json(&serde_json::json!({
             "ok": last.phase == Phase::Stopped,
@@ -298,14 +276,7 @@ pub async fn finalize(ctx: &Ctx, args: ControlArgs) -> Result<()> {
             run.from
         )));
     }
-    let store = StateStore::new(&client, state::MIGRATE, &run.run);
-    let mut restored = Vec::new();
-    for r in store.relaxed().await? {
-        if relax::restore(&client, &r).await? {
-            restored.push(r.describe());
-        }
-    }
-    store.clear().await?;
+    let restored = crate::follow::control::restore_relaxed(&client, &run).await?;
     if ctx.ui.json() {
         ctx.ui.result_json(
             &serde_json::json!({ "ok": true, "from": run.from, "restored": restored }),

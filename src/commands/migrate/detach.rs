@@ -53,7 +53,7 @@ fn args_for_child() -> Vec<String> {
     out
 }
 
-fn default_log() -> PathBuf {
+pub fn default_log() -> PathBuf {
     let stamp = chrono_like_stamp();
     PathBuf::from(".mongoshift/logs").join(format!("migrate-{stamp}.log"))
 }
@@ -71,10 +71,34 @@ fn chrono_like_stamp() -> String {
 }
 
 pub async fn spawn(ctx: &Ctx, args: &CopyArgs, record: &Record) -> Result<()> {
+    let log = args.log.clone().unwrap_or_else(default_log);
+    let (pid, log_abs) = start(args_for_child(), &log, record).await?;
+    if ctx.ui.json() {
+        ctx.ui.result_json(&serde_json::json!({
+            "ok": true, "detached": true, "pid": pid, "log": log_abs.display().to_string(),
+        }));
+    } else {
+        ctx.ui.result(format!(
+            "following in the background: pid {pid}, log {}.\n\
+             `mongoshift migrate status --to {to}` shows its lag; `mongoshift migrate stop --to {to}` stops it.",
+            log_abs.display(),
+            to = args.sides.to_display()
+        ));
+    }
+    Ok(())
+}
+
+/// Start a background tail running `child_args` (argv, program first) with its output in
+/// `log`, and wait until it records itself as following in `record`. Returns its pid and
+/// the log's absolute path.
+pub async fn start(
+    child_args: Vec<String>,
+    log: &std::path::Path,
+    record: &Record,
+) -> Result<(u32, PathBuf)> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::process::CommandExt;
 
-    let log = args.log.clone().unwrap_or_else(default_log);
     if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the log folder {}", dir.display()))?;
@@ -83,13 +107,13 @@ pub async fn spawn(ctx: &Ctx, args: &CopyArgs, record: &Record) -> Result<()> {
         .create(true)
         .append(true)
         .mode(0o600)
-        .open(&log)
+        .open(log)
         .with_context(|| format!("opening the tail's log {}", log.display()))?;
-    let log_abs = std::fs::canonicalize(&log).unwrap_or(log.clone());
+    let log_abs = std::fs::canonicalize(log).unwrap_or(log.to_path_buf());
     let exe = std::env::current_exe().context("finding our own executable to run the tail")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["migrate", "(detached tail)"])
-        .env(ARGS_VAR, serde_json::to_string(&args_for_child())?)
+        .env(ARGS_VAR, serde_json::to_string(&child_args)?)
         .env(LOG_VAR, log_abs.display().to_string())
         .stdin(std::process::Stdio::null())
         .stdout(file.try_clone().context("sharing the log file")?)
@@ -120,19 +144,7 @@ pub async fn spawn(ctx: &Ctx, args: &CopyArgs, record: &Record) -> Result<()> {
             );
         }
     }
-    if ctx.ui.json() {
-        ctx.ui.result_json(&serde_json::json!({
-            "ok": true, "detached": true, "pid": pid, "log": log_abs.display().to_string(),
-        }));
-    } else {
-        ctx.ui.result(format!(
-            "following in the background: pid {pid}, log {}.\n\
-             `mongoshift migrate status --to {to}` shows its lag; `mongoshift migrate stop --to {to}` stops it.",
-            log_abs.display(),
-            to = args.sides.to_display()
-        ));
-    }
-    Ok(())
+    Ok((pid, log_abs))
 }
 
 /// The last `n` lines of a log, to explain a child that died.

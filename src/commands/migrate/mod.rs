@@ -93,6 +93,68 @@ pub fn detached_args() -> Option<Vec<String>> {
     detach::child_args()
 }
 
+/// Start following `from` into `to` in the background from `token`, without a copy (the
+/// two sides hold the same data): `switch --reverse-sync`. `from_arg`/`to_arg` are the
+/// sides as the user gave them (config names or URIs; they reach the child through the
+/// environment, never its command line). Returns the run's identity, pid and log.
+#[allow(clippy::too_many_arguments)]
+pub async fn follow_detached(
+    config: &crate::config::Config,
+    (from_arg, from): (&str, &crate::config::ResolvedTarget),
+    (to_arg, to, to_client): (&str, &crate::config::ResolvedTarget, &Client),
+    dbs: &[String],
+    token: Bson,
+) -> Result<(String, u32, std::path::PathBuf)> {
+    let identity = identity(&from.uri, dbs, &[]);
+    let record = Record::new(to_client, &identity);
+    let now = record::now_ms();
+    record
+        .put(&Run {
+            run: identity.clone(),
+            from: from.label(),
+            to: to.label(),
+            phase: Phase::Following,
+            follow: true,
+            dbs: dbs.to_vec(),
+            copied: true,
+            position_secs: follow::event::token_time(&token)
+                .map(|t| t.time)
+                .unwrap_or(0),
+            token: Some(token),
+            pid: None,
+            host: None,
+            log: None,
+            started_ms: now,
+            heartbeat_ms: now,
+            copy: vec![],
+            tail: Default::default(),
+            last_error: None,
+            stop_requested: false,
+        })
+        .await?;
+    let mut argv = vec![std::env::args()
+        .next()
+        .unwrap_or_else(|| "mongoshift".into())];
+    if let Some(c) = &config.source {
+        argv.extend(["--config".to_string(), c.display().to_string()]);
+    }
+    argv.extend(
+        ["migrate", "--from", from_arg, "--to", to_arg]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    for d in dbs {
+        argv.extend(["--db".to_string(), d.clone()]);
+    }
+    argv.extend(
+        ["--follow", "--resume", "--yes", "--no-progress"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let (pid, log) = detach::start(argv, &detach::default_log(), &record).await?;
+    Ok((identity, pid, log))
+}
+
 /// The run's identity in the target's state: the source's hosts (no credentials), the
 /// databases chosen and where they are renamed to, so that migrations of different
 /// databases (or into different names) from one source into one target keep apart.
@@ -171,20 +233,13 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
         None => None,
     };
 
-    let mut colls: Vec<CollectionInfo> = Vec::new();
-    for db in namespaces::databases(&src, &args.dbs)
-        .await
-        .context("the source")?
-    {
-        if db == state::DB {
-            continue;
-        }
-        colls.extend(
-            namespaces::collections(&src, &db, &filter)
-                .await
-                .with_context(|| format!("the source ({source_label})"))?,
-        );
-    }
+    let colls: Vec<CollectionInfo> = namespaces::selected(
+        &src,
+        &args.dbs,
+        &filter,
+        &format!("the source ({source_label})"),
+    )
+    .await?;
     if colls.is_empty() {
         return Err(crate::exit::usage(format!(
             "nothing to migrate: no collection of {source_label} matches --db/--ns-include/--ns-exclude"

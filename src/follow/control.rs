@@ -1,0 +1,93 @@
+//! Steering a tail through its run record, from any process: wait until it has applied
+//! everything up to a cluster time (the cutover's drain), ask it to stop and wait until it
+//! has, and give the target back the indexes relaxed while it followed. Used by
+//! `migrate stop|finalize`, `switch` and `rollback`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use mongodb::bson::{doc, Timestamp};
+use mongodb::Client;
+
+use super::event::token_time;
+use super::record::{self, Phase, Record, Run};
+use crate::load::relax;
+use crate::load::state::{self, StateStore};
+
+/// Wait until the tail's recorded position has reached `at` (every source write up to then
+/// is applied), at most `timeout`. Returns the record as it was then.
+pub async fn wait_until(rec: &Record, at: Timestamp, timeout: Duration) -> Result<Run> {
+    let start = Instant::now();
+    loop {
+        let r = rec
+            .get()
+            .await?
+            .context("the tail's run record disappeared")?;
+        if r.token
+            .as_ref()
+            .and_then(token_time)
+            .is_some_and(|t| (t.time, t.increment) >= (at.time, at.increment))
+        {
+            return Ok(r);
+        }
+        if r.phase != Phase::Following || !record::alive(&r) {
+            anyhow::bail!(
+                "the tail from {} is not following ({}{}) — it cannot drain; see `mongoshift migrate status`",
+                r.from,
+                r.phase.as_str(),
+                r.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+            );
+        }
+        if start.elapsed() > timeout {
+            anyhow::bail!(
+                "the tail from {} did not reach the freeze point within {} s (lag {} ms); raise --max-lag or try when it has caught up",
+                r.from,
+                timeout.as_secs(),
+                r.tail.lag_ms
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Ask a following tail to stop, and wait until it has checkpointed and exited.
+pub async fn stop(rec: &Record, wait: Duration) -> Result<Run> {
+    rec.update(doc! { "stop_requested": true }).await?;
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = rec
+            .get()
+            .await?
+            .context("the migration record disappeared")?;
+        if r.phase != Phase::Following || !record::alive(&r) {
+            return Ok(r);
+        }
+        if started.elapsed() > wait {
+            anyhow::bail!(
+                "the tail from {} (pid {}) did not stop within {} s; see its log{}",
+                r.from,
+                r.pid.unwrap_or(0),
+                wait.as_secs(),
+                r.log
+                    .as_deref()
+                    .map(|l| format!(" {l}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// Give the target back the TTL and unique indexes relaxed while `run` followed, and clear
+/// its load state. Returns what was restored, described.
+pub async fn restore_relaxed(target: &Client, run: &Run) -> Result<Vec<String>> {
+    let store = StateStore::new(target, state::MIGRATE, &run.run);
+    let mut restored = Vec::new();
+    for r in store.relaxed().await? {
+        if relax::restore(target, &r).await? {
+            restored.push(r.describe());
+        }
+    }
+    store.clear().await?;
+    Ok(restored)
+}
