@@ -63,6 +63,12 @@ pub enum Command {
     Migrate(Box<commands::migrate::MigrateArgs>),
     /// Prove two clusters hold the same data: counts, options, indexes, every document's bytes; names each differing _id.
     Verify(Box<commands::verify::VerifyArgs>),
+    /// Cut the application over from OLD to NEW: freeze, drain, verify, rewrite .env / Secret files atomically, hooks, reverse sync.
+    Switch(Box<commands::switch::SwitchArgs>),
+    /// Undo the last switch: drain the reverse sync, write the old connection string back, hooks.
+    Rollback(Box<commands::rollback::RollbackArgs>),
+    /// Block or allow user writes on a replica set, or show whether they are blocked.
+    Freeze(commands::freeze::FreezeArgs),
 }
 
 /// `--uri` or `--target`, shared by every command that connects to MongoDB.
@@ -355,6 +361,9 @@ async fn run(cli: Cli, ui: Ui) -> Result<()> {
         Command::Indexes(args) => commands::indexes::run(&ctx, args).await,
         Command::Migrate(args) => commands::migrate::run(&ctx, *args).await,
         Command::Verify(args) => commands::verify::run(&ctx, *args).await,
+        Command::Switch(args) => commands::switch::run(&ctx, *args).await,
+        Command::Rollback(args) => commands::rollback::run(&ctx, *args).await,
+        Command::Freeze(args) => commands::freeze::run(&ctx, args).await,
     }
 }
 

@@ -3,9 +3,12 @@
 
 pub mod backup;
 pub mod backups;
+pub mod freeze;
 pub mod indexes;
 pub mod migrate;
 pub mod restore;
+pub mod rollback;
 pub mod sample;
 pub mod status;
+pub mod switch;
 pub mod verify;

@@ -103,3 +103,54 @@ pub fn last_switch(entries: &[Entry]) -> Option<&Entry> {
         .find(|e| e.ok)
         .filter(|e| e.action == "switch")
 }
+
+/// The steps of a switch or rollback, each timed and shown as it ends.
+pub struct Timeline {
+    ui: crate::report::Ui,
+    started: std::time::Instant,
+    last: std::time::Instant,
+    pub steps: Vec<Step>,
+}
+
+impl Timeline {
+    pub fn new(ui: &crate::report::Ui) -> Self {
+        let now = std::time::Instant::now();
+        Timeline {
+            ui: ui.clone(),
+            started: now,
+            last: now,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Close the current step: record and show it.
+    pub fn done(&mut self, step: &str, detail: impl Into<String>) {
+        let ms = self.last.elapsed().as_millis() as u64;
+        self.last = std::time::Instant::now();
+        let detail = crate::redact::scrub(&detail.into());
+        self.ui.info(format!(
+            "✓ {step} ({ms} ms){}",
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {detail}")
+            }
+        ));
+        self.steps.push(Step {
+            step: step.to_string(),
+            ms,
+            detail,
+        });
+    }
+
+    /// The tool's own time: everything except waiting for a tail to drain and for hooks.
+    pub fn own_ms(&self) -> u64 {
+        let waited: u64 = self
+            .steps
+            .iter()
+            .filter(|s| s.step == "drain" || s.step == "hooks")
+            .map(|s| s.ms)
+            .sum();
+        (self.started.elapsed().as_millis() as u64).saturating_sub(waited)
+    }
+}

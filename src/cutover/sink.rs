@@ -110,13 +110,13 @@ impl Sink {
         let (after, lines, old_values) = match self.format {
             Format::Dotenv => {
                 let (after, ch) = dotenv::set(&before, &self.key, value)
-                    .with_context(|| format!("in {}", self.path.display()))?;
+                    .map_err(|e| crate::exit::usage(format!("{}: {e:#}", self.path.display())))?;
                 let lines = ch.iter().map(|c| c.line).collect();
                 (after, lines, ch.into_iter().map(|c| c.old).collect())
             }
             Format::K8sSecret => {
                 let (after, ch) = k8s::set(&before, &self.key, value)
-                    .with_context(|| format!("in {}", self.path.display()))?;
+                    .map_err(|e| crate::exit::usage(format!("{}: {e:#}", self.path.display())))?;
                 let lines = ch.iter().map(|c| c.line).collect();
                 (after, lines, ch.into_iter().map(|c| c.old).collect())
             }

@@ -1,0 +1,311 @@
+//! `mongoshift rollback`: undo the last `switch` recorded in the history. With a reverse
+//! sync running: freeze NEW, drain the sync into OLD past the freeze, stop it, unfreeze
+//! OLD, write the old connection string back, run the hooks. Without one: count the writes
+//! NEW took since the switch (its oplog) and refuse unless `--accept-divergence`, since
+//! they would be left behind.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::cli::{parse_duration, resolve_side, Ctx};
+use crate::cutover::history::{self, Entry, SinkEntry, Timeline};
+use crate::cutover::hooks;
+use crate::cutover::sink::{self, Format, Sink};
+use crate::follow::record::{self, Phase, Record};
+use crate::mongo::write_block;
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The dotenv files to write back (default: those the switch wrote).
+    #[arg(long = "env-file", value_name = "PATH[:KEY]")]
+    pub env_files: Vec<String>,
+    /// The Secret manifests to write back (default: those the switch wrote).
+    #[arg(long = "k8s-secret", value_name = "PATH[:KEY]")]
+    pub k8s_secrets: Vec<String>,
+    /// The history to read (default: .mongoshift/history.jsonl next to the first file).
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// OLD, when the switch was given a URI (the history keeps it without its password).
+    #[arg(long, value_name = "OLD")]
+    pub to: Option<String>,
+    /// NEW, likewise.
+    #[arg(long, value_name = "NEW")]
+    pub from: Option<String>,
+    /// Go back even though NEW took writes that OLD does not have (they stay behind on NEW).
+    #[arg(long)]
+    pub accept_divergence: bool,
+    /// The longest the reverse sync may take to apply everything up to the freeze of NEW.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub max_lag: Duration,
+    /// A command run with `sh -c` after the files are written back (repeatable).
+    #[arg(long = "exec", value_name = "CMD")]
+    pub exec: Vec<String>,
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Run every check and show every change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do it without asking.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// A side recorded in the history, or given again when its password was masked there.
+fn side(given: Option<&str>, recorded: &str, flag: &str) -> Result<String> {
+    match given {
+        Some(v) => Ok(v.to_string()),
+        None if recorded.contains("****") => Err(crate::exit::usage(format!(
+            "the history keeps {} without its password; give it again with {flag} (a config target name keeps it out of the command line)",
+            recorded
+        ))),
+        None => Ok(recorded.to_string()),
+    }
+}
+
+fn sink_of(e: &SinkEntry) -> Sink {
+    Sink {
+        path: PathBuf::from(&e.path),
+        key: e.key.clone(),
+        format: if e.format == "K8sSecret" {
+            Format::K8sSecret
+        } else {
+            Format::Dotenv
+        },
+    }
+}
+
+pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
+    let given = sink::from_args(&args.env_files, &args.k8s_secrets)?;
+    let hist = args.history.clone().unwrap_or_else(|| match given.first() {
+        Some(s) => history::path_for(&s.path),
+        None => PathBuf::from(".mongoshift/history.jsonl"),
+    });
+    let entries = history::read(&hist)?;
+    let Some(last) = history::last_switch(&entries).cloned() else {
+        return Err(crate::exit::usage(format!(
+            "no switch to roll back in {} (the last entry is not a completed switch, or there is none)",
+            hist.display()
+        )));
+    };
+    let sinks: Vec<Sink> = if given.is_empty() {
+        last.sinks.iter().map(sink_of).collect()
+    } else {
+        given
+    };
+    let mut tl = Timeline::new(&ctx.ui);
+    let old_arg = side(args.to.as_deref(), &last.from, "--to")?;
+    let new_arg = side(args.from.as_deref(), &last.to, "--from")?;
+    let old_t = resolve_side(&old_arg, &ctx.config).context("OLD (--to)")?;
+    let new_t = resolve_side(&new_arg, &ctx.config).context("NEW (--from)")?;
+    let (old_l, new_l) = (old_t.label(), new_t.label());
+    let opts = crate::mongo::ConnectOptions {
+        timeout: args.timeout,
+    };
+    let (old, new) = tokio::join!(
+        crate::mongo::connect(&old_t, &opts),
+        crate::mongo::connect(&new_t, &opts)
+    );
+    let old = old.with_context(|| format!("OLD ({old_l})"))?;
+    let new = new.with_context(|| format!("NEW ({new_l})"))?;
+    old.list_database_names()
+        .await
+        .with_context(|| format!("reading from OLD ({old_l}) with the URI to be written back"))?;
+    let edits: Vec<sink::Edit> = sinks
+        .iter()
+        .map(|s| s.plan(&old_t.uri))
+        .collect::<Result<_>>()?;
+
+    // The reverse sync, if the switch started one and it still runs.
+    let reverse = match &last.reverse_sync {
+        Some(run) => {
+            let r = Record::new(&old, run).get().await?;
+            match r {
+                Some(r) if r.phase == Phase::Following && record::alive(&r) => Some(r),
+                other => {
+                    ctx.ui.warn(format!(
+                        "the reverse sync of the switch is not running ({}); counting NEW's writes since the switch instead",
+                        other.map(|r| r.phase.as_str().to_string()).unwrap_or("no record".into())
+                    ));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let mut left_behind = Vec::new();
+    if reverse.is_none() {
+        let (t, i) = last.switched_at.unwrap_or((0, 0));
+        left_behind = crate::mongo::oplog::writes_since(
+            &new,
+            mongodb::bson::Timestamp {
+                time: t,
+                increment: i,
+            },
+            &last.dbs,
+        )
+        .await
+        .with_context(|| format!("NEW ({new_l})"))?;
+    }
+    let behind: u64 = left_behind.iter().map(|(_, n)| n).sum();
+    let behind_text = left_behind
+        .iter()
+        .map(|(ns, n)| format!("{ns}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !ctx.ui.json() {
+        let diffs: Vec<String> = edits.iter().map(|e| e.diff(&old_t.uri)).collect();
+        let how = if reverse.is_some() {
+            format!(
+                "freeze {new_l}, drain the reverse sync into {old_l}, stop it, unfreeze {old_l}"
+            )
+        } else {
+            format!("unfreeze {old_l} ({behind} write(s) on {new_l} since the switch would stay behind)")
+        };
+        ctx.ui.result(format!(
+            "roll back {new_l} → {old_l}: {how}; write back:\n{}",
+            diffs.join("\n")
+        ));
+    }
+    if behind > 0 && !args.accept_divergence {
+        return Err(crate::exit::check_failed(format!(
+            "{new_l} took {behind} write(s) since the switch that {old_l} does not have ({behind_text}); rolling back \
+             would leave them behind. Copy them first (e.g. `mongoshift migrate --from {new_l} --to {old_l} --append`), \
+             or pass --accept-divergence to go back anyway. Nothing was changed"
+        )));
+    }
+    tl.done(
+        "pre-flight",
+        format!("{old_l} reachable with the URI to be written back"),
+    );
+    if args.dry_run {
+        if ctx.ui.json() {
+            ctx.ui.result_json(&serde_json::json!({
+                "ok": true, "dry_run": true, "reverse_sync": reverse.as_ref().map(|r| r.run.clone()),
+                "left_behind": behind,
+            }));
+        }
+        ctx.ui.info("dry run: nothing was changed");
+        return Ok(());
+    }
+    if !args.yes {
+        crate::report::confirm::ask(
+            &ctx.ui,
+            &format!("roll the application back from {new_l} to {old_l}?"),
+        )?;
+    }
+
+    let new_side = format!("NEW ({new_l})");
+    let mut new_frozen = false;
+    if let Some(r) = &reverse {
+        write_block::set(&new, true, &new_side).await?;
+        new_frozen = true;
+        tl.done("freeze", format!("user writes blocked on {new_l}"));
+        let drained = async {
+            let at = write_block::note(&new, "rollback freeze", &new_side).await?;
+            let rec = Record::new(&old, &r.run);
+            let d = crate::follow::control::wait_until(&rec, at, args.max_lag).await?;
+            crate::follow::control::stop(&rec, Duration::from_secs(60)).await?;
+            anyhow::Ok(d)
+        }
+        .await;
+        match drained {
+            Ok(d) => tl.done(
+                "drain",
+                format!(
+                    "the reverse sync applied everything up to the freeze ({} events) and stopped",
+                    d.tail.events
+                ),
+            ),
+            Err(e) => {
+                let _ = write_block::set(&new, false, &new_side).await;
+                return Err(e.context(format!("{new_l} is writable again; no file was changed")));
+            }
+        }
+    }
+    let old_side = format!("OLD ({old_l})");
+    if write_block::is_blocked(&old, &old_side).await? {
+        write_block::set(&old, false, &old_side).await?;
+        tl.done("unfreeze", format!("user writes allowed on {old_l}"));
+    }
+    let modes = sink::write_all(&edits)?;
+    tl.done(
+        "switch back",
+        format!(
+            "{} → {}",
+            edits
+                .iter()
+                .map(|e| e.sink.describe())
+                .collect::<Vec<_>>()
+                .join(", "),
+            old_l
+        ),
+    );
+    let outcomes = hooks::run_all(&args.exec);
+    if !args.exec.is_empty() {
+        let ok = outcomes.iter().filter(|o| o.ok).count();
+        tl.done("hooks", format!("{ok} of {} succeeded", args.exec.len()));
+    }
+    let entry = Entry {
+        action: "rollback".into(),
+        time: mongodb::bson::DateTime::now()
+            .try_to_rfc3339_string()
+            .unwrap_or_default(),
+        time_ms: record::now_ms(),
+        switched_at: None,
+        from: last.to.clone(),
+        to: last.from.clone(),
+        dbs: last.dbs.clone(),
+        sinks: edits
+            .iter()
+            .zip(&modes)
+            .map(|(e, m)| SinkEntry {
+                path: e.sink.path.display().to_string(),
+                key: e.sink.key.clone(),
+                format: format!("{:?}", e.sink.format),
+                sha256_before: sink::sha256(e.before.as_bytes()),
+                sha256_after: sink::sha256(e.after.as_bytes()),
+                write_mode: format!("{m:?}"),
+            })
+            .collect(),
+        hooks: args.exec.iter().map(|c| crate::redact::scrub(c)).collect(),
+        steps: tl.steps.clone(),
+        reverse_sync: None,
+        old_frozen: false,
+        ok: outcomes.iter().all(|o| o.ok),
+    };
+    history::append(&hist, &entry)?;
+    let own = tl.own_ms();
+    if ctx.ui.json() {
+        ctx.ui.result_json(&serde_json::json!({
+            "ok": entry.ok, "from": new_l, "to": old_l, "steps": tl.steps, "own_ms": own,
+            "hooks": outcomes, "left_behind": behind, "new_frozen": new_frozen,
+        }));
+    } else {
+        let mut text = format!(
+            "rolled {} file(s) back to {old_l} in {:.1} s of the tool's own time (drain and hooks excluded)",
+            modes.len(),
+            own as f64 / 1000.0
+        );
+        if new_frozen {
+            text.push_str(&format!(
+                "\n{new_l} stays blocked for user writes; `{}` lifts it",
+                super::freeze::command_for(&new_t, true)
+            ));
+        }
+        ctx.ui.result(text);
+    }
+    if let Some(bad) = outcomes.iter().find(|o| !o.ok) {
+        return Err(anyhow::anyhow!(
+            "the files point at {old_l} again, but the hook `{}` failed (exit {}):\n{}",
+            crate::redact::scrub(&bad.command),
+            bad.exit_code
+                .map(|c| c.to_string())
+                .unwrap_or("none".into()),
+            bad.output_tail
+        ));
+    }
+    Ok(())
+}

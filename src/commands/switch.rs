@@ -1,0 +1,532 @@
+//! `mongoshift switch`: move the application from OLD to NEW. Pre-flight (NEW reachable
+//! with the exact URI that will be written, holding the databases; every file's change
+//! planned and shown), freeze OLD's user writes and drain the running tail past the freeze,
+//! verify, rewrite every sink atomically, run the hooks, optionally start the reverse sync
+//! (NEW → OLD), and record it all in the history. Until the files are written, any failure
+//! unfreezes OLD and leaves every file as it was.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use mongodb::Client;
+
+use crate::cli::{parse_duration, Ctx, SidesArgs};
+use crate::compare::verdict::{self, Level};
+use crate::cutover::history::{self, Entry, SinkEntry, Timeline};
+use crate::cutover::{hooks, sink};
+use crate::follow::apply::Selection;
+use crate::follow::record::Record;
+use crate::mongo::{namespaces, write_block};
+use crate::namespace::{Filter, Renamer};
+use crate::report::progress::Progress;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SwitchVerify {
+    /// Existence, counts, options and indexes.
+    Counts,
+    /// Everything, every document's bytes.
+    Documents,
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    #[command(flatten)]
+    pub sides: SidesArgs,
+    /// A dotenv file and the key holding the connection string (default key MONGO_URI); repeatable.
+    #[arg(long = "env-file", value_name = "PATH[:KEY]")]
+    pub env_files: Vec<String>,
+    /// A Kubernetes Secret manifest (data or stringData) and its key; repeatable.
+    #[arg(long = "k8s-secret", value_name = "PATH[:KEY]")]
+    pub k8s_secrets: Vec<String>,
+    /// The databases the application uses (default: those of the migration following
+    /// into NEW, else every user database of OLD).
+    #[arg(long = "db", value_name = "DB")]
+    pub dbs: Vec<String>,
+    /// Block user writes on OLD before switching (automatic when a `migrate --follow`
+    /// runs into NEW).
+    #[arg(long)]
+    pub freeze_writes: bool,
+    /// The longest the running tail may take to apply everything up to the freeze.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub max_lag: Duration,
+    /// What to check between the drain and the switch; any difference aborts.
+    #[arg(long, value_enum, default_value = "counts")]
+    pub verify: SwitchVerify,
+    /// After the switch, follow NEW's writes into OLD in the background so that `rollback`
+    /// loses nothing.
+    #[arg(long)]
+    pub reverse_sync: bool,
+    /// A command run with `sh -c` after the files are written (repeatable, in order).
+    #[arg(long = "exec", value_name = "CMD")]
+    pub exec: Vec<String>,
+    /// Run every check and show every change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do it without asking.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Refuse a side that is not a replica set for what needs one, saying why.
+async fn is_replica_set(c: &Client) -> Result<bool> {
+    let hello = c
+        .database("admin")
+        .run_command(mongodb::bson::doc! { "hello": 1 })
+        .await
+        .context("running hello")?;
+    Ok(hello.get_str("setName").is_ok())
+}
+
+pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
+    let sinks = sink::from_args(&args.env_files, &args.k8s_secrets)?;
+    if sinks.is_empty() {
+        return Err(crate::exit::usage(
+            "say where the application reads its connection string: --env-file PATH[:KEY] or --k8s-secret PATH[:KEY]",
+        ));
+    }
+    let mut tl = Timeline::new(&ctx.ui);
+    // 1. Pre-flight. NEW is reached with the very URI the files will hold.
+    let (old_t, old, new_t, new) = args.sides.connect(&ctx.config).await?;
+    let (old_l, new_l) = (old_t.label(), new_t.label());
+    let new_dbs = new
+        .list_database_names()
+        .await
+        .with_context(|| format!("reading from NEW ({new_l}) with the URI to be written"))?;
+    let forward = crate::compare::live::running_tail(&new)
+        .await
+        .with_context(|| format!("NEW ({new_l})"))?
+        .filter(|r| {
+            r.run
+                .starts_with(&crate::commands::migrate::identity(&old_t.uri, &[], &[]))
+        });
+    if let Some(f) = &forward {
+        if f.run.contains(" --ns-to ") {
+            return Err(crate::exit::usage(format!(
+                "the migration following into {new_l} renames databases ({}); switch moves the connection string only, \
+                 so the databases must keep their names",
+                f.run
+            )));
+        }
+    }
+    let dbs: Vec<String> = if !args.dbs.is_empty() {
+        args.dbs.clone()
+    } else {
+        forward.as_ref().map(|f| f.dbs.clone()).unwrap_or_default()
+    };
+    let all = Filter::new(&[], &[])?;
+    let colls = namespaces::selected(&old, &dbs, &all, &format!("OLD ({old_l})")).await?;
+    let mut wanted: Vec<String> = colls.iter().map(|c| c.ns.db.clone()).collect();
+    wanted.sort();
+    wanted.dedup();
+    let missing: Vec<&String> = wanted.iter().filter(|d| !new_dbs.contains(d)).collect();
+    if !missing.is_empty() {
+        return Err(crate::exit::usage(format!(
+            "NEW ({new_l}) lacks the database(s) {}; migrate them first (`mongoshift migrate --from {} --to {} --follow`)",
+            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            old_l,
+            new_l
+        )));
+    }
+    let edits: Vec<sink::Edit> = sinks
+        .iter()
+        .map(|s| s.plan(&new_t.uri))
+        .collect::<Result<_>>()?;
+    for e in edits.iter().filter(|e| e.lines.len() > 1) {
+        ctx.ui.warn(format!(
+            "{} binds {} on {} lines ({}); all of them are changed",
+            e.sink.path.display(),
+            e.sink.key,
+            e.lines.len(),
+            e.lines
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if edits.iter().all(|e| e.before == e.after) {
+        ctx.ui.result(format!(
+            "every sink already points at {new_l}; nothing to switch"
+        ));
+        return Ok(());
+    }
+    let freeze = args.freeze_writes || forward.is_some();
+    if freeze && !is_replica_set(&old).await? {
+        return Err(crate::exit::usage(format!(
+            "OLD ({old_l}) is a standalone server, which cannot block user writes (setUserWriteBlockMode needs a \
+             replica set; an fsync lock would make the application's writes hang rather than fail, and our own \
+             writes with them). Stop the application's writers first (e.g. scale them to zero), then switch without \
+             --freeze-writes; or restart OLD as a single-node replica set"
+        )));
+    }
+    if args.reverse_sync {
+        if !freeze {
+            return Err(crate::exit::usage(
+                "--reverse-sync needs --freeze-writes: OLD must take no writes of its own while NEW's are followed into it",
+            ));
+        }
+        crate::follow::require_replica_set(&new, &new_l).await?;
+    }
+    let verify_level = match args.verify {
+        SwitchVerify::Counts => Some(Level::Metadata),
+        SwitchVerify::Documents => Some(Level::Documents),
+        SwitchVerify::None => None,
+    };
+    let mut plan = vec![format!("switch {old_l} → {new_l}")];
+    if freeze {
+        plan.push(format!(
+            "block user writes on {old_l} (setUserWriteBlockMode)"
+        ));
+    }
+    if let Some(f) = &forward {
+        plan.push(format!(
+            "drain the tail from {} (at most {}), stop it, restore its relaxed indexes",
+            f.from,
+            humantime::format_duration(args.max_lag)
+        ));
+    }
+    if let Some(l) = verify_level {
+        plan.push(format!(
+            "verify {} namespace(s) at level {l:?}",
+            colls.len()
+        ));
+    }
+    plan.push(format!(
+        "write {} file(s) atomically",
+        edits.iter().filter(|e| e.before != e.after).count()
+    ));
+    for c in &args.exec {
+        plan.push(format!("run: {}", crate::redact::scrub(c)));
+    }
+    if args.reverse_sync {
+        plan.push(format!(
+            "follow {new_l} into {old_l} in the background (reverse sync)"
+        ));
+    }
+    if !ctx.ui.json() {
+        let diffs: Vec<String> = edits
+            .iter()
+            .filter(|e| e.before != e.after)
+            .map(|e| e.diff(&new_t.uri))
+            .collect();
+        ctx.ui.result(format!(
+            "{}\n\n{}",
+            plan.iter()
+                .map(|p| format!("  - {p}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            diffs.join("\n")
+        ));
+    }
+    tl.done(
+        "pre-flight",
+        format!(
+            "{new_l} reachable with the new URI; {} sink(s) planned",
+            edits.len()
+        ),
+    );
+    if args.dry_run {
+        if ctx.ui.json() {
+            ctx.ui
+                .result_json(&serde_json::json!({ "ok": true, "dry_run": true, "plan": plan }));
+        }
+        ctx.ui.info("dry run: nothing was changed");
+        return Ok(());
+    }
+    if !args.yes {
+        crate::report::confirm::ask(
+            &ctx.ui,
+            &format!("switch the application from {old_l} to {new_l}?"),
+        )?;
+    }
+
+    // 2. Freeze. From here until the files are written, a failure unfreezes OLD.
+    if freeze {
+        write_block::set(&old, true, &format!("OLD ({old_l})")).await?;
+        tl.done("freeze", format!("user writes blocked on {old_l}"));
+    }
+    let s = Switch {
+        ctx,
+        args: &args,
+        old: &old,
+        new: &new,
+        new_uri: &new_t.uri,
+        labels: (&old_l, &new_l),
+        dbs: &dbs,
+    };
+    let before_files = s
+        .until_written(
+            &mut tl,
+            forward.as_ref(),
+            colls,
+            verify_level,
+            freeze,
+            &edits,
+        )
+        .await;
+    let (switched_at, token, modes) = match before_files {
+        Ok(v) => v,
+        Err(e) => {
+            if freeze {
+                if let Err(u) = write_block::set(&old, false, &format!("OLD ({old_l})")).await {
+                    ctx.ui.warn(format!(
+                        "could not unfreeze {old_l}: {u:#}; unfreeze it with `{}`",
+                        super::freeze::command_for(&old_t, true)
+                    ));
+                } else {
+                    ctx.ui
+                        .warn(format!("{old_l} is writable again; no file was changed"));
+                }
+            }
+            return Err(e);
+        }
+    };
+
+    // 5. Hooks.
+    let outcomes = hooks::run_all(&args.exec);
+    if !args.exec.is_empty() {
+        let ok = outcomes.iter().filter(|o| o.ok).count();
+        tl.done("hooks", format!("{ok} of {} succeeded", args.exec.len()));
+    }
+    // 6. Reverse sync.
+    let mut old_frozen = freeze;
+    let mut reverse = None;
+    if let Some(token) = token {
+        let side = format!("OLD ({old_l})");
+        if !write_block::can_bypass(&old, &side).await? {
+            write_block::set(&old, false, &side).await?;
+            old_frozen = false;
+            ctx.ui.warn(format!(
+                "{old_l} is writable again: this connection cannot write through the block (auth is disabled, or the \
+                 user lacks bypassWriteBlockingMode, e.g. the restore or root role), and the reverse sync must write \
+                 into it. A client still writing to {old_l} would now diverge from {new_l}."
+            ));
+        }
+        let (run, pid, log) = crate::commands::migrate::follow_detached(
+            &ctx.config,
+            (args.sides.to.as_deref().unwrap_or_default(), &new_t),
+            (args.sides.from.as_deref().unwrap_or_default(), &old_t, &old),
+            &dbs,
+            token,
+        )
+        .await
+        .context("starting the reverse sync")?;
+        tl.done(
+            "reverse sync",
+            format!(
+                "following {new_l} into {old_l}: pid {pid}, log {}",
+                log.display()
+            ),
+        );
+        reverse = Some(run);
+    }
+    // 7. History.
+    let entry = Entry {
+        action: "switch".into(),
+        time: mongodb::bson::DateTime::now()
+            .try_to_rfc3339_string()
+            .unwrap_or_default(),
+        time_ms: crate::follow::record::now_ms(),
+        switched_at: Some((switched_at.time, switched_at.increment)),
+        from: side_as_given(args.sides.from.as_deref().unwrap_or_default()),
+        to: side_as_given(args.sides.to.as_deref().unwrap_or_default()),
+        dbs: dbs.clone(),
+        sinks: edits
+            .iter()
+            .zip(&modes)
+            .map(|(e, m)| SinkEntry {
+                path: e.sink.path.display().to_string(),
+                key: e.sink.key.clone(),
+                format: format!("{:?}", e.sink.format),
+                sha256_before: sink::sha256(e.before.as_bytes()),
+                sha256_after: sink::sha256(e.after.as_bytes()),
+                write_mode: format!("{m:?}"),
+            })
+            .collect(),
+        hooks: args.exec.iter().map(|c| crate::redact::scrub(c)).collect(),
+        steps: tl.steps.clone(),
+        reverse_sync: reverse.clone(),
+        old_frozen,
+        ok: outcomes.iter().all(|o| o.ok),
+    };
+    let hist = history::path_for(&sinks[0].path);
+    history::append(&hist, &entry)?;
+    let own = tl.own_ms();
+    if ctx.ui.json() {
+        ctx.ui.result_json(&serde_json::json!({
+            "ok": entry.ok, "from": old_l, "to": new_l, "steps": tl.steps, "own_ms": own,
+            "hooks": outcomes, "reverse_sync": reverse, "old_frozen": old_frozen,
+            "history": hist.display().to_string(),
+        }));
+    } else {
+        let mut text = format!(
+            "switched {} file(s) to {new_l} in {:.1} s of the tool's own time (drain and hooks excluded); history in {}",
+            modes.len(),
+            own as f64 / 1000.0,
+            hist.display()
+        );
+        if old_frozen {
+            text.push_str(&format!(
+                "\n{old_l} stays blocked for user writes (a client still on it cannot diverge); `{}` lifts it",
+                super::freeze::command_for(&old_t, true)
+            ));
+        }
+        if reverse.is_some() {
+            text.push_str(&format!(
+                "\nthe reverse sync keeps {old_l} in step for `mongoshift rollback`; `mongoshift migrate stop --to {old_l}` ends it"
+            ));
+        }
+        ctx.ui.result(text);
+    }
+    if let Some(bad) = outcomes.iter().find(|o| !o.ok) {
+        return Err(anyhow::anyhow!(
+            "the files point at {new_l}, but the hook `{}` failed (exit {}):\n{}\nFix it and run the hook again, or `mongoshift rollback` to go back",
+            crate::redact::scrub(&bad.command),
+            bad.exit_code.map(|c| c.to_string()).unwrap_or("none".into()),
+            bad.output_tail
+        ));
+    }
+    Ok(())
+}
+
+/// A side for the history: a config target's name as it is, a URI without its password.
+fn side_as_given(v: &str) -> String {
+    crate::redact::uri(v)
+}
+
+struct Switch<'a> {
+    ctx: &'a Ctx,
+    args: &'a SwitchArgs,
+    old: &'a Client,
+    new: &'a Client,
+    new_uri: &'a str,
+    labels: (&'a str, &'a str),
+    dbs: &'a [String],
+}
+
+impl Switch<'_> {
+    /// Steps 2–4: drain, verify, note NEW's position and time, write the files. Returns
+    /// NEW's cluster time at the switch, the reverse sync's start and how each file was written.
+    async fn until_written(
+        &self,
+        tl: &mut Timeline,
+        forward: Option<&crate::follow::record::Run>,
+        colls: Vec<namespaces::CollectionInfo>,
+        level: Option<Level>,
+        freeze: bool,
+        edits: &[sink::Edit],
+    ) -> Result<(
+        mongodb::bson::Timestamp,
+        Option<mongodb::bson::Bson>,
+        Vec<sink::WriteMode>,
+    )> {
+        let (old_l, new_l) = self.labels;
+        if let Some(f) = forward {
+            let at =
+                write_block::note(self.old, "switch freeze", &format!("OLD ({old_l})")).await?;
+            let rec = Record::new(self.new, &f.run);
+            let drained = crate::follow::control::wait_until(&rec, at, self.args.max_lag).await?;
+            let stopped = crate::follow::control::stop(&rec, Duration::from_secs(60)).await?;
+            let restored = crate::follow::control::restore_relaxed(self.new, &stopped).await?;
+            tl.done(
+                "drain",
+                format!(
+                    "the tail applied everything up to the freeze ({} events in all) and stopped; {} relaxed index(es) restored",
+                    drained.tail.events,
+                    restored.len()
+                ),
+            );
+        } else if freeze {
+            tl.done("drain", "no tail follows into NEW; nothing to drain");
+        }
+        if let Some(level) = level {
+            let progress = Progress::new(&self.ctx.ui, "verify", colls.len() as u64, 0);
+            let opts = verdict::Options {
+                level,
+                max_report: 5,
+                range_bytes: 256 << 20,
+            };
+            let verdicts = verdict::all(
+                self.old,
+                self.new,
+                colls,
+                &Renamer::new(&[], &[])?,
+                opts,
+                2,
+                &progress,
+            )
+            .await?;
+            progress.finish();
+            let bad: Vec<String> = verdicts
+                .iter()
+                .filter(|v| !v.identical)
+                .map(|v| {
+                    let mut why = v.metadata.clone();
+                    if v.source_count != v.target_count {
+                        why.push(format!(
+                            "count {} vs {}",
+                            v.source_count.unwrap_or(0),
+                            v.target_count.unwrap_or(0)
+                        ));
+                    }
+                    if let Some(n) = v.documents_differing.filter(|n| *n > 0) {
+                        why.push(format!("{n} document(s) differ"));
+                    }
+                    format!("{}: {}", v.source, why.join("; "))
+                })
+                .collect();
+            if !bad.is_empty() {
+                let resume = if forward.is_some() {
+                    " The tail was stopped at the freeze; follow again with the same `migrate … --follow` plus --resume."
+                } else {
+                    ""
+                };
+                return Err(crate::exit::check_failed(format!(
+                    "verify found differences between {old_l} and {new_l}; nothing was switched:\n{}\n\
+                     Run `mongoshift verify --from {old_l} --to {new_l}` for the full report.{resume}",
+                    bad.join("\n")
+                )));
+            }
+            tl.done(
+                "verify",
+                format!(
+                    "{} namespace(s) identical at level {level:?}",
+                    verdicts.len()
+                ),
+            );
+        }
+        let token = if self.args.reverse_sync {
+            let sel = Selection {
+                dbs: self.dbs.to_vec(),
+                filter: Filter::new(&[], &[])?,
+                renamer: Renamer::new(&[], &[])?,
+            };
+            Some(
+                crate::follow::position_now(self.new, &sel)
+                    .await
+                    .context("NEW")?,
+            )
+        } else {
+            None
+        };
+        let at = crate::mongo::oplog::majority_time(self.new)
+            .await
+            .with_context(|| format!("NEW ({new_l})"))?;
+        let modes = sink::write_all(edits)?;
+        tl.done(
+            "switch",
+            format!(
+                "{} → {}",
+                edits
+                    .iter()
+                    .map(|e| e.sink.describe())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                crate::redact::uri(self.new_uri)
+            ),
+        );
+        Ok((at, token, modes))
+    }
+}
