@@ -97,7 +97,12 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
     };
     let mut tl = Timeline::new(&ctx.ui);
     let old_arg = side(args.to.as_deref(), &last.from, "--to")?;
-    let new_arg = side(args.from.as_deref(), &last.to, "--from")?;
+    // NEW is what the switch wrote into the files, password included.
+    let in_files = match args.from.as_deref() {
+        Some(v) => Some(v.to_string()),
+        None => sinks.first().map(|s| s.current()).transpose()?.flatten(),
+    };
+    let new_arg = side(in_files.as_deref(), &last.to, "--from")?;
     let old_t = resolve_side(&old_arg, &ctx.config).context("OLD (--to)")?;
     let new_t = resolve_side(&new_arg, &ctx.config).context("NEW (--from)")?;
     let (old_l, new_l) = (old_t.label(), new_t.label());

@@ -312,7 +312,11 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
             token,
         )
         .await
-        .context("starting the reverse sync")?;
+        .with_context(|| {
+            format!(
+                "the files point at {new_l} and the switch is done, but the reverse sync could not start                  (a rollback would count NEW's writes instead); start it by hand with                  `mongoshift migrate --from NEW --to OLD --db … --follow --detach --append`"
+            )
+        })?;
         tl.done(
             "reverse sync",
             format!(
@@ -433,7 +437,7 @@ impl Switch<'_> {
             tl.done(
                 "drain",
                 format!(
-                    "the tail applied everything up to the freeze ({} events in all) and stopped; {} relaxed index(es) restored",
+                    "the tail reached the freeze point ({} events applied by its process) and stopped; {} relaxed index(es) restored",
                     drained.tail.events,
                     restored.len()
                 ),

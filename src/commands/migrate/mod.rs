@@ -121,8 +121,9 @@ pub async fn follow_detached(
                 .map(|t| t.time)
                 .unwrap_or(0),
             token: Some(token),
-            pid: None,
-            host: None,
+            // This process until the child takes over (see `handed_over` in `migrate`).
+            pid: Some(std::process::id()),
+            host: Some(record::hostname()),
             log: None,
             started_ms: now,
             heartbeat_ms: now,
