@@ -290,9 +290,9 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
         }));
     } else {
         let mut text = format!(
-            "rolled {} file(s) back to {old_l} in {:.1} s of the tool's own time (drain and hooks excluded)",
+            "rolled {} file(s) back to {old_l} in {} ms of the tool's own time (drain and hooks excluded)",
             modes.len(),
-            own as f64 / 1000.0
+            own
         );
         if new_frozen {
             text.push_str(&format!(

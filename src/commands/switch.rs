@@ -366,9 +366,9 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         }));
     } else {
         let mut text = format!(
-            "switched {} file(s) to {new_l} in {:.1} s of the tool's own time (drain and hooks excluded); history in {}",
+            "switched {} file(s) to {new_l} in {} ms of the tool's own time (drain and hooks excluded); history in {}",
             modes.len(),
-            own as f64 / 1000.0,
+            own,
             hist.display()
         );
         if old_frozen {

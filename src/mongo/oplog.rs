@@ -190,32 +190,6 @@ pub fn regex_escape(s: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scopes_filter_by_database_and_by_transaction_contents() {
-        let start = Timestamp {
-            time: 1,
-            increment: 0,
-        };
-        let f = OplogScope::Databases(vec!["a.b".into(), "c".into()]).filter(start);
-        let text = format!("{f}");
-        assert!(text.contains(r#"^(a\.b|c)\."#), "{text}");
-        assert!(text.contains("$elemMatch"), "{text}");
-        let f = OplogScope::AllUserDatabases.filter(start);
-        let text = format!("{f}");
-        assert!(text.contains("^(admin|config|local)"), "{text}");
-        assert!(text.contains("$not"), "{text}");
-    }
-
-    #[test]
-    fn escapes_regex_metacharacters() {
-        assert_eq!(super::regex_escape("a.b$c"), "a\\.b\\$c");
-    }
-}
-
 /// The user writes (inserts, updates, deletes, also inside transactions) recorded in the
 /// oplog after `after`, per namespace, in `dbs` (every user database when empty). How
 /// `rollback` tells what would be left behind on the cluster it leaves.
@@ -262,4 +236,30 @@ pub async fn writes_since(
             (d.get_str("_id").unwrap_or_default().to_string(), n as u64)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_filter_by_database_and_by_transaction_contents() {
+        let start = Timestamp {
+            time: 1,
+            increment: 0,
+        };
+        let f = OplogScope::Databases(vec!["a.b".into(), "c".into()]).filter(start);
+        let text = format!("{f}");
+        assert!(text.contains(r#"^(a\.b|c)\."#), "{text}");
+        assert!(text.contains("$elemMatch"), "{text}");
+        let f = OplogScope::AllUserDatabases.filter(start);
+        let text = format!("{f}");
+        assert!(text.contains("^(admin|config|local)"), "{text}");
+        assert!(text.contains("$not"), "{text}");
+    }
+
+    #[test]
+    fn escapes_regex_metacharacters() {
+        assert_eq!(super::regex_escape("a.b$c"), "a\\.b\\$c");
+    }
 }
