@@ -575,10 +575,100 @@ fn rollback_without_reverse_sync_counts_what_new_took_and_refuses() {
             &env_s,
             "--yes",
             "--accept-divergence",
+            "--exec",
+            "echo api-restart-failed >&2; exit 7",
         ],
     );
-    r.assert_code(0);
+    // A failing hook: reported with its exit code and output; the files are written back.
+    r.assert_code(1);
+    assert!(
+        r.stderr.contains("exit 7") && r.stderr.contains("api-restart-failed"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(std::fs::read_to_string(&env).unwrap(), before);
+    block_on(async {
+        client(&old).await.database(&db).drop().await.unwrap();
+        client(&new).await.database(&db).drop().await.unwrap();
+    });
+}
+
+#[test]
+fn sigterm_during_the_drain_unfreezes_old_and_writes_nothing() {
+    let _serial = serial();
+    let _thaw = Thaw;
+    let old = servers().rs_uri.clone();
+    let new = servers().atlas_uri.clone();
+    let db = small_db("swsig", 50, false);
+    let dir = tempdir();
+    let env = dir.path().join(".env");
+    let text = format!("MONGO_URI={old}\n");
+    std::fs::write(&env, &text).unwrap();
+    mongoshift(
+        dir.path(),
+        [
+            "migrate",
+            "--from",
+            &old,
+            "--to",
+            &new,
+            "--db",
+            &db,
+            "--follow",
+            "--detach",
+            "--yes",
+            "--no-progress",
+        ],
+    )
+    .assert_code(0);
+    let status = mongoshift(
+        dir.path(),
+        [
+            "migrate", "status", "--to", &new, "--db", &db, "--output", "json",
+        ],
+    );
+    let tail_pid = status.json()["runs"][0]["pid"]
+        .as_i64()
+        .expect("the tail's pid") as i32;
+    // A paused tail cannot reach the freeze point, so the switch waits in its drain.
+    unsafe { libc::kill(tail_pid, libc::SIGSTOP) };
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
+        .current_dir(dir.path())
+        .args([
+            "switch",
+            "--from",
+            &old,
+            "--to",
+            &new,
+            "--env-file",
+            env.to_str().unwrap(),
+            "--yes",
+            "--no-progress",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !blocked(&old) {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the switch never froze OLD"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    unsafe { libc::kill(tail_pid, libc::SIGCONT) };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert!(!blocked(&old), "OLD is writable again");
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), text);
+    assert!(!dir.path().join(".mongoshift/history.jsonl").exists());
+    mongoshift(dir.path(), ["migrate", "stop", "--to", &new, "--db", &db]).assert_code(0);
     block_on(async {
         client(&old).await.database(&db).drop().await.unwrap();
         client(&new).await.database(&db).drop().await.unwrap();

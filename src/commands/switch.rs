@@ -242,11 +242,7 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         )?;
     }
 
-    // 2. Freeze. From here until the files are written, a failure unfreezes OLD.
-    if freeze {
-        write_block::set(&old, true, &format!("OLD ({old_l})")).await?;
-        tl.done("freeze", format!("user writes blocked on {old_l}"));
-    }
+    // 2–4. From the freeze until the files are written, a failure unfreezes OLD.
     let s = Switch {
         ctx,
         args: &args,
@@ -256,16 +252,12 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         labels: (&old_l, &new_l),
         dbs: &dbs,
     };
-    let before_files = s
-        .until_written(
-            &mut tl,
-            forward.as_ref(),
-            colls,
-            verify_level,
-            freeze,
-            &edits,
-        )
-        .await;
+    // Ctrl-C or SIGTERM before the files are written is a failure like any other (OLD
+    // unfrozen, files untouched); the files themselves are written with no await between.
+    let before_files = tokio::select! {
+        r = s.until_written(&mut tl, forward.as_ref(), colls, verify_level, freeze, &edits) => r,
+        sig = crate::signals::interrupted() => Err(anyhow::anyhow!("interrupted by {sig} before any file was written")),
+    };
     let (switched_at, token, modes) = match before_files {
         Ok(v) => v,
         Err(e) => {
@@ -411,7 +403,7 @@ struct Switch<'a> {
 }
 
 impl Switch<'_> {
-    /// Steps 2–4: drain, verify, note NEW's position and time, write the files. Returns
+    /// Steps 2–4: freeze, drain, verify, note NEW's position and time, write the files. Returns
     /// NEW's cluster time at the switch, the reverse sync's start and how each file was written.
     async fn until_written(
         &self,
@@ -427,6 +419,10 @@ impl Switch<'_> {
         Vec<sink::WriteMode>,
     )> {
         let (old_l, new_l) = self.labels;
+        if freeze {
+            write_block::set(self.old, true, &format!("OLD ({old_l})")).await?;
+            tl.done("freeze", format!("user writes blocked on {old_l}"));
+        }
         if let Some(f) = forward {
             let at =
                 write_block::note(self.old, "switch freeze", &format!("OLD ({old_l})")).await?;
