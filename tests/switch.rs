@@ -674,3 +674,28 @@ fn sigterm_during_the_drain_unfreezes_old_and_writes_nothing() {
         client(&new).await.database(&db).drop().await.unwrap();
     });
 }
+
+#[test]
+fn freeze_blocks_reports_and_lifts_user_writes() {
+    let _serial = serial();
+    let _thaw = Thaw;
+    let rs = servers().rs_uri.clone();
+    let dir = tempdir();
+    let freeze = |extra: &[&str]| {
+        let mut a = vec!["freeze", "--uri", &rs, "--output", "json"];
+        a.extend_from_slice(extra);
+        mongoshift(dir.path(), a)
+    };
+    let r = freeze(&[]);
+    r.assert_code(0);
+    assert_eq!(r.json()["writes_blocked"], true);
+    assert!(blocked(&rs));
+    assert_eq!(freeze(&["--status"]).json()["writes_blocked"], true);
+    let r = freeze(&["--off"]);
+    r.assert_code(0);
+    assert_eq!(r.json()["writes_blocked"], false);
+    assert!(!blocked(&rs));
+    let r = mongoshift(dir.path(), ["freeze", "--uri", &servers().standalone_uri]);
+    r.assert_code(2);
+    assert!(r.stderr.contains("standalone"), "{}", r.stderr);
+}

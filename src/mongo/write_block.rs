@@ -14,26 +14,22 @@ pub const BLOCKED: i32 = 371;
 
 /// Block (`true`) or unblock user writes. On a standalone the server refuses (code 20).
 pub async fn set(client: &Client, block: bool, side: &str) -> Result<()> {
-    client
+    let r = client
         .database("admin")
         .run_command(doc! { "setUserWriteBlockMode": 1, "global": block })
-        .await
-        .map_err(|e| {
-            if super::errors::code(&e) == Some(20) {
-                anyhow::anyhow!(
-                    "{side} is a standalone server: it cannot block user writes (setUserWriteBlockMode needs a replica set)"
-                )
-            } else {
-                anyhow::Error::new(e)
-            }
-        })
-        .with_context(|| {
+        .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if super::errors::code(&e) == Some(20) => Err(crate::exit::usage(format!(
+            "{side} is a standalone server: it cannot block user writes (setUserWriteBlockMode needs a replica set)"
+        ))),
+        Err(e) => Err(e).with_context(|| {
             format!(
                 "{} user writes on {side} (needs the setUserWriteBlockMode privilege, e.g. the clusterManager or root role)",
                 if block { "blocking" } else { "unblocking" }
             )
-        })?;
-    Ok(())
+        }),
+    }
 }
 
 /// Whether user writes are blocked now.
