@@ -555,6 +555,20 @@ fn rollback_without_reverse_sync_counts_what_new_took_and_refuses() {
             .unwrap();
     });
     let switched = std::fs::read_to_string(&env).unwrap();
+    // A dry run shows the diff and the divergence, and changes nothing.
+    let r = mongoshift(
+        dir.path(),
+        [
+            "rollback",
+            "--env-file",
+            &env_s,
+            "--dry-run",
+            "--accept-divergence",
+        ],
+    );
+    r.assert_code(0);
+    assert!(r.stdout.contains("3 write(s)"), "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), switched);
     let r = mongoshift(dir.path(), ["rollback", "--env-file", &env_s, "--yes"]);
     r.assert_code(3);
     assert!(

@@ -243,6 +243,15 @@ pub async fn stop(ctx: &Ctx, args: ControlArgs) -> Result<()> {
             last.phase.as_str()
         ));
     }
+    // Ending a switch's reverse sync leaves its target (the old cluster) frozen on purpose.
+    if crate::mongo::write_block::is_blocked(&client, &to)
+        .await
+        .unwrap_or(false)
+    {
+        ctx.ui.warn(format!(
+            "{to} stays blocked for user writes (a cutover's freeze); lift it on purpose with `mongoshift freeze --off` on it"
+        ));
+    }
     if last.phase == Phase::Failed {
         anyhow::bail!(
             "the tail had failed: {}",
