@@ -69,6 +69,8 @@ pub enum Command {
     Rollback(Box<commands::rollback::RollbackArgs>),
     /// Block or allow user writes on a replica set, or show whether they are blocked.
     Freeze(commands::freeze::FreezeArgs),
+    /// Slow query shapes from the profiler and logs, explain, ESR index recommendations as specs, a CI gate on critical queries.
+    Analyze(commands::analyze::AnalyzeArgs),
 }
 
 /// `--uri` or `--target`, shared by every command that connects to MongoDB.
@@ -364,6 +366,7 @@ async fn run(cli: Cli, ui: Ui) -> Result<()> {
         Command::Switch(args) => commands::switch::run(&ctx, *args).await,
         Command::Rollback(args) => commands::rollback::run(&ctx, *args).await,
         Command::Freeze(args) => commands::freeze::run(&ctx, args).await,
+        Command::Analyze(args) => commands::analyze::run(&ctx, args).await,
     }
 }
 

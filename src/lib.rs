@@ -5,6 +5,7 @@
 //! - engines: `mongo` (MongoDB access), `report` (tables, JSON, progress);
 //! - foundations: `config` (targets, interpolation), `redact` (secrets), `exit` (exit codes).
 
+pub mod analysis;
 pub mod cli;
 pub mod codec;
 pub mod commands;

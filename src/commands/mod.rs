@@ -1,6 +1,7 @@
 //! One module per subcommand. Each is thin: resolve inputs, call the engines,
 //! report.
 
+pub mod analyze;
 pub mod backup;
 pub mod backups;
 pub mod freeze;

@@ -34,6 +34,14 @@ fn env_file() -> PathBuf {
     Path::new(&tmp).join("mongoshift-servers").join("env")
 }
 
+/// The folder the test servers run in (each server's data and `mongod.log` in a subfolder).
+pub fn run_dir() -> PathBuf {
+    env_file()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
 pub fn servers() -> &'static Servers {
     static S: OnceLock<Servers> = OnceLock::new();
     S.get_or_init(|| {

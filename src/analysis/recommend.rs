@@ -1,0 +1,154 @@
+//! From ranked shapes to index recommendations: every shape that scans too much gets its
+//! ESR candidates (see `esr`); those an existing index already serves are dropped; a
+//! candidate that is a prefix of another on the same collection is merged into it. Each
+//! recommendation names the shapes it serves and the time and documents examined they
+//! cost as recorded (what it would save, at most).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::esr::{self, Candidate};
+use super::stats::ShapeStats;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recommendation {
+    pub ns: String,
+    /// The key pattern, in order.
+    pub keys: Vec<(String, i32)>,
+    /// The ids of the shapes it serves.
+    pub shapes: Vec<usize>,
+    /// Recorded time and documents examined of those shapes.
+    pub total_ms: u64,
+    pub docs_examined: u64,
+}
+
+impl Recommendation {
+    pub fn keys_text(&self) -> String {
+        let parts: Vec<String> = self.keys.iter().map(|(f, d)| format!("{f}: {d}")).collect();
+        format!("{{ {} }}", parts.join(", "))
+    }
+}
+
+/// Shapes served already, and recommendations for the rest. `existing`: the key patterns of
+/// each namespace's indexes, None when unknown (logs only, no connection).
+pub fn recommend(
+    shapes: &[ShapeStats],
+    existing: Option<&BTreeMap<String, Vec<Vec<(String, i32)>>>>,
+) -> Vec<Recommendation> {
+    let mut per_ns: BTreeMap<String, Vec<Recommendation>> = BTreeMap::new();
+    for s in shapes.iter().filter(|s| s.scans_too_much()) {
+        let idx = existing.and_then(|e| e.get(&s.ns));
+        for c in esr::candidates(&s.example.filter, &s.example.sort) {
+            if idx.is_some_and(|list| list.iter().any(|k| esr::served_by(&c, k))) {
+                continue;
+            }
+            add(per_ns.entry(s.ns.clone()).or_default(), &s.ns, &c, s);
+        }
+    }
+    let mut out: Vec<Recommendation> = per_ns.into_values().flatten().collect();
+    out.sort_by(|a, b| b.total_ms.cmp(&a.total_ms).then(a.ns.cmp(&b.ns)));
+    out
+}
+
+/// Add a candidate: into an equal or longer recommendation it is a prefix of, or as a new
+/// one that absorbs the shorter ones that are its prefix.
+fn add(recs: &mut Vec<Recommendation>, ns: &str, c: &Candidate, s: &ShapeStats) {
+    let keys = c.keys();
+    let credit = |r: &mut Recommendation| {
+        if !r.shapes.contains(&s.id) {
+            r.shapes.push(s.id);
+            r.total_ms += s.total_ms;
+            r.docs_examined += s.docs_examined;
+        }
+    };
+    if let Some(r) = recs.iter_mut().find(|r| esr::is_prefix(&keys, &r.keys)) {
+        credit(r);
+        return;
+    }
+    let mut new = Recommendation {
+        ns: ns.to_string(),
+        keys: keys.clone(),
+        shapes: vec![],
+        total_ms: 0,
+        docs_examined: 0,
+    };
+    credit(&mut new);
+    let mut kept = Vec::new();
+    for r in recs.drain(..) {
+        if esr::is_prefix(&r.keys, &keys) {
+            for id in r.shapes {
+                if !new.shapes.contains(&id) {
+                    new.shapes.push(id);
+                }
+            }
+            new.total_ms += r.total_ms;
+            new.docs_examined += r.docs_examined;
+        } else {
+            kept.push(r);
+        }
+    }
+    kept.push(new);
+    *recs = kept;
+}
+
+/// The recommendations as an index-spec file (the format `indexes lint/plan/apply` read),
+/// one database per file, each index commented with the shapes it serves.
+pub fn spec_yaml(db: &str, recs: &[Recommendation], shapes: &[ShapeStats]) -> String {
+    let mut by_coll: BTreeMap<&str, Vec<&Recommendation>> = BTreeMap::new();
+    for r in recs {
+        if let Some((d, c)) = r.ns.split_once('.') {
+            if d == db {
+                by_coll.entry(c).or_default().push(r);
+            }
+        }
+    }
+    let mut out = format!(
+        "# Indexes recommended by `mongoshift analyze queries` for the recorded slow query\n\
+         # shapes of {db} (Equality-Sort-Range). Review, then `mongoshift indexes plan` / `apply`.\n\
+         database: {db}\ncollections:\n"
+    );
+    for (coll, recs) in by_coll {
+        out.push_str(&format!("  {}:\n", yaml_key(coll)));
+        for r in recs {
+            let keys: Vec<String> = r
+                .keys
+                .iter()
+                .map(|(f, d)| format!("{}: {d}", yaml_key(f)))
+                .collect();
+            let served: Vec<String> = r
+                .shapes
+                .iter()
+                .filter_map(|id| shapes.iter().find(|s| s.id == *id))
+                .map(|s| {
+                    format!(
+                        "#{} {} {} ({} ops, {} ms)",
+                        s.id,
+                        format!("{:?}", s.op).to_lowercase(),
+                        s.shape["filter"],
+                        s.count,
+                        s.total_ms
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "    # serves {}\n    - keys: {{ {} }}\n",
+                served.join("; ").replace('\n', " "),
+                keys.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// A YAML mapping key, quoted when it is not a plain word.
+fn yaml_key(k: &str) -> String {
+    if !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
+        k.to_string()
+    } else {
+        serde_json::to_string(k).unwrap_or_default()
+    }
+}

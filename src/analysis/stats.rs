@@ -1,0 +1,112 @@
+//! Operations grouped by shape, with the numbers that rank them: count, total and
+//! percentile durations, documents and keys examined against returned, plans, in-memory
+//! sorts, disk use, and one example (with its literals, for explain and recommendations).
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use super::op::{Kind, Op};
+use super::shape;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ShapeStats {
+    /// 1-based rank by total time.
+    pub id: usize,
+    pub ns: String,
+    pub op: Kind,
+    /// The shape, literals replaced (Extended JSON).
+    pub shape: serde_json::Value,
+    pub count: u64,
+    pub total_ms: u64,
+    pub p50_ms: u64,
+    pub p95_ms: u64,
+    pub p99_ms: u64,
+    pub max_ms: u64,
+    pub docs_examined: u64,
+    pub keys_examined: u64,
+    pub returned: u64,
+    pub plans: Vec<String>,
+    pub in_memory_sort: bool,
+    pub used_disk: bool,
+    pub query_hashes: Vec<String>,
+    /// One recorded operation of this shape.
+    #[serde(skip)]
+    pub example: Op,
+}
+
+impl ShapeStats {
+    /// Scans more than it should: a collection scan, an in-memory sort, or many more
+    /// documents examined than returned.
+    pub fn scans_too_much(&self) -> bool {
+        self.plans.iter().any(|p| p.contains("COLLSCAN"))
+            || self.in_memory_sort
+            || self.docs_examined > 10 * self.returned.max(1) && self.docs_examined > 100
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Group `ops` by shape, ranked by total time (then count).
+pub fn group(ops: Vec<Op>) -> Vec<ShapeStats> {
+    let mut by: HashMap<String, Vec<Op>> = HashMap::new();
+    for o in ops {
+        by.entry(o.shape_key()).or_default().push(o);
+    }
+    let mut out: Vec<ShapeStats> = by
+        .into_values()
+        .map(|ops| {
+            let mut ms: Vec<u64> = ops.iter().map(|o| o.millis).collect();
+            ms.sort_unstable();
+            let plans: BTreeSet<String> = ops
+                .iter()
+                .map(|o| o.plan.clone())
+                .filter(|p| !p.is_empty())
+                .collect();
+            let hashes: BTreeSet<String> =
+                ops.iter().filter_map(|o| o.query_hash.clone()).collect();
+            let ex = ops[0].clone();
+            let shape = mongodb::bson::doc! {
+                "filter": shape::filter(&ex.filter),
+                "sort": ex.sort.clone(),
+                "projection": shape::filter(&ex.projection),
+                "pipeline": shape::pipeline(&ex.pipeline),
+            };
+            ShapeStats {
+                id: 0,
+                ns: ex.ns.clone(),
+                op: ex.kind,
+                shape: mongodb::bson::Bson::Document(shape).into_relaxed_extjson(),
+                count: ops.len() as u64,
+                total_ms: ms.iter().sum(),
+                p50_ms: percentile(&ms, 50.0),
+                p95_ms: percentile(&ms, 95.0),
+                p99_ms: percentile(&ms, 99.0),
+                max_ms: ms.last().copied().unwrap_or(0),
+                docs_examined: ops.iter().map(|o| o.docs_examined).sum(),
+                keys_examined: ops.iter().map(|o| o.keys_examined).sum(),
+                returned: ops.iter().map(|o| o.returned).sum(),
+                plans: plans.into_iter().collect(),
+                in_memory_sort: ops.iter().any(|o| o.in_memory_sort),
+                used_disk: ops.iter().any(|o| o.used_disk),
+                query_hashes: hashes.into_iter().collect(),
+                example: ex,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (b.total_ms, b.count, &a.ns)
+            .cmp(&(a.total_ms, a.count, &b.ns))
+            .then_with(|| a.shape.to_string().cmp(&b.shape.to_string()))
+    });
+    for (i, s) in out.iter_mut().enumerate() {
+        s.id = i + 1;
+    }
+    out
+}

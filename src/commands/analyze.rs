@@ -1,0 +1,462 @@
+//! `mongoshift analyze profile | queries | check`: set the profiler; rank the recorded
+//! query shapes (profiler and/or JSON logs), explain them, recommend indexes by ESR and
+//! write them as an index spec; hold critical queries to budgets (the CI gate).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use mongodb::bson::DateTime;
+use mongodb::Client;
+
+use crate::analysis::explain::{self, Explained};
+use crate::analysis::{check, esr, recommend, sources, stats};
+use crate::cli::{parse_duration, Ctx, TargetArgs};
+use crate::mongo::namespaces;
+use crate::report::table;
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    #[command(subcommand)]
+    pub action: AnalyzeAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnalyzeAction {
+    /// Set the profiler (level 1 with a threshold, or off) and show each database's level.
+    Profile(ProfileArgs),
+    /// Rank slow query shapes from the profiler and/or JSON logs; explain; recommend indexes.
+    Queries(QueriesArgs),
+    /// Explain each critical query of a file and hold it to its budgets (exit 3 on a breach).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A database (repeatable; default: every user database).
+    #[arg(long = "db", value_name = "DB")]
+    pub dbs: Vec<String>,
+    /// Record operations slower than this many milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub slowms: i64,
+    /// Record this share of the slow operations (0..1).
+    #[arg(long, default_value_t = 1.0)]
+    pub sample_rate: f64,
+    /// Turn the profiler off (level 0).
+    #[arg(long)]
+    pub off: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QueriesArgs {
+    /// MongoDB connection string (profiler, explain, existing indexes). Optional with --log.
+    #[arg(long, value_name = "URI", conflicts_with = "target")]
+    pub uri: Option<String>,
+    /// A target named in the config file.
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// A database (repeatable; default: every user database, or all in the logs).
+    #[arg(long = "db", value_name = "DB")]
+    pub dbs: Vec<String>,
+    /// A mongod JSON log file (plain or .gz; repeatable). Without a connection, only these are read.
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+    /// Only operations recorded within this long (e.g. 24h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// How many shapes to show (all are counted).
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// Explain each shown shape's example on the live database (executionStats).
+    #[arg(long)]
+    pub explain: bool,
+    /// Write the recommendations as an index-spec file (one database).
+    #[arg(long, value_name = "FILE")]
+    pub write_spec: Option<PathBuf>,
+    /// Show the example queries with their values (default: shapes only).
+    #[arg(long)]
+    pub show_values: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The critical queries file (e.g. index-specs/predixi.queries.yaml).
+    pub queries: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Run the queries against this database instead of the file's `database`.
+    #[arg(long, value_name = "DB")]
+    pub db: Option<String>,
+}
+
+pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
+    match args.action {
+        AnalyzeAction::Profile(a) => profile(ctx, a).await,
+        AnalyzeAction::Queries(a) => queries(ctx, a).await,
+        AnalyzeAction::Check(a) => check_queries(ctx, a).await,
+    }
+}
+
+async fn connect(ctx: &Ctx, t: &TargetArgs) -> Result<(String, Client)> {
+    let r = t.resolve(&ctx.config)?;
+    let c = crate::mongo::connect(&r, &t.connect_options())
+        .await
+        .with_context(|| r.label())?;
+    Ok((r.label(), c))
+}
+
+async fn user_dbs(c: &Client, dbs: &[String]) -> Result<Vec<String>> {
+    Ok(namespaces::databases(c, dbs)
+        .await?
+        .into_iter()
+        .filter(|d| d != crate::load::state::DB)
+        .collect())
+}
+
+async fn profile(ctx: &Ctx, args: ProfileArgs) -> Result<()> {
+    let (label, c) = connect(ctx, &args.target).await?;
+    let level = (!args.off).then_some((1, args.slowms, args.sample_rate));
+    let mut rows = Vec::new();
+    for db in user_dbs(&c, &args.dbs).await? {
+        let (was, ms, rate) =
+            sources::set_profiler(&c, &db, level.or(Some((0, args.slowms, 1.0)))).await?;
+        rows.push(serde_json::json!({ "db": db, "level": was, "slowms": ms, "sample_rate": rate }));
+    }
+    if ctx.ui.json() {
+        ctx.ui
+            .result_json(&serde_json::json!({ "target": label, "databases": rows }));
+    } else {
+        let mut t = table::new(["database", "level", "slowms", "sample rate"]);
+        for r in &rows {
+            t.add_row(vec![
+                r["db"].as_str().unwrap_or("").to_string(),
+                r["level"].to_string(),
+                r["slowms"].to_string(),
+                r["sample_rate"].to_string(),
+            ]);
+        }
+        ctx.ui.result(t.to_string());
+    }
+    Ok(())
+}
+
+/// The key patterns of every index of the namespaces that appear in `shapes`.
+async fn existing_indexes(
+    c: &Client,
+    shapes: &[stats::ShapeStats],
+) -> Result<BTreeMap<String, Vec<Vec<(String, i32)>>>> {
+    use futures::TryStreamExt;
+    let mut out = BTreeMap::new();
+    for s in shapes {
+        if out.contains_key(&s.ns) {
+            continue;
+        }
+        let Some((db, coll)) = s.ns.split_once('.') else {
+            continue;
+        };
+        let list: Vec<mongodb::IndexModel> = match c
+            .database(db)
+            .collection::<mongodb::bson::Document>(coll)
+            .list_indexes()
+            .await
+        {
+            Ok(cur) => cur.try_collect().await.unwrap_or_default(),
+            Err(_) => vec![],
+        };
+        out.insert(
+            s.ns.clone(),
+            list.iter().map(|m| esr::key_pairs(&m.keys)).collect(),
+        );
+    }
+    Ok(out)
+}
+
+async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
+    let target = TargetArgs {
+        uri: args.uri.clone(),
+        target: args.target.clone(),
+        timeout: args.timeout,
+    };
+    let connected = if args.uri.is_some() || args.target.is_some() {
+        Some(connect(ctx, &target).await?)
+    } else if args.logs.is_empty() {
+        return Err(crate::exit::usage(
+            "say where the operations are: --uri/--target (the profiler) and/or --log FILE (mongod's JSON log)",
+        ));
+    } else {
+        None
+    };
+    let since = args
+        .since
+        .map(|d| DateTime::from_millis(DateTime::now().timestamp_millis() - d.as_millis() as i64));
+    let mut ops = Vec::new();
+    let mut log_stats = Vec::new();
+    for f in &args.logs {
+        let (o, s) = sources::log_file(f, since)?;
+        if s.malformed > 0 {
+            ctx.ui.warn(format!(
+                "{}: {} malformed or truncated line(s) skipped",
+                f.display(),
+                s.malformed
+            ));
+        }
+        ops.extend(o);
+        log_stats.push(s);
+    }
+    if let Some((_, c)) = &connected {
+        for db in user_dbs(c, &args.dbs).await? {
+            ops.extend(sources::profiler(c, &db, since).await?);
+        }
+    }
+    if !args.dbs.is_empty() {
+        ops.retain(|o| args.dbs.iter().any(|d| o.ns.starts_with(&format!("{d}."))));
+    }
+    let recorded = ops.len();
+    let shapes = stats::group(ops);
+    let existing = match &connected {
+        Some((_, c)) => Some(existing_indexes(c, &shapes).await?),
+        None => {
+            ctx.ui
+                .info("no connection: existing indexes not checked, explain skipped");
+            None
+        }
+    };
+    let recs = recommend::recommend(&shapes, existing.as_ref());
+    let shown: Vec<&stats::ShapeStats> = shapes.iter().take(args.top).collect();
+    let mut explained: BTreeMap<usize, Explained> = BTreeMap::new();
+    if args.explain {
+        if let Some((_, c)) = &connected {
+            for s in &shown {
+                let Some((db, coll)) = s.ns.split_once('.') else {
+                    continue;
+                };
+                let ex = &s.example;
+                let pipeline = (!ex.pipeline.is_empty()).then_some(ex.pipeline.as_slice());
+                let q = explain::Query {
+                    db,
+                    coll,
+                    filter: &ex.filter,
+                    sort: &ex.sort,
+                    limit: None,
+                    pipeline,
+                };
+                match explain::explain(c, &q).await {
+                    Ok(e) => {
+                        explained.insert(s.id, e);
+                    }
+                    Err(e) => ctx.ui.warn(format!("shape #{}: {e:#}", s.id)),
+                }
+            }
+        }
+    }
+    if let Some(path) = &args.write_spec {
+        let mut dbs: Vec<&str> = recs
+            .iter()
+            .filter_map(|r| r.ns.split_once('.').map(|x| x.0))
+            .collect();
+        dbs.sort();
+        dbs.dedup();
+        match dbs.as_slice() {
+            [] => ctx.ui.info("no index to recommend; no spec written"),
+            [db] => {
+                std::fs::write(path, recommend::spec_yaml(db, &recs, &shapes))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                ctx.ui.info(format!(
+                    "wrote {} recommended index(es) to {}; `mongoshift indexes plan {}` shows them",
+                    recs.len(),
+                    path.display(),
+                    path.display()
+                ));
+            }
+            many => return Err(crate::exit::usage(format!(
+                "the recommendations span databases {}; an index spec holds one: pick it with --db",
+                many.join(", ")
+            ))),
+        }
+    }
+    if ctx.ui.json() {
+        let list: Vec<serde_json::Value> = shapes
+            .iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                if let Some(e) = explained.get(&s.id) {
+                    v["explain"] = serde_json::to_value(e).unwrap_or_default();
+                }
+                if args.show_values {
+                    v["example"] = mongodb::bson::Bson::Document(s.example.filter.clone())
+                        .into_relaxed_extjson();
+                }
+                v
+            })
+            .collect();
+        ctx.ui.result_json(&serde_json::json!({
+            "operations": recorded,
+            "shapes": list,
+            "recommendations": recs,
+            "logs": log_stats,
+            "existing_indexes_checked": existing.is_some(),
+        }));
+        return Ok(());
+    }
+    let mut t = table::new([
+        "#",
+        "namespace",
+        "op",
+        "count",
+        "total ms",
+        "p50/p95/p99/max ms",
+        "docs ex/ret",
+        "keys ex",
+        "plan",
+        "shape",
+    ]);
+    for s in &shown {
+        let filter = if args.show_values {
+            mongodb::bson::Bson::Document(s.example.filter.clone()).into_relaxed_extjson()
+        } else {
+            s.shape["filter"].clone()
+        };
+        let mut shape = format!("filter {filter}");
+        if s.shape["sort"].as_object().is_some_and(|o| !o.is_empty()) {
+            shape.push_str(&format!(" sort {}", s.shape["sort"]));
+        }
+        if s.shape["pipeline"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            shape = format!("pipeline {}", s.shape["pipeline"]);
+        }
+        t.add_row(vec![
+            s.id.to_string(),
+            s.ns.clone(),
+            format!("{:?}", s.op).to_lowercase(),
+            s.count.to_string(),
+            s.total_ms.to_string(),
+            format!("{}/{}/{}/{}", s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms),
+            format!("{}/{}", s.docs_examined, s.returned),
+            s.keys_examined.to_string(),
+            format!(
+                "{}{}{}",
+                s.plans.join(", "),
+                if s.in_memory_sort { " +SORT" } else { "" },
+                if s.used_disk { " +disk" } else { "" }
+            ),
+            shape,
+        ]);
+    }
+    let mut text = format!(
+        "{recorded} operation(s) in {} shape(s); the top {} by total time:\n{t}",
+        shapes.len(),
+        shown.len()
+    );
+    for (id, e) in &explained {
+        text.push_str(&format!(
+            "\nexplain #{id}: {} — {} ms, {} keys / {} docs examined, {} returned",
+            e.plan, e.millis, e.keys_examined, e.docs_examined, e.returned
+        ));
+    }
+    if recs.is_empty() {
+        text.push_str("\nno index to recommend");
+    } else {
+        text.push_str("\nrecommended indexes (Equality-Sort-Range):");
+        for r in &recs {
+            text.push_str(&format!(
+                "\n  {} {} — serves shape(s) {}: {} ms and {} documents examined as recorded",
+                r.ns,
+                r.keys_text(),
+                r.shapes
+                    .iter()
+                    .map(|i| format!("#{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.total_ms,
+                r.docs_examined
+            ));
+        }
+    }
+    ctx.ui.result(text);
+    Ok(())
+}
+
+async fn check_queries(ctx: &Ctx, args: CheckArgs) -> Result<()> {
+    let mut file = check::load(&args.queries)?;
+    if let Some(db) = &args.db {
+        file.database = db.clone();
+    }
+    let (label, c) = connect(ctx, &args.target).await?;
+    let mut rows = Vec::new();
+    let mut breached = Vec::new();
+    for q in &file.queries {
+        let (filter, sort, pipeline) = (q.filter()?, q.sort()?, q.pipeline()?);
+        let e = explain::explain(
+            &c,
+            &explain::Query {
+                db: &file.database,
+                coll: &q.collection,
+                filter: &filter,
+                sort: &sort,
+                limit: q.limit,
+                pipeline: pipeline.as_deref(),
+            },
+        )
+        .await
+        .with_context(|| format!("query {:?}", q.name))?;
+        let b = q.breaches(&e);
+        if !b.is_empty() {
+            breached.push(format!("{}: {}", q.name, b.join("; ")));
+        }
+        rows.push((q, e, b));
+    }
+    if ctx.ui.json() {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(q, e, b)| serde_json::json!({ "name": q.name, "collection": q.collection, "explain": e, "breaches": b, "ok": b.is_empty() }))
+            .collect();
+        ctx.ui.result_json(
+            &serde_json::json!({ "target": label, "ok": breached.is_empty(), "queries": list }),
+        );
+    } else {
+        let mut t = table::new([
+            "query",
+            "collection",
+            "plan",
+            "ms",
+            "docs ex/ret",
+            "verdict",
+        ]);
+        for (q, e, b) in &rows {
+            t.add_row(vec![
+                q.name.clone(),
+                q.collection.clone(),
+                e.plan.clone(),
+                e.millis.to_string(),
+                format!("{}/{}", e.docs_examined, e.returned),
+                if b.is_empty() {
+                    "ok".into()
+                } else {
+                    format!("BREACH: {}", b.join("; "))
+                },
+            ]);
+        }
+        ctx.ui.result(t.to_string());
+    }
+    if !breached.is_empty() {
+        return Err(crate::exit::check_failed(format!(
+            "{} of {} critical queries breach their budgets on {label}:\n{}",
+            breached.len(),
+            rows.len(),
+            breached.join("\n")
+        )));
+    }
+    ctx.ui.info(format!(
+        "all {} critical queries within budget on {label}",
+        rows.len()
+    ));
+    Ok(())
+}

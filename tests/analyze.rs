@@ -1,0 +1,375 @@
+//! `analyze` against the real replica set: a workload of the predixi application's queries
+//! on a database with only `_id` indexes, recorded by the profiler (and mongod's own JSON
+//! log), is ranked into shapes with the right counts; the recommendations are the
+//! roadmap's Step 3 indexes in ESR order; written as a spec and applied, they turn every
+//! shape into an index scan without an in-memory sort and nothing new is recommended.
+//! `analyze check` holds the shipped critical queries to their budgets.
+//!
+//! The profiler's threshold is global to the server's log, so the tests here run one at a
+//! time (`SERIAL`) and put it back to 100 ms.
+
+mod common;
+
+use std::sync::Mutex;
+
+use common::{block_on, client, mongoshift, servers, tempdir};
+use mongodb::bson::{doc, oid::ObjectId, Document};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Puts the profiler and the server's slow-operation threshold back when a test ends.
+struct ProfilerOff(String);
+impl Drop for ProfilerOff {
+    fn drop(&mut self) {
+        block_on(async {
+            let _ = client(&servers().rs_uri)
+                .await
+                .database(&self.0)
+                .run_command(doc! { "profile": 0, "slowms": 100 })
+                .await;
+        });
+    }
+}
+
+/// The sample data without any index but `_id`, and a user, market and e-mail to query.
+fn workload_db() -> (String, ObjectId, ObjectId) {
+    let db = common::unique_db("anq");
+    block_on(async {
+        let d = client(&servers().rs_uri).await.database(&db);
+        mongoshift::sample::load(&d, 0.5, 3, |_, _| {})
+            .await
+            .unwrap();
+        let bet = d
+            .collection::<Document>("bets")
+            .find_one(doc! {})
+            .await
+            .unwrap()
+            .unwrap();
+        (
+            db,
+            bet.get_object_id("user_id").unwrap(),
+            bet.get_object_id("market_id").unwrap(),
+        )
+    })
+}
+
+/// The application's queries: login, market listing, bets by user, pending transactions,
+/// comments by market, an `$or` and an anchored regex. Returns how often each ran.
+fn run_workload(db: &str, user: ObjectId, market: ObjectId) {
+    block_on(async {
+        use futures::TryStreamExt;
+        let d = client(&servers().rs_uri).await.database(db);
+        let all =
+            |c: mongodb::Cursor<Document>| async move { c.try_collect::<Vec<_>>().await.unwrap() };
+        let users = d.collection::<Document>("users");
+        for i in 0..5 {
+            users
+                .find_one(doc! { "google_id": format!("g-{:07}", i * 7) })
+                .await
+                .unwrap();
+        }
+        let markets = d.collection::<Document>("markets");
+        for _ in 0..4 {
+            all(markets
+                .find(doc! { "status": "open" })
+                .sort(doc! { "created_at": -1 })
+                .limit(20)
+                .await
+                .unwrap())
+            .await;
+        }
+        for _ in 0..3 {
+            all(d
+                .collection::<Document>("bets")
+                .find(doc! { "user_id": user })
+                .sort(doc! { "created_at": -1 })
+                .await
+                .unwrap())
+            .await;
+        }
+        for _ in 0..3 {
+            all(d
+                .collection::<Document>("transactions")
+                .find(doc! { "status": "pending" })
+                .sort(doc! { "created_at": -1 })
+                .limit(100)
+                .await
+                .unwrap())
+            .await;
+        }
+        for _ in 0..2 {
+            all(d
+                .collection::<Document>("comments")
+                .find(doc! { "market_id": market })
+                .sort(doc! { "created_at": -1 })
+                .await
+                .unwrap())
+            .await;
+        }
+        for i in 0..2 {
+            all(users.find(doc! { "$or": [ { "email": format!("user{i}@example.com") }, { "google_id": format!("g-{i:07}") } ] }).await.unwrap()).await;
+        }
+        for _ in 0..2 {
+            all(users
+                .find(doc! { "email": { "$regex": "^user1" } })
+                .await
+                .unwrap())
+            .await;
+        }
+    });
+}
+
+fn profile(db: &str, level: i32) {
+    block_on(async {
+        let d = client(&servers().rs_uri).await.database(db);
+        d.run_command(doc! { "profile": 0 }).await.unwrap();
+        let _ = d.collection::<Document>("system.profile").drop().await;
+        if level > 0 {
+            d.run_command(doc! { "profile": level, "slowms": 0 })
+                .await
+                .unwrap();
+        }
+    });
+}
+
+fn queries(dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let mut a = vec!["analyze", "queries", "--output", "json", "--top", "50"];
+    a.extend_from_slice(extra);
+    let r = mongoshift(dir, a);
+    r.assert_code(0);
+    r.json()
+}
+
+/// (namespace's collection, op, filter shape as JSON text) → count.
+fn counts(j: &serde_json::Value) -> std::collections::BTreeMap<(String, String, String), u64> {
+    j["shapes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let coll = s["ns"]
+                .as_str()
+                .unwrap()
+                .split_once('.')
+                .unwrap()
+                .1
+                .to_string();
+            (
+                (
+                    coll,
+                    s["op"].as_str().unwrap().to_string(),
+                    format!("{} {}", s["shape"]["filter"], s["shape"]["sort"]),
+                ),
+                s["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn recommendations(j: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = j["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let coll = r["ns"].as_str().unwrap().split_once('.').unwrap().1;
+            let keys: Vec<String> = r["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| format!("{}:{}", k[0].as_str().unwrap(), k[1]))
+                .collect();
+            format!("{coll} {}", keys.join(","))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn workload_shapes_recommendations_spec_and_a_second_look() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (db, user, market) = workload_db();
+    let _off = ProfilerOff(db.clone());
+    let dir = tempdir();
+    let rs = servers().rs_uri.clone();
+    let log = common::run_dir().join("rs").join("mongod.log");
+    let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    profile(&db, 1);
+    run_workload(&db, user, market);
+
+    let j = queries(dir.path(), &["--uri", &rs, "--db", &db]);
+    let c = counts(&j);
+    let find = |coll: &str, shape: &str| -> u64 {
+        c.iter()
+            .find(|((cl, op, f), _)| cl == coll && op == "find" && f.contains(shape))
+            .map(|(_, n)| *n)
+            .unwrap_or_else(|| panic!("no {coll} shape with {shape}: {c:?}"))
+    };
+    assert_eq!(find("users", r#"{"google_id":"?string"} {}"#), 5);
+    assert_eq!(
+        find("markets", r#"{"status":"?string"} {"created_at":-1}"#),
+        4
+    );
+    assert_eq!(find("bets", r#"{"user_id":"?objectId"}"#), 3);
+    assert_eq!(find("transactions", r#"{"status":"?string"}"#), 3);
+    assert_eq!(find("comments", r#"{"market_id":"?objectId"}"#), 2);
+    assert_eq!(find("users", "$or"), 2);
+    assert_eq!(find("users", "$regex"), 2);
+    // The roadmap's Step 3 indexes for these shapes, in ESR order.
+    assert_eq!(
+        recommendations(&j),
+        vec![
+            "bets user_id:1,created_at:-1",
+            "comments market_id:1,created_at:-1",
+            "markets status:1,created_at:-1",
+            "transactions status:1,created_at:-1",
+            "users email:1",
+            "users google_id:1",
+        ]
+    );
+
+    // The same workload from the server's own JSON log: the same shapes and counts.
+    let mut tail = std::fs::read(&log).unwrap();
+    tail.drain(..log_start as usize);
+    let piece = dir.path().join("mongod.log");
+    // Garbage, a truncated entry and unrelated lines around it are counted, not fatal.
+    let mut text = b"garbage that is not json\n".to_vec();
+    text.extend_from_slice(&tail);
+    text.extend_from_slice(b"{\"t\":{\"$date\":\"2026-11-23T10:00:00Z\"},\"id\":51803,\"attr\":{\"ns\":\"x.y\",\"comm\n");
+    std::fs::write(&piece, text).unwrap();
+    let from_log = queries(dir.path(), &["--log", piece.to_str().unwrap(), "--db", &db]);
+    assert_eq!(
+        counts(&from_log),
+        c,
+        "the log gives the profiler's shapes and counts"
+    );
+    assert_eq!(from_log["logs"][0]["malformed"], 2, "{}", from_log["logs"]);
+    assert!(from_log["logs"][0]["skipped"].as_u64().unwrap() > 0);
+
+    // Written as a spec, applied, and looked at again: index scans, nothing new to add.
+    let spec = dir.path().join("recommended.yaml");
+    let r = mongoshift(
+        dir.path(),
+        [
+            "analyze",
+            "queries",
+            "--uri",
+            &rs,
+            "--db",
+            &db,
+            "--write-spec",
+            spec.to_str().unwrap(),
+        ],
+    );
+    r.assert_code(0);
+    let text = std::fs::read_to_string(&spec).unwrap();
+    assert!(
+        text.contains("google_id: 1") && text.contains("# serves"),
+        "{text}"
+    );
+    mongoshift(dir.path(), ["indexes", "lint", spec.to_str().unwrap()]).assert_code(0);
+    mongoshift(
+        dir.path(),
+        [
+            "indexes",
+            "apply",
+            spec.to_str().unwrap(),
+            "--uri",
+            &rs,
+            "--yes",
+        ],
+    )
+    .assert_code(0);
+    let again = queries(dir.path(), &["--uri", &rs, "--db", &db]);
+    assert_eq!(
+        recommendations(&again),
+        Vec::<String>::new(),
+        "existing indexes serve every shape"
+    );
+    profile(&db, 1);
+    run_workload(&db, user, market);
+    let after = queries(dir.path(), &["--uri", &rs, "--db", &db]);
+    for s in after["shapes"].as_array().unwrap() {
+        let plans = s["plans"].to_string();
+        assert!(!plans.contains("COLLSCAN"), "{s}");
+        assert_eq!(s["in_memory_sort"], false, "{s}");
+    }
+    assert_eq!(recommendations(&after), Vec::<String>::new());
+    profile(&db, 0);
+    block_on(async { client(&rs).await.database(&db).drop().await.unwrap() });
+}
+
+#[test]
+fn check_passes_with_the_specs_and_names_the_query_after_an_index_is_dropped() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (db, _, _) = workload_db();
+    let dir = tempdir();
+    let rs = servers().rs_uri.clone();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let spec = std::fs::read_to_string(root.join("index-specs/predixi.yaml"))
+        .unwrap()
+        .replace("database: predixi", &format!("database: {db}"));
+    let spec_path = dir.path().join("predixi.yaml");
+    std::fs::write(&spec_path, spec).unwrap();
+    mongoshift(
+        dir.path(),
+        [
+            "indexes",
+            "apply",
+            spec_path.to_str().unwrap(),
+            "--uri",
+            &rs,
+            "--yes",
+        ],
+    )
+    .assert_code(0);
+    let queries = root.join("queries/predixi.yaml");
+    let check = || {
+        mongoshift(
+            dir.path(),
+            [
+                "analyze",
+                "check",
+                queries.to_str().unwrap(),
+                "--uri",
+                &rs,
+                "--db",
+                &db,
+            ],
+        )
+    };
+    let r = check();
+    r.assert_code(0);
+    assert!(r.stdout.contains("IXSCAN"), "{}", r.stdout);
+    block_on(async {
+        client(&rs)
+            .await
+            .database(&db)
+            .collection::<Document>("markets")
+            .drop_index("status_1_created_at_-1")
+            .await
+            .unwrap()
+    });
+    let r = check();
+    r.assert_code(3);
+    assert!(
+        r.stderr.contains("market listing") && r.stderr.contains("uses no index"),
+        "{}",
+        r.stderr
+    );
+    // A malformed query file: exit 2 with file:line:column.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "database: x\nqueries:\n  - name: q\n    colection: users\n",
+    )
+    .unwrap();
+    let r = mongoshift(
+        dir.path(),
+        ["analyze", "check", bad.to_str().unwrap(), "--uri", &rs],
+    );
+    r.assert_code(2);
+    assert!(r.stderr.contains("bad.yaml:4"), "{}", r.stderr);
+    block_on(async { client(&rs).await.database(&db).drop().await.unwrap() });
+}
