@@ -230,14 +230,27 @@ fn workload_shapes_recommendations_spec_and_a_second_look() {
     );
 
     // The same workload from the server's own JSON log: the same shapes and counts.
-    let mut tail = std::fs::read(&log).unwrap();
-    tail.drain(..log_start as usize);
+    // The workload's part of the log, in whole lines (mongod may be mid-line at either end).
+    let all_log = std::fs::read(&log).unwrap();
+    let mut from = log_start as usize;
+    if from > 0 && all_log[from - 1] != b'\n' {
+        from += all_log[from..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(0, |p| p + 1);
+    }
+    let to = all_log
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(from, |p| p + 1)
+        .max(from);
+    let tail = all_log[from..to].to_vec();
     let piece = dir.path().join("mongod.log");
     // Garbage, a truncated entry and unrelated lines around it are counted, not fatal.
     let mut text = b"garbage that is not json\n".to_vec();
     text.extend_from_slice(&tail);
     text.extend_from_slice(b"{\"t\":{\"$date\":\"2026-11-23T10:00:00Z\"},\"id\":51803,\"attr\":{\"ns\":\"x.y\",\"comm\n");
-    std::fs::write(&piece, text).unwrap();
+    std::fs::write(&piece, &text).unwrap();
     let from_log = queries(dir.path(), &["--log", piece.to_str().unwrap(), "--db", &db]);
     assert_eq!(
         counts(&from_log),

@@ -212,6 +212,12 @@ pub fn served_by(c: &Candidate, index: &[(String, i32)]) -> bool {
     rest.first().is_some_and(|(f, _)| range.contains(&f))
 }
 
+/// An index key pattern: (field, direction) in order.
+pub type KeyPattern = Vec<(String, i32)>;
+
+/// The key patterns of each namespace's indexes.
+pub type Existing = std::collections::BTreeMap<String, Vec<KeyPattern>>;
+
 /// An index key pattern as pairs, from a live index or a spec.
 pub fn key_pairs(key: &Document) -> Vec<(String, i32)> {
     key.iter().map(|(k, v)| (k.clone(), direction(v))).collect()

@@ -38,6 +38,9 @@ pub struct Op {
     pub in_memory_sort: bool,
     pub used_disk: bool,
     pub query_hash: Option<String>,
+    /// A getMore of a cursor this shape opened: its time and documents count toward the
+    /// shape, but it is not another query.
+    pub getmore: bool,
 }
 
 fn num(d: &Document, k: &str) -> u64 {
@@ -66,7 +69,8 @@ pub fn parse(e: &Document, duration_key: &str) -> Option<Op> {
         return None;
     }
     let mut cmd = e.get_document("command").ok()?.clone();
-    if cmd.contains_key("getMore") {
+    let getmore = cmd.contains_key("getMore");
+    if getmore {
         cmd = e.get_document("originatingCommand").ok()?.clone();
     }
     let first = cmd.keys().next()?.clone();
@@ -174,6 +178,7 @@ pub fn parse(e: &Document, duration_key: &str) -> Option<Op> {
         in_memory_sort: e.get_bool("hasSortStage").unwrap_or(false),
         used_disk: e.get_bool("usedDisk").unwrap_or(false),
         query_hash: e.get_str("queryHash").ok().map(str::to_string),
+        getmore,
     })
 }
 

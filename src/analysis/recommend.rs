@@ -32,10 +32,7 @@ impl Recommendation {
 
 /// Shapes served already, and recommendations for the rest. `existing`: the key patterns of
 /// each namespace's indexes, None when unknown (logs only, no connection).
-pub fn recommend(
-    shapes: &[ShapeStats],
-    existing: Option<&BTreeMap<String, Vec<Vec<(String, i32)>>>>,
-) -> Vec<Recommendation> {
+pub fn recommend(shapes: &[ShapeStats], existing: Option<&esr::Existing>) -> Vec<Recommendation> {
     let mut per_ns: BTreeMap<String, Vec<Recommendation>> = BTreeMap::new();
     for s in shapes.iter().filter(|s| s.scans_too_much()) {
         let idx = existing.and_then(|e| e.get(&s.ns));

@@ -78,7 +78,7 @@ pub fn log_file(path: &Path, since: Option<DateTime>) -> Result<(Vec<Op>, LogSta
                 continue;
             }
         }
-        let Ok(Bson::Document(attr)) = Bson::try_from(attr) else {
+        let Bson::Document(attr) = lenient_bson(attr) else {
             stats.malformed += 1;
             continue;
         };
@@ -89,6 +89,46 @@ pub fn log_file(path: &Path, since: Option<DateTime>) -> Result<(Vec<Op>, LogSta
         }
     }
     Ok((ops, stats))
+}
+
+/// Extended JSON wrappers (`{"$oid": …}`, `{"$date": …}`…) a log writes for typed values.
+const WRAPPERS: &[&str] = &[
+    "$oid",
+    "$date",
+    "$numberLong",
+    "$numberInt",
+    "$numberDouble",
+    "$numberDecimal",
+    "$binary",
+    "$timestamp",
+    "$regularExpression",
+    "$minKey",
+    "$maxKey",
+    "$undefined",
+    "$symbol",
+    "$code",
+    "$uuid",
+];
+
+/// A log's JSON as BSON. Unlike a strict Extended JSON reader, a query operator that looks
+/// like legacy Extended JSON (`{"$regex": "^a"}` without `$options`) stays an operator.
+fn lenient_bson(v: serde_json::Value) -> Bson {
+    match v {
+        serde_json::Value::Object(m) => {
+            if m.len() <= 2
+                && m.keys()
+                    .next()
+                    .is_some_and(|k| WRAPPERS.contains(&k.as_str()))
+            {
+                if let Ok(b) = Bson::try_from(serde_json::Value::Object(m.clone())) {
+                    return b;
+                }
+            }
+            Bson::Document(m.into_iter().map(|(k, v)| (k, lenient_bson(v))).collect())
+        }
+        serde_json::Value::Array(a) => Bson::Array(a.into_iter().map(lenient_bson).collect()),
+        other => Bson::try_from(other).unwrap_or(Bson::Null),
+    }
 }
 
 /// The profiler's entries of database `db` (since `since`, if given).

@@ -17,6 +17,7 @@ pub struct ShapeStats {
     pub op: Kind,
     /// The shape, literals replaced (Extended JSON).
     pub shape: serde_json::Value,
+    /// Queries of this shape (their getMores are not counted, but their time is).
     pub count: u64,
     pub total_ms: u64,
     pub p50_ms: u64,
@@ -83,7 +84,7 @@ pub fn group(ops: Vec<Op>) -> Vec<ShapeStats> {
                 ns: ex.ns.clone(),
                 op: ex.kind,
                 shape: mongodb::bson::Bson::Document(shape).into_relaxed_extjson(),
-                count: ops.len() as u64,
+                count: ops.iter().filter(|o| !o.getmore).count().max(1) as u64,
                 total_ms: ms.iter().sum(),
                 p50_ms: percentile(&ms, 50.0),
                 p95_ms: percentile(&ms, 95.0),

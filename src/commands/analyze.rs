@@ -147,10 +147,7 @@ async fn profile(ctx: &Ctx, args: ProfileArgs) -> Result<()> {
 }
 
 /// The key patterns of every index of the namespaces that appear in `shapes`.
-async fn existing_indexes(
-    c: &Client,
-    shapes: &[stats::ShapeStats],
-) -> Result<BTreeMap<String, Vec<Vec<(String, i32)>>>> {
+async fn existing_indexes(c: &Client, shapes: &[stats::ShapeStats]) -> Result<esr::Existing> {
     use futures::TryStreamExt;
     let mut out = BTreeMap::new();
     for s in shapes {
@@ -274,10 +271,12 @@ async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
                     path.display()
                 ));
             }
-            many => return Err(crate::exit::usage(format!(
+            many => {
+                return Err(crate::exit::usage(format!(
                 "the recommendations span databases {}; an index spec holds one: pick it with --db",
                 many.join(", ")
-            ))),
+            )))
+            }
         }
     }
     if ctx.ui.json() {
