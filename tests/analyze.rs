@@ -386,3 +386,78 @@ fn check_passes_with_the_specs_and_names_the_query_after_an_index_is_dropped() {
     assert!(r.stderr.contains("bad.yaml:4"), "{}", r.stderr);
     block_on(async { client(&rs).await.database(&db).drop().await.unwrap() });
 }
+
+#[test]
+fn index_hygiene_finds_the_unused_and_the_redundant_but_never_a_unique_or_ttl_prefix() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rs = servers().rs_uri.clone();
+    let db = common::unique_db("anix");
+    block_on(async {
+        let d = client(&rs).await.database(&db);
+        let c = d.collection::<Document>("markets");
+        c.insert_many((0..200).map(|i| doc! { "_id": i, "status": if i % 2 == 0 { "open" } else { "closed" }, "created_at": i, "slug": format!("m{i}"), "seen": mongodb::bson::DateTime::now() }))
+            .await
+            .unwrap();
+        d.run_command(doc! { "createIndexes": "markets", "indexes": [
+            { "key": { "status": 1, "created_at": -1 }, "name": "status_created" },
+            { "key": { "status": 1 }, "name": "status_prefix" },
+            { "key": { "slug": 1 }, "name": "slug_unique", "unique": true },
+            { "key": { "slug": 1, "status": 1 }, "name": "slug_status" },
+            { "key": { "seen": 1 }, "name": "seen_ttl", "expireAfterSeconds": 3600 },
+            { "key": { "seen": 1, "status": 1 }, "name": "seen_status" },
+            { "key": { "created_at": 1 }, "name": "never_used" },
+        ] })
+        .await
+        .unwrap();
+        // Use every index but one.
+        use futures::TryStreamExt;
+        for (hint, filter) in [
+            ("status_created", doc! { "status": "open" }),
+            ("status_prefix", doc! { "status": "open" }),
+            ("slug_unique", doc! { "slug": "m1" }),
+            ("slug_status", doc! { "slug": "m1" }),
+            ("seen_ttl", doc! {}),
+            ("seen_status", doc! {}),
+        ] {
+            let _: Vec<Document> = c
+                .find(filter)
+                .hint(mongodb::options::Hint::Name(hint.into()))
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+        }
+    });
+    let dir = tempdir();
+    let r = mongoshift(
+        dir.path(),
+        [
+            "analyze", "indexes", "--uri", &rs, "--db", &db, "--output", "json",
+        ],
+    );
+    r.assert_code(0);
+    let j = r.json();
+    let by = |name: &str| -> serde_json::Value {
+        j["indexes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}: {j}"))
+    };
+    assert_eq!(by("never_used")["unused"], true);
+    assert_eq!(by("status_created")["unused"], false);
+    assert_eq!(by("status_prefix")["redundant_with"], "status_created");
+    for kept in ["slug_unique", "seen_ttl", "_id_", "status_created"] {
+        assert!(
+            by(kept)["redundant_with"].is_null(),
+            "{kept} is not redundant: {}",
+            by(kept)
+        );
+    }
+    assert!(j["reclaimable_bytes"].as_u64().unwrap() > 0);
+    assert!(by("never_used")["size_bytes"].as_u64().unwrap() > 0);
+    block_on(async { client(&rs).await.database(&db).drop().await.unwrap() });
+}

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod esr;
 pub mod explain;
+pub mod hygiene;
 pub mod op;
 pub mod recommend;
 pub mod shape;

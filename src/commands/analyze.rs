@@ -31,6 +31,17 @@ pub enum AnalyzeAction {
     Queries(QueriesArgs),
     /// Explain each critical query of a file and hold it to its budgets (exit 3 on a breach).
     Check(CheckArgs),
+    /// Index hygiene: unused and redundant indexes, their sizes, what dropping them reclaims.
+    Indexes(IndexesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IndexesArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A database (repeatable; default: every user database).
+    #[arg(long = "db", value_name = "DB")]
+    pub dbs: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +111,7 @@ pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
         AnalyzeAction::Profile(a) => profile(ctx, a).await,
         AnalyzeAction::Queries(a) => queries(ctx, a).await,
         AnalyzeAction::Check(a) => check_queries(ctx, a).await,
+        AnalyzeAction::Indexes(a) => index_hygiene(ctx, a).await,
     }
 }
 
@@ -456,6 +468,56 @@ async fn check_queries(ctx: &Ctx, args: CheckArgs) -> Result<()> {
     ctx.ui.info(format!(
         "all {} critical queries within budget on {label}",
         rows.len()
+    ));
+    Ok(())
+}
+
+async fn index_hygiene(ctx: &Ctx, args: IndexesArgs) -> Result<()> {
+    use crate::analysis::hygiene;
+    let (label, c) = connect(ctx, &args.target).await?;
+    let mut all = Vec::new();
+    for db in user_dbs(&c, &args.dbs).await? {
+        all.extend(hygiene::database(&c, &db).await?);
+    }
+    let reclaim: u64 = all
+        .iter()
+        .filter(|r| r.unused || r.redundant_with.is_some())
+        .map(|r| r.size_bytes)
+        .sum();
+    let since = all.iter().filter_map(|r| r.since.clone()).min();
+    if ctx.ui.json() {
+        ctx.ui.result_json(&serde_json::json!({
+            "target": label, "indexes": all, "reclaimable_bytes": reclaim, "stats_since": since,
+        }));
+        return Ok(());
+    }
+    let mut t = table::new(["namespace", "index", "keys", "size", "ops", "finding"]);
+    for r in &all {
+        let mut finding = Vec::new();
+        if r.unused {
+            finding.push("unused".to_string());
+        }
+        if let Some(b) = &r.redundant_with {
+            finding.push(format!("redundant: a prefix of {b}"));
+        }
+        t.add_row(vec![
+            r.ns.clone(),
+            r.name.clone(),
+            r.keys.clone(),
+            table::bytes(r.size_bytes),
+            r.ops.to_string(),
+            if finding.is_empty() {
+                "ok".into()
+            } else {
+                finding.join("; ")
+            },
+        ]);
+    }
+    ctx.ui.result(format!(
+        "{t}\nusage counted since {} on the member this connection reads (counts restart with the server); \
+         dropping the unused and redundant indexes would reclaim {}",
+        since.unwrap_or_else(|| "-".into()),
+        table::bytes(reclaim)
     ));
     Ok(())
 }
