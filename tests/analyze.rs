@@ -461,3 +461,84 @@ fn index_hygiene_finds_the_unused_and_the_redundant_but_never_a_unique_or_ttl_pr
     assert!(by("never_used")["size_bytes"].as_u64().unwrap() > 0);
     block_on(async { client(&rs).await.database(&db).drop().await.unwrap() });
 }
+
+#[test]
+fn shard_key_flags_a_monotonic_date_and_spreads_a_hashed_id_evenly() {
+    let rs = servers().rs_uri.clone();
+    let db = common::unique_db("ansk");
+    block_on(async {
+        let c = client(&rs)
+            .await
+            .database(&db)
+            .collection::<Document>("bets");
+        let start = mongodb::bson::DateTime::now().timestamp_millis();
+        c.insert_many((0..30_000i64).map(|i| {
+            doc! {
+                "created_at": mongodb::bson::DateTime::from_millis(start + i * 1000),
+                "user_id": i % 500,
+                "status": if i % 10 == 0 { "won" } else { "pending" },
+            }
+        }))
+        .await
+        .unwrap();
+    });
+    let dir = tempdir();
+    let r = mongoshift(
+        dir.path(),
+        [
+            "analyze",
+            "shard-key",
+            "--uri",
+            &rs,
+            "--ns",
+            &format!("{db}.bets"),
+            "--key",
+            "{created_at: 1}",
+            "--key",
+            "{_id: hashed}",
+            "--key",
+            "{status: 1}",
+            "--shards",
+            "3",
+            "--output",
+            "json",
+        ],
+    );
+    r.assert_code(0);
+    let j = r.json();
+    let keys = j["keys"].as_array().unwrap();
+    assert_eq!(keys[0]["monotonic"], true, "{}", keys[0]);
+    assert_eq!(keys[0]["cardinality"], 30_000);
+    assert_eq!(keys[1]["monotonic"], false);
+    for s in keys[1]["shards"].as_array().unwrap() {
+        let share = s.as_f64().unwrap();
+        assert!(
+            (share - 1.0 / 3.0).abs() < 0.03,
+            "hashed _id spreads evenly: {}",
+            keys[1]
+        );
+    }
+    // Two values, 90% pending: it cannot spread over three shards.
+    assert_eq!(keys[2]["cardinality"], 2);
+    assert!(keys[2]["top_value_share"].as_f64().unwrap() > 0.89);
+    assert!(
+        keys[2]["max_skew_points"].as_f64().unwrap() > 30.0,
+        "{}",
+        keys[2]
+    );
+    let bad = mongoshift(
+        dir.path(),
+        [
+            "analyze",
+            "shard-key",
+            "--uri",
+            &rs,
+            "--ns",
+            &format!("{db}.bets"),
+            "--key",
+            "{a: 7}",
+        ],
+    );
+    bad.assert_code(2);
+    block_on(async { client(&rs).await.database(&db).drop().await.unwrap() });
+}

@@ -9,5 +9,6 @@ pub mod hygiene;
 pub mod op;
 pub mod recommend;
 pub mod shape;
+pub mod shard_key;
 pub mod sources;
 pub mod stats;

@@ -33,6 +33,23 @@ pub enum AnalyzeAction {
     Check(CheckArgs),
     /// Index hygiene: unused and redundant indexes, their sizes, what dropping them reclaims.
     Indexes(IndexesArgs),
+    /// Judge candidate shard keys: cardinality, frequency, monotonicity, simulated spread, targeting.
+    ShardKey(ShardKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShardKeyArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The collection, as DB.COLL.
+    #[arg(long, value_name = "DB.COLL")]
+    pub ns: String,
+    /// A candidate key, e.g. '{user_id: 1}', '{_id: hashed}', '{created_at: 1, _id: 1}' (repeatable).
+    #[arg(long = "key", value_name = "SPEC", required = true)]
+    pub keys: Vec<String>,
+    /// How many shards to simulate.
+    #[arg(long, default_value_t = 3)]
+    pub shards: usize,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +129,7 @@ pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
         AnalyzeAction::Queries(a) => queries(ctx, a).await,
         AnalyzeAction::Check(a) => check_queries(ctx, a).await,
         AnalyzeAction::Indexes(a) => index_hygiene(ctx, a).await,
+        AnalyzeAction::ShardKey(a) => shard_key(ctx, a).await,
     }
 }
 
@@ -518,6 +536,71 @@ async fn index_hygiene(ctx: &Ctx, args: IndexesArgs) -> Result<()> {
          dropping the unused and redundant indexes would reclaim {}",
         since.unwrap_or_else(|| "-".into()),
         table::bytes(reclaim)
+    ));
+    Ok(())
+}
+
+async fn shard_key(ctx: &Ctx, args: ShardKeyArgs) -> Result<()> {
+    use crate::analysis::shard_key;
+    let Some((db, coll)) = args.ns.split_once('.') else {
+        return Err(crate::exit::usage(format!(
+            "--ns {:?}: give DB.COLL",
+            args.ns
+        )));
+    };
+    let keys: Vec<Vec<shard_key::KeyField>> = args
+        .keys
+        .iter()
+        .map(|k| shard_key::parse_key(k))
+        .collect::<Result<_>>()?;
+    let (label, c) = connect(ctx, &args.target).await?;
+    // The recorded queries, when the profiler has any: which would target one shard.
+    let recorded = sources::profiler(&c, db, None).await.unwrap_or_default();
+    let mut verdicts = Vec::new();
+    for k in &keys {
+        verdicts.push(shard_key::analyze(&c, db, coll, k, args.shards, &recorded).await?);
+    }
+    if ctx.ui.json() {
+        ctx.ui.result_json(&serde_json::json!({
+            "target": label, "ns": args.ns, "shards": args.shards, "keys": verdicts,
+            "recorded_queries": recorded.iter().filter(|o| o.ns == args.ns).count(),
+        }));
+        return Ok(());
+    }
+    let mut t = table::new([
+        "key",
+        "cardinality",
+        "top value",
+        "monotonic",
+        "documents per shard",
+        "max skew",
+        "targeted queries",
+    ]);
+    for v in &verdicts {
+        t.add_row(vec![
+            v.key.clone(),
+            v.cardinality.to_string(),
+            format!("{:.1}%", v.top_value_share * 100.0),
+            format!(
+                "{} ({:.0}% increasing)",
+                if v.monotonic { "YES" } else { "no" },
+                v.increasing_share * 100.0
+            ),
+            v.shards
+                .iter()
+                .map(|s| format!("{:.1}%", s * 100.0))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            format!("{:.1} pts", v.max_skew_points),
+            v.targeted_share
+                .map(|s| format!("{:.0}%", s * 100.0))
+                .unwrap_or("- (no profile)".into()),
+        ]);
+    }
+    ctx.ui.result(format!(
+        "{t}\n{} on {label}, {} simulated shards. A monotonic key sends every insert to one shard; \
+         a low cardinality or a dominant value caps how far the collection can spread.",
+        args.ns, args.shards
     ));
     Ok(())
 }
