@@ -195,7 +195,17 @@ fn workload_shapes_recommendations_spec_and_a_second_look() {
     let rs = servers().rs_uri.clone();
     let log = common::run_dir().join("rs").join("mongod.log");
     let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-    profile(&db, 1);
+    profile(&db, 0);
+    // The profiler as `analyze profile` sets it (slowms 0: the small test data is fast).
+    let p = mongoshift(
+        dir.path(),
+        [
+            "analyze", "profile", "--uri", &rs, "--db", &db, "--slowms", "0", "--output", "json",
+        ],
+    );
+    p.assert_code(0);
+    assert_eq!(p.json()["databases"][0]["level"], 1, "{}", p.stdout);
+    assert_eq!(p.json()["databases"][0]["slowms"], 0);
     run_workload(&db, user, market);
 
     let j = queries(dir.path(), &["--uri", &rs, "--db", &db]);
@@ -309,7 +319,14 @@ fn workload_shapes_recommendations_spec_and_a_second_look() {
         assert_eq!(s["in_memory_sort"], false, "{s}");
     }
     assert_eq!(recommendations(&after), Vec::<String>::new());
-    profile(&db, 0);
+    let off = mongoshift(
+        dir.path(),
+        [
+            "analyze", "profile", "--uri", &rs, "--db", &db, "--off", "--output", "json",
+        ],
+    );
+    off.assert_code(0);
+    assert_eq!(off.json()["databases"][0]["level"], 0);
     block_on(async { client(&rs).await.database(&db).drop().await.unwrap() });
 }
 
