@@ -559,3 +559,48 @@ fn shard_key_flags_a_monotonic_date_and_spreads_a_hashed_id_evenly() {
     bad.assert_code(2);
     block_on(async { client(&rs).await.database(&db).drop().await.unwrap() });
 }
+
+#[test]
+fn a_shape_served_by_an_index_in_another_equality_order_gets_no_recommendation() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rs = servers().rs_uri.clone();
+    let db = common::unique_db("anord");
+    let _off = ProfilerOff(db.clone());
+    block_on(async {
+        let d = client(&rs).await.database(&db);
+        d.collection::<Document>("t")
+            .insert_many((0..2000).map(|i| doc! { "a": i % 10, "b": i % 7, "pad": "x" }))
+            .await
+            .unwrap();
+    });
+    profile(&db, 1);
+    block_on(async {
+        use futures::TryStreamExt;
+        let t = client(&rs).await.database(&db).collection::<Document>("t");
+        for _ in 0..3 {
+            let _: Vec<Document> = t
+                .find(doc! { "a": 1, "b": 2 })
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+        }
+    });
+    let dir = tempdir();
+    let before = queries(dir.path(), &["--uri", &rs, "--db", &db]);
+    assert_eq!(recommendations(&before), vec!["t a:1,b:1"]);
+    block_on(async {
+        client(&rs)
+            .await
+            .database(&db)
+            .run_command(doc! { "createIndexes": "t", "indexes": [ { "key": { "b": 1, "a": 1 }, "name": "b_a" } ] })
+            .await
+            .unwrap();
+    });
+    // The same recorded collection scans: an index with the equalities in another order serves them.
+    let after = queries(dir.path(), &["--uri", &rs, "--db", &db]);
+    assert_eq!(recommendations(&after), Vec::<String>::new());
+    profile(&db, 0);
+    block_on(async { client(&rs).await.database(&db).drop().await.unwrap() });
+}
