@@ -30,6 +30,8 @@ pub struct Op {
     pub sort: Document,
     pub projection: Document,
     pub pipeline: Vec<Bson>,
+    /// A find's limit, for explaining the example as it ran.
+    pub limit: Option<i64>,
     pub millis: u64,
     pub docs_examined: u64,
     pub keys_examined: u64,
@@ -163,9 +165,16 @@ pub fn parse(e: &Document, duration_key: &str) -> Option<Op> {
         }
         _ => return None,
     };
+    let limit = match cmd.get("limit") {
+        Some(Bson::Int32(n)) if *n > 0 => Some(i64::from(*n)),
+        Some(Bson::Int64(n)) if *n > 0 => Some(*n),
+        Some(Bson::Double(n)) if *n > 0.0 => Some(*n as i64),
+        _ => None,
+    };
     Some(Op {
         ns,
         kind,
+        limit,
         filter,
         sort,
         projection,

@@ -270,7 +270,7 @@ async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
                     coll,
                     filter: &ex.filter,
                     sort: &ex.sort,
-                    limit: None,
+                    limit: ex.limit,
                     pipeline,
                 };
                 match explain::explain(c, &q).await {
