@@ -51,12 +51,7 @@ fn find_key<'a>(d: &'a Document, key: &str) -> Option<&'a Document> {
 }
 
 fn num(d: &Document, k: &str) -> u64 {
-    match d.get(k) {
-        Some(Bson::Int32(n)) => (*n).max(0) as u64,
-        Some(Bson::Int64(n)) => (*n).max(0) as u64,
-        Some(Bson::Double(n)) => n.max(0.0) as u64,
-        _ => 0,
-    }
+    super::count(d.get(k))
 }
 
 /// The stages of a plan, top first; collects index names.

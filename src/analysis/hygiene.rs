@@ -26,14 +26,7 @@ pub struct IndexReport {
     pub redundant_with: Option<String>,
 }
 
-fn num(v: Option<&Bson>) -> u64 {
-    match v {
-        Some(Bson::Int32(n)) => (*n).max(0) as u64,
-        Some(Bson::Int64(n)) => (*n).max(0) as u64,
-        Some(Bson::Double(n)) => n.max(0.0) as u64,
-        _ => 0,
-    }
-}
+use super::count as num;
 
 /// Whether an index does something beyond ordering keys, so that a longer index with
 /// the same prefix does not replace it.

@@ -46,12 +46,7 @@ pub struct Op {
 }
 
 fn num(d: &Document, k: &str) -> u64 {
-    match d.get(k) {
-        Some(Bson::Int32(n)) => (*n).max(0) as u64,
-        Some(Bson::Int64(n)) => (*n).max(0) as u64,
-        Some(Bson::Double(n)) => n.max(0.0) as u64,
-        _ => 0,
-    }
+    super::count(d.get(k))
 }
 
 fn sub(d: &Document, k: &str) -> Document {

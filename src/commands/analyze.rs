@@ -81,14 +81,9 @@ pub struct ProfileArgs {
 
 #[derive(Debug, Args)]
 pub struct QueriesArgs {
-    /// MongoDB connection string (profiler, explain, existing indexes). Optional with --log.
-    #[arg(long, value_name = "URI", conflicts_with = "target")]
-    pub uri: Option<String>,
-    /// A target named in the config file.
-    #[arg(long, value_name = "NAME")]
-    pub target: Option<String>,
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub timeout: Duration,
+    /// The server (profiler, explain, existing indexes); optional with --log.
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// A database (repeatable; default: every user database, or all in the logs).
     #[arg(long = "db", value_name = "DB")]
     pub dbs: Vec<String>,
@@ -205,13 +200,8 @@ async fn existing_indexes(c: &Client, shapes: &[stats::ShapeStats]) -> Result<es
 }
 
 async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
-    let target = TargetArgs {
-        uri: args.uri.clone(),
-        target: args.target.clone(),
-        timeout: args.timeout,
-    };
-    let connected = if args.uri.is_some() || args.target.is_some() {
-        Some(connect(ctx, &target).await?)
+    let connected = if args.target.uri.is_some() || args.target.target.is_some() {
+        Some(connect(ctx, &args.target).await?)
     } else if args.logs.is_empty() {
         return Err(crate::exit::usage(
             "say where the operations are: --uri/--target (the profiler) and/or --log FILE (mongod's JSON log)",

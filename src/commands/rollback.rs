@@ -263,18 +263,7 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
         from: last.to.clone(),
         to: last.from.clone(),
         dbs: last.dbs.clone(),
-        sinks: edits
-            .iter()
-            .zip(&modes)
-            .map(|(e, m)| SinkEntry {
-                path: e.sink.path.display().to_string(),
-                key: e.sink.key.clone(),
-                format: format!("{:?}", e.sink.format),
-                sha256_before: sink::sha256(e.before.as_bytes()),
-                sha256_after: sink::sha256(e.after.as_bytes()),
-                write_mode: format!("{m:?}"),
-            })
-            .collect(),
+        sinks: SinkEntry::of(&edits, &modes),
         hooks: args.exec.iter().map(|c| crate::redact::scrub(c)).collect(),
         steps: tl.steps.clone(),
         reverse_sync: None,

@@ -329,18 +329,7 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         from: side_as_given(args.sides.from.as_deref().unwrap_or_default()),
         to: side_as_given(args.sides.to.as_deref().unwrap_or_default()),
         dbs: dbs.clone(),
-        sinks: edits
-            .iter()
-            .zip(&modes)
-            .map(|(e, m)| SinkEntry {
-                path: e.sink.path.display().to_string(),
-                key: e.sink.key.clone(),
-                format: format!("{:?}", e.sink.format),
-                sha256_before: sink::sha256(e.before.as_bytes()),
-                sha256_after: sink::sha256(e.after.as_bytes()),
-                write_mode: format!("{m:?}"),
-            })
-            .collect(),
+        sinks: SinkEntry::of(&edits, &modes),
         hooks: args.exec.iter().map(|c| crate::redact::scrub(c)).collect(),
         steps: tl.steps.clone(),
         reverse_sync: reverse.clone(),

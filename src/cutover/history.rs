@@ -19,6 +19,25 @@ pub struct SinkEntry {
     pub write_mode: String,
 }
 
+impl SinkEntry {
+    /// What the history keeps of each written sink: where, which key, and the file's
+    /// checksum before and after (never its content).
+    pub fn of(edits: &[super::sink::Edit], modes: &[super::sink::WriteMode]) -> Vec<SinkEntry> {
+        edits
+            .iter()
+            .zip(modes)
+            .map(|(e, m)| SinkEntry {
+                path: e.sink.path.display().to_string(),
+                key: e.sink.key.clone(),
+                format: format!("{:?}", e.sink.format),
+                sha256_before: super::sink::sha256(e.before.as_bytes()),
+                sha256_after: super::sink::sha256(e.after.as_bytes()),
+                write_mode: format!("{m:?}"),
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     pub step: String,
