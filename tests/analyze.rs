@@ -476,7 +476,22 @@ fn index_hygiene_finds_the_unused_and_the_redundant_but_never_a_unique_or_ttl_pr
     }
     assert!(j["reclaimable_bytes"].as_u64().unwrap() > 0);
     assert!(by("never_used")["size_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(j["members"], 1);
     block_on(async { client(&rs).await.database(&db).drop().await.unwrap() });
+    // Through auth and TLS, each member reached directly with the same credentials.
+    let atlas = servers().atlas_uri.clone();
+    let adb = common::unique_db("anixtls");
+    common::insert(&atlas, &adb, "t", vec![doc! { "a": 1 }]);
+    let r = mongoshift(
+        dir.path(),
+        [
+            "analyze", "indexes", "--uri", &atlas, "--db", &adb, "--output", "json",
+        ],
+    );
+    r.assert_code(0);
+    assert_eq!(r.json()["members"], 1, "{}", r.stderr);
+    common::assert_no_secret(&r.all(), "analyze indexes output");
+    block_on(async { client(&atlas).await.database(&adb).drop().await.unwrap() });
 }
 
 #[test]

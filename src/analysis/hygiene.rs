@@ -2,7 +2,7 @@
 //! index was built), redundant ones (a prefix of another index with the same directions),
 //! their sizes, and what dropping them would reclaim. `_id`, unique, TTL, partial, sparse
 //! and hidden indexes are never called redundant: each does something its longer sibling
-//! does not. Usage counts are per server; they come from the member this connection reads.
+//! does not. Usage counts are per server, so they are summed over every member reachable.
 
 use anyhow::{Context, Result};
 use futures::TryStreamExt;
@@ -66,8 +66,42 @@ pub fn redundant(specs: &[Document]) -> Vec<(String, String)> {
     out
 }
 
-/// The hygiene report of every collection of `db`.
-pub async fn database(client: &Client, db: &str) -> Result<Vec<IndexReport>> {
+/// A connection string for each member `hosts` names, connecting to that member alone
+/// (`directConnection`, no `replicaSet`), credentials and options kept. Empty for a
+/// `mongodb+srv://` URI, whose hosts come from DNS.
+pub fn member_uris(uri: &str, hosts: &[String]) -> Vec<String> {
+    let Some(rest) = uri.strip_prefix("mongodb://") else {
+        return vec![];
+    };
+    let (auth, after_auth) = match rest.rfind('@') {
+        Some(i) if !rest[..i].contains('/') => (&rest[..=i], &rest[i + 1..]),
+        _ => ("", rest),
+    };
+    let tail_at = after_auth.find(['/', '?']).unwrap_or(after_auth.len());
+    let tail = &after_auth[tail_at..];
+    let (path, query) = match tail.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (tail, ""),
+    };
+    let mut opts: Vec<&str> = query
+        .split('&')
+        .filter(|o| !o.is_empty())
+        .filter(|o| {
+            let k = o.split('=').next().unwrap_or("").to_ascii_lowercase();
+            k != "replicaset" && k != "directconnection"
+        })
+        .collect();
+    opts.push("directConnection=true");
+    let path = if path.is_empty() { "/" } else { path };
+    hosts
+        .iter()
+        .map(|h| format!("mongodb://{auth}{h}{path}?{}", opts.join("&")))
+        .collect()
+}
+
+/// The hygiene report of every collection of `db`; index use is summed over `members`
+/// (each counts its own), sizes come from `client`.
+pub async fn database(client: &Client, members: &[Client], db: &str) -> Result<Vec<IndexReport>> {
     let d = client.database(db);
     let names = d
         .list_collection_names()
@@ -86,13 +120,19 @@ pub async fn database(client: &Client, db: &str) -> Result<Vec<IndexReport>> {
             .and_then(|c| c.get_array("firstBatch"))
             .map(|a| a.iter().filter_map(|x| x.as_document().cloned()).collect())
             .unwrap_or_default();
-        let stats: Vec<Document> = c
-            .aggregate(vec![doc! { "$indexStats": {} }])
-            .await
-            .with_context(|| format!("reading $indexStats of {ns} (needs the indexStats privilege, e.g. clusterMonitor)"))?
-            .try_collect()
-            .await
-            .with_context(|| format!("reading $indexStats of {ns}"))?;
+        let mut stats: Vec<Document> = Vec::new();
+        for m in members {
+            let part: Vec<Document> = m
+                .database(db)
+                .collection::<Document>(coll)
+                .aggregate(vec![doc! { "$indexStats": {} }])
+                .await
+                .with_context(|| format!("reading $indexStats of {ns} (needs the indexStats privilege, e.g. clusterMonitor)"))?
+                .try_collect()
+                .await
+                .with_context(|| format!("reading $indexStats of {ns}"))?;
+            stats.extend(part);
+        }
         let sizes: Document = c
             .aggregate(vec![doc! { "$collStats": { "storageStats": {} } }])
             .await
@@ -105,13 +145,17 @@ pub async fn database(client: &Client, db: &str) -> Result<Vec<IndexReport>> {
         let red = redundant(&specs);
         for s in &specs {
             let name = s.get_str("name").unwrap_or("").to_string();
-            let st = stats
+            let accesses: Vec<&Document> = stats
                 .iter()
-                .find(|x| x.get_str("name") == Ok(name.as_str()));
-            let acc = st.and_then(|x| x.get_document("accesses").ok());
-            let ops = num(acc.and_then(|a| a.get("ops")));
-            let since = acc
-                .and_then(|a| a.get_datetime("since").ok())
+                .filter(|x| x.get_str("name") == Ok(name.as_str()))
+                .filter_map(|x| x.get_document("accesses").ok())
+                .collect();
+            let ops: u64 = accesses.iter().map(|a| num(a.get("ops"))).sum();
+            // Counted since the latest start among the members: the shorter window is the honest one.
+            let since = accesses
+                .iter()
+                .filter_map(|a| a.get_datetime("since").ok())
+                .max()
                 .and_then(|t| t.try_to_rfc3339_string().ok());
             let keys = Bson::Document(s.get_document("key").cloned().unwrap_or_default())
                 .into_relaxed_extjson()
@@ -134,6 +178,26 @@ pub async fn database(client: &Client, db: &str) -> Result<Vec<IndexReport>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_uris_keep_credentials_and_options_and_connect_directly() {
+        let hosts = vec!["a:1".to_string(), "b:2".to_string()];
+        assert_eq!(
+            member_uris(
+                "mongodb://u:p%40w@a:1,b:2/db?replicaSet=rs0&tls=true",
+                &hosts
+            ),
+            vec![
+                "mongodb://u:p%40w@a:1/db?tls=true&directConnection=true",
+                "mongodb://u:p%40w@b:2/db?tls=true&directConnection=true"
+            ]
+        );
+        assert_eq!(
+            member_uris("mongodb://a:1", &hosts[..1]),
+            vec!["mongodb://a:1/?directConnection=true"]
+        );
+        assert!(member_uris("mongodb+srv://c.example.net/", &hosts).is_empty());
+    }
 
     fn ix(name: &str, key: Document, extra: Document) -> Document {
         let mut d = doc! { "v": 2, "name": name, "key": key };

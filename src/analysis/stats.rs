@@ -31,6 +31,11 @@ pub struct ShapeStats {
     pub in_memory_sort: bool,
     pub used_disk: bool,
     pub query_hashes: Vec<String>,
+    /// Where our shapes and the server's `queryHash` disagree: this shape ran under several
+    /// hashes (the server tells apart what we merged), or its hash also belongs to another
+    /// shape (we tell apart what the server merges, e.g. `$in` lists of different lengths).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_hash_note: Option<String>,
     /// One recorded operation of this shape.
     #[serde(skip)]
     pub example: Op,
@@ -97,6 +102,7 @@ pub fn group(ops: Vec<Op>) -> Vec<ShapeStats> {
                 in_memory_sort: ops.iter().any(|o| o.in_memory_sort),
                 used_disk: ops.iter().any(|o| o.used_disk),
                 query_hashes: hashes.into_iter().collect(),
+                query_hash_note: None,
                 example: ex,
             }
         })
@@ -109,5 +115,75 @@ pub fn group(ops: Vec<Op>) -> Vec<ShapeStats> {
     for (i, s) in out.iter_mut().enumerate() {
         s.id = i + 1;
     }
+    cross_check(&mut out);
     out
+}
+
+/// Compare our shapes with the server's `queryHash` where the entries carry one.
+fn cross_check(shapes: &mut [ShapeStats]) {
+    let mut owners: HashMap<String, Vec<usize>> = HashMap::new();
+    for s in shapes.iter() {
+        for h in &s.query_hashes {
+            owners.entry(h.clone()).or_default().push(s.id);
+        }
+    }
+    for s in shapes.iter_mut() {
+        let shared: BTreeSet<usize> = s
+            .query_hashes
+            .iter()
+            .flat_map(|h| owners[h].iter().copied())
+            .filter(|id| *id != s.id)
+            .collect();
+        let mut notes = Vec::new();
+        if s.query_hashes.len() > 1 {
+            notes.push(format!("{} server query hashes", s.query_hashes.len()));
+        }
+        if !shared.is_empty() {
+            let ids: Vec<String> = shared.iter().map(|i| format!("#{i}")).collect();
+            notes.push(format!(
+                "same server query hash as shape {}",
+                ids.join(", ")
+            ));
+        }
+        s.query_hash_note = (!notes.is_empty()).then(|| notes.join("; "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+
+    fn op(filter: mongodb::bson::Document, hash: &str) -> Op {
+        let e = doc! { "ns": "p.users", "command": { "find": "users", "filter": filter }, "millis": 5, "queryHash": hash };
+        super::super::op::parse(&e, "millis").unwrap()
+    }
+
+    #[test]
+    fn shapes_are_cross_checked_with_the_server_query_hash() {
+        let shapes = group(vec![
+            op(doc! { "a": 1 }, "H1"),
+            op(doc! { "a": 2 }, "H1"),
+            op(doc! { "a": "x" }, "H1"),
+            op(doc! { "b": 1 }, "H2"),
+            op(doc! { "b": 2 }, "H3"),
+        ]);
+        let by = |f: &str| {
+            shapes
+                .iter()
+                .find(|s| s.shape["filter"].to_string() == f)
+                .unwrap()
+        };
+        assert_eq!(by(r#"{"a":"?number"}"#).count, 2);
+        assert!(by(r#"{"a":"?number"}"#)
+            .query_hash_note
+            .as_deref()
+            .unwrap()
+            .contains("same server query hash"));
+        assert!(by(r#"{"b":"?number"}"#)
+            .query_hash_note
+            .as_deref()
+            .unwrap()
+            .contains("2 server query hashes"));
+    }
 }

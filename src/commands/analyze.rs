@@ -50,6 +50,9 @@ pub struct ShardKeyArgs {
     /// How many shards to simulate.
     #[arg(long, default_value_t = 3)]
     pub shards: usize,
+    /// mongod JSON log files whose queries count toward targeting, besides the profiler.
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -482,10 +485,39 @@ async fn check_queries(ctx: &Ctx, args: CheckArgs) -> Result<()> {
 
 async fn index_hygiene(ctx: &Ctx, args: IndexesArgs) -> Result<()> {
     use crate::analysis::hygiene;
+    let t = args.target.resolve(&ctx.config)?;
     let (label, c) = connect(ctx, &args.target).await?;
+    // Every member counts its own index use: connect to each one the replica set names.
+    let hello = c
+        .database("admin")
+        .run_command(mongodb::bson::doc! { "hello": 1 })
+        .await
+        .with_context(|| label.clone())?;
+    let hosts: Vec<String> = hello
+        .get_array("hosts")
+        .map(|a| {
+            a.iter()
+                .filter_map(|h| h.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut members = Vec::new();
+    for uri in hygiene::member_uris(&t.uri, &hosts) {
+        let m = crate::config::ResolvedTarget::from_uri(&uri);
+        match crate::mongo::connect(&m, &args.target.connect_options()).await {
+            Ok(client) => members.push(client),
+            Err(e) => ctx.ui.warn(format!(
+                "member {} unreachable, its index use is not counted: {e:#}",
+                crate::redact::hosts(&uri)
+            )),
+        }
+    }
+    if members.is_empty() {
+        members.push(c.clone());
+    }
     let mut all = Vec::new();
     for db in user_dbs(&c, &args.dbs).await? {
-        all.extend(hygiene::database(&c, &db).await?);
+        all.extend(hygiene::database(&c, &members, &db).await?);
     }
     let reclaim: u64 = all
         .iter()
@@ -496,6 +528,7 @@ async fn index_hygiene(ctx: &Ctx, args: IndexesArgs) -> Result<()> {
     if ctx.ui.json() {
         ctx.ui.result_json(&serde_json::json!({
             "target": label, "indexes": all, "reclaimable_bytes": reclaim, "stats_since": since,
+            "members": members.len(),
         }));
         return Ok(());
     }
@@ -522,8 +555,9 @@ async fn index_hygiene(ctx: &Ctx, args: IndexesArgs) -> Result<()> {
         ]);
     }
     ctx.ui.result(format!(
-        "{t}\nusage counted since {} on the member this connection reads (counts restart with the server); \
+        "{t}\nindex use summed over {} member(s), counted since {} (counts restart with each server); \
          dropping the unused and redundant indexes would reclaim {}",
+        members.len(),
         since.unwrap_or_else(|| "-".into()),
         table::bytes(reclaim)
     ));
@@ -545,7 +579,10 @@ async fn shard_key(ctx: &Ctx, args: ShardKeyArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     let (label, c) = connect(ctx, &args.target).await?;
     // The recorded queries, when the profiler has any: which would target one shard.
-    let recorded = sources::profiler(&c, db, None).await.unwrap_or_default();
+    let mut recorded = sources::profiler(&c, db, None).await.unwrap_or_default();
+    for f in &args.logs {
+        recorded.extend(sources::log_file(f, None)?.0);
+    }
     let mut verdicts = Vec::new();
     for k in &keys {
         verdicts.push(shard_key::analyze(&c, db, coll, k, args.shards, &recorded).await?);
