@@ -171,7 +171,9 @@ mod tests {
         let by = |f: &str| {
             shapes
                 .iter()
-                .find(|s| s.shape["filter"].to_string() == f)
+                .find(|s| {
+                    s.shape["filter"] == serde_json::from_str::<serde_json::Value>(f).unwrap()
+                })
                 .unwrap()
         };
         assert_eq!(by(r#"{"a":"?number"}"#).count, 2);
