@@ -95,6 +95,8 @@ pub struct Candidate {
     pub eq: Vec<String>,
     pub sort: Vec<(String, i32)>,
     pub range: Vec<String>,
+    /// Projected fields appended so that the index covers the query (see `covering`).
+    pub cover: Vec<String>,
 }
 
 impl Candidate {
@@ -106,7 +108,7 @@ impl Candidate {
                 k.push((f.clone(), *d));
             }
         }
-        for f in &self.range {
+        for f in self.range.iter().chain(&self.cover) {
             if !k.iter().any(|(x, _)| x == f) {
                 k.push((f.clone(), 1));
             }
@@ -147,6 +149,7 @@ pub fn candidates(filter: &Document, sort: &Document) -> Vec<Candidate> {
             eq,
             sort: sort.clone(),
             range,
+            cover: Vec::new(),
         }
     };
     let mut out = Vec::new();
@@ -168,6 +171,49 @@ pub fn candidates(filter: &Document, sort: &Document) -> Vec<Candidate> {
         }
     }
     out
+}
+
+/// The fields to append so that an index covers a find: only for an inclusion projection
+/// that leaves out `_id`, with plain field names, none of them (nor any filter or sort
+/// field) holding arrays in the sampled documents (`arrays`; a multikey index cannot
+/// cover). None when covering is not valid or not known to be.
+pub fn covering(
+    filter: &Document,
+    sort: &Document,
+    projection: &Document,
+    arrays: Option<&std::collections::BTreeSet<String>>,
+) -> Option<Vec<String>> {
+    let arrays = arrays?;
+    if projection.is_empty() || projection.get("_id").is_none_or(|v| !is_zero(v)) {
+        return None;
+    }
+    let mut fields = Vec::new();
+    for (k, v) in projection {
+        if k == "_id" {
+            continue;
+        }
+        if is_zero(v)
+            || !matches!(
+                v,
+                Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Boolean(true)
+            )
+            || k.contains('$')
+        {
+            return None;
+        }
+        fields.push(k.clone());
+    }
+    let used = filter.keys().chain(sort.keys()).chain(fields.iter());
+    let mut used = used.filter(|f| !f.starts_with('$'));
+    if filter.keys().any(|k| k.starts_with('$')) || used.any(|f| arrays.contains(f)) {
+        return None;
+    }
+    Some(fields)
+}
+
+fn is_zero(v: &Bson) -> bool {
+    matches!(v, Bson::Int32(0) | Bson::Int64(0) | Bson::Boolean(false))
+        || matches!(v, Bson::Double(d) if *d == 0.0)
 }
 
 /// Whether an existing index (its key pattern) serves the candidate: the equality fields
@@ -283,6 +329,44 @@ mod tests {
         let c = candidates(&doc! { "username": { "$regex": "^ali" } }, &doc! {});
         assert_eq!(c[0].keys(), k(&[("username", 1)]));
         assert!(candidates(&doc! { "username": { "$regex": "ali" } }, &doc! {}).is_empty());
+    }
+
+    #[test]
+    fn covered_fields_only_when_valid() {
+        let none = std::collections::BTreeSet::new();
+        let f = doc! { "user_id": 1 };
+        let p = doc! { "user_id": 1, "amount": 1, "_id": 0 };
+        assert_eq!(
+            covering(&f, &doc! {}, &p, Some(&none)),
+            Some(vec!["user_id".to_string(), "amount".to_string()])
+        );
+        assert_eq!(
+            covering(&f, &doc! {}, &p, None),
+            None,
+            "unknown multikey: not valid"
+        );
+        let arrays: std::collections::BTreeSet<String> = ["amount".to_string()].into();
+        assert_eq!(
+            covering(&f, &doc! {}, &p, Some(&arrays)),
+            None,
+            "a multikey field cannot be covered"
+        );
+        assert_eq!(
+            covering(&f, &doc! {}, &doc! { "amount": 1 }, Some(&none)),
+            None,
+            "_id is returned"
+        );
+        assert_eq!(
+            covering(&f, &doc! {}, &doc! { "amount": 0, "_id": 0 }, Some(&none)),
+            None,
+            "an exclusion"
+        );
+        let mut c = candidates(&f, &doc! { "created_at": -1 })[0].clone();
+        c.cover = vec!["user_id".into(), "amount".into()];
+        assert_eq!(
+            c.keys(),
+            k(&[("user_id", 1), ("created_at", -1), ("amount", 1)])
+        );
     }
 
     #[test]

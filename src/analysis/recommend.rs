@@ -32,11 +32,26 @@ impl Recommendation {
 
 /// Shapes served already, and recommendations for the rest. `existing`: the key patterns of
 /// each namespace's indexes, None when unknown (logs only, no connection).
-pub fn recommend(shapes: &[ShapeStats], existing: Option<&esr::Existing>) -> Vec<Recommendation> {
+/// `arrays`: per namespace, the fields that hold arrays in sampled documents (None when
+/// unknown: no covered-query fields are appended then).
+pub fn recommend(
+    shapes: &[ShapeStats],
+    existing: Option<&esr::Existing>,
+    arrays: Option<&BTreeMap<String, std::collections::BTreeSet<String>>>,
+) -> Vec<Recommendation> {
     let mut per_ns: BTreeMap<String, Vec<Recommendation>> = BTreeMap::new();
     for s in shapes.iter().filter(|s| s.scans_too_much()) {
         let idx = existing.and_then(|e| e.get(&s.ns));
-        for c in esr::candidates(&s.example.filter, &s.example.sort) {
+        let ex = &s.example;
+        let mut cands = esr::candidates(&ex.filter, &ex.sort);
+        if cands.len() == 1 && ex.kind == super::op::Kind::Find {
+            let known = arrays.map(|a| a.get(&s.ns).cloned().unwrap_or_default());
+            if let Some(cover) = esr::covering(&ex.filter, &ex.sort, &ex.projection, known.as_ref())
+            {
+                cands[0].cover = cover;
+            }
+        }
+        for c in cands {
             if idx.is_some_and(|list| list.iter().any(|k| esr::served_by(&c, k))) {
                 continue;
             }

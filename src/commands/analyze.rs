@@ -202,6 +202,61 @@ async fn existing_indexes(c: &Client, shapes: &[stats::ShapeStats]) -> Result<es
     Ok(out)
 }
 
+/// For each namespace whose shapes project fields: the fields holding arrays in a sample of
+/// its documents (an index on them is multikey and cannot cover a query).
+async fn array_fields(
+    c: &Client,
+    shapes: &[stats::ShapeStats],
+) -> Result<BTreeMap<String, std::collections::BTreeSet<String>>> {
+    use futures::TryStreamExt;
+    let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for s in shapes.iter().filter(|s| !s.example.projection.is_empty()) {
+        let Some((db, coll)) = s.ns.split_once('.') else {
+            continue;
+        };
+        let fields: Vec<&String> = s
+            .example
+            .filter
+            .keys()
+            .chain(s.example.sort.keys())
+            .chain(s.example.projection.keys())
+            .filter(|f| !f.starts_with('$'))
+            .collect();
+        let sample: Vec<mongodb::bson::Document> = c
+            .database(db)
+            .collection::<mongodb::bson::Document>(coll)
+            .aggregate(vec![mongodb::bson::doc! { "$sample": { "size": 200 } }])
+            .await
+            .with_context(|| format!("sampling {} for array fields", s.ns))?
+            .try_collect()
+            .await
+            .with_context(|| format!("sampling {} for array fields", s.ns))?;
+        let set = out.entry(s.ns.clone()).or_default();
+        for d in &sample {
+            for f in &fields {
+                if holds_array(d, f) {
+                    set.insert((*f).clone());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether any step of a dotted path is an array in `d`.
+fn holds_array(d: &mongodb::bson::Document, path: &str) -> bool {
+    use mongodb::bson::Bson;
+    let mut cur = Some(Bson::Document(d.clone()));
+    for part in path.split('.') {
+        cur = match cur {
+            Some(Bson::Document(x)) => x.get(part).cloned(),
+            Some(Bson::Array(_)) => return true,
+            _ => None,
+        };
+    }
+    matches!(cur, Some(Bson::Array(_)))
+}
+
 async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
     let connected = if args.target.uri.is_some() || args.target.target.is_some() {
         Some(connect(ctx, &args.target).await?)
@@ -247,7 +302,11 @@ async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
             None
         }
     };
-    let recs = recommend::recommend(&shapes, existing.as_ref());
+    let arrays = match &connected {
+        Some((_, c)) => Some(array_fields(c, &shapes).await?),
+        None => None,
+    };
+    let recs = recommend::recommend(&shapes, existing.as_ref(), arrays.as_ref());
     let shown: Vec<&stats::ShapeStats> = shapes.iter().take(args.top).collect();
     let mut explained: BTreeMap<usize, Explained> = BTreeMap::new();
     if args.explain {
