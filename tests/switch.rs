@@ -118,6 +118,27 @@ fn dirs_cache() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mongoshift"))
 }
 
+/// `migrate --follow --detach` of `db` from `old` into `new`: the tail a switch drains.
+fn follow_detached(dir: &Path, old: &str, new: &str, db: &str) {
+    mongoshift(
+        dir,
+        [
+            "migrate",
+            "--from",
+            old,
+            "--to",
+            new,
+            "--db",
+            db,
+            "--follow",
+            "--detach",
+            "--yes",
+            "--no-progress",
+        ],
+    )
+    .assert_code(0);
+}
+
 fn switch(dir: &Path, args: &[&str]) -> common::Run {
     let mut a = vec!["switch", "--no-progress"];
     a.extend_from_slice(args);
@@ -418,23 +439,7 @@ fn a_live_writer_loses_nothing_through_switch_reverse_sync_and_rollback() {
     let env_s = env.display().to_string();
     let writer = Writer::start(env.clone(), db.clone());
     std::thread::sleep(std::time::Duration::from_millis(500));
-    mongoshift(
-        dir.path(),
-        [
-            "migrate",
-            "--from",
-            &old,
-            "--to",
-            &new,
-            "--db",
-            &db,
-            "--follow",
-            "--detach",
-            "--yes",
-            "--no-progress",
-        ],
-    )
-    .assert_code(0);
+    follow_detached(dir.path(), &old, &new, &db);
     std::thread::sleep(std::time::Duration::from_secs(2));
     let r = switch(
         dir.path(),
@@ -618,23 +623,7 @@ fn sigterm_during_the_drain_unfreezes_old_and_writes_nothing() {
     let env = dir.path().join(".env");
     let text = format!("MONGO_URI={old}\n");
     std::fs::write(&env, &text).unwrap();
-    mongoshift(
-        dir.path(),
-        [
-            "migrate",
-            "--from",
-            &old,
-            "--to",
-            &new,
-            "--db",
-            &db,
-            "--follow",
-            "--detach",
-            "--yes",
-            "--no-progress",
-        ],
-    )
-    .assert_code(0);
+    follow_detached(dir.path(), &old, &new, &db);
     let status = mongoshift(
         dir.path(),
         [

@@ -65,16 +65,25 @@ fn pipeline(sel: &Selection) -> Vec<Document> {
 /// Note the source's current position before anything is copied: every change after it
 /// will reach the tail.
 pub async fn position_now(source: &Client, sel: &Selection) -> Result<Bson> {
-    let stream = source
+    let mut stream = source
         .watch()
         .pipeline(pipeline(sel))
         .show_expanded_events(true)
         .await
         .map_err(|e| stream_error(e, None))?;
-    let token = stream
-        .resume_token()
-        .context("the source returned no change stream position")?;
-    mongodb::bson::to_bson(&token).context("encoding the change stream position")
+    // The opening reply carries the position almost always; now and then (seen once in
+    // CI) it comes without one, and a getMore brings it. An event read here happened
+    // before anything is listed or copied, so the copy holds its effect.
+    for _ in 0..10 {
+        if let Some(token) = stream.resume_token() {
+            return mongodb::bson::to_bson(&token).context("encoding the change stream position");
+        }
+        stream
+            .next_if_any()
+            .await
+            .map_err(|e| stream_error(e, None))?;
+    }
+    anyhow::bail!("the source returned no change stream position (tried 10 times)")
 }
 
 /// Warn when the copy may outlast the source's oplog: the tail could then not resume from
