@@ -69,16 +69,6 @@ pub struct SwitchArgs {
     pub yes: bool,
 }
 
-/// Refuse a side that is not a replica set for what needs one, saying why.
-async fn is_replica_set(c: &Client) -> Result<bool> {
-    let hello = c
-        .database("admin")
-        .run_command(mongodb::bson::doc! { "hello": 1 })
-        .await
-        .context("running hello")?;
-    Ok(hello.get_str("setName").is_ok())
-}
-
 pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
     let sinks = sink::from_args(&args.env_files, &args.k8s_secrets)?;
     if sinks.is_empty() {
@@ -153,7 +143,7 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         return Ok(());
     }
     let freeze = args.freeze_writes || forward.is_some();
-    if freeze && !is_replica_set(&old).await? {
+    if freeze && !crate::mongo::oplog::has_oplog(&old).await.context("OLD")? {
         return Err(crate::exit::usage(format!(
             "OLD ({old_l}) is a standalone server, which cannot block user writes (setUserWriteBlockMode needs a \
              replica set; an fsync lock would make the application's writes hang rather than fail, and our own \
@@ -451,20 +441,7 @@ impl Switch<'_> {
             let bad: Vec<String> = verdicts
                 .iter()
                 .filter(|v| !v.identical)
-                .map(|v| {
-                    let mut why = v.metadata.clone();
-                    if v.source_count != v.target_count {
-                        why.push(format!(
-                            "count {} vs {}",
-                            v.source_count.unwrap_or(0),
-                            v.target_count.unwrap_or(0)
-                        ));
-                    }
-                    if let Some(n) = v.documents_differing.filter(|n| *n > 0) {
-                        why.push(format!("{n} document(s) differ"));
-                    }
-                    format!("{}: {}", v.source, why.join("; "))
-                })
+                .map(|v| format!("{}: {}", v.source, v.problems().join("; ")))
                 .collect();
             if !bad.is_empty() {
                 let resume = if forward.is_some() {

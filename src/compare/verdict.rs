@@ -59,6 +59,23 @@ impl NsVerdict {
         }
     }
 
+    /// What differs, one phrase each: metadata, counts, documents (for a one-line summary;
+    /// `verify` prints the full report).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = self.metadata.clone();
+        if self.source_count != self.target_count {
+            out.push(format!(
+                "count {} vs {} (source vs target)",
+                self.source_count.unwrap_or(0),
+                self.target_count.unwrap_or(0)
+            ));
+        }
+        if let Some(n) = self.documents_differing.filter(|n| *n > 0) {
+            out.push(format!("{n} document(s) differ"));
+        }
+        out
+    }
+
     /// Whether nothing differs (after any recheck).
     pub fn judge(&mut self) {
         self.identical = self.metadata.is_empty()

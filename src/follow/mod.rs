@@ -36,12 +36,10 @@ const ASSUMED_COPY_BYTES_PER_SEC: u64 = 10 << 20;
 
 /// `--follow` needs an oplog: a standalone has none.
 pub async fn require_replica_set(source: &Client, label: &str) -> Result<()> {
-    let hello = source
-        .database("admin")
-        .run_command(doc! { "hello": 1 })
+    if crate::mongo::oplog::has_oplog(source)
         .await
-        .context("running hello on the source")?;
-    if hello.get_str("setName").is_ok() || hello.get_str("msg").ok() == Some("isdbgrid") {
+        .context("the source")?
+    {
         return Ok(());
     }
     Err(usage(format!(

@@ -91,6 +91,43 @@ pub struct Run {
     pub stop_requested: bool,
 }
 
+impl Run {
+    /// A new run owned by this process, positioned at `token` (if any), nothing copied yet.
+    pub fn start(
+        run: String,
+        from: String,
+        to: String,
+        dbs: &[String],
+        token: Option<Bson>,
+    ) -> Run {
+        let now = now_ms();
+        Run {
+            run,
+            from,
+            to,
+            phase: Phase::Copying,
+            follow: false,
+            dbs: dbs.to_vec(),
+            copied: false,
+            position_secs: token
+                .as_ref()
+                .and_then(super::event::token_time)
+                .map(|t| t.time)
+                .unwrap_or(0),
+            token,
+            pid: Some(std::process::id()),
+            host: Some(hostname()),
+            log: None,
+            started_ms: now,
+            heartbeat_ms: now,
+            copy: vec![],
+            tail: Default::default(),
+            last_error: None,
+            stop_requested: false,
+        }
+    }
+}
+
 pub fn now_ms() -> i64 {
     mongodb::bson::DateTime::now().timestamp_millis()
 }

@@ -190,6 +190,17 @@ pub fn regex_escape(s: &str) -> String {
     out
 }
 
+/// Whether the server keeps an oplog: a replica set member or a mongos (a standalone has
+/// none, and cannot block user writes either).
+pub async fn has_oplog(client: &Client) -> Result<bool> {
+    let hello = client
+        .database("admin")
+        .run_command(doc! { "hello": 1 })
+        .await
+        .context("running hello")?;
+    Ok(hello.get_str("setName").is_ok() || hello.get_str("msg").ok() == Some("isdbgrid"))
+}
+
 /// The user writes (inserts, updates, deletes, also inside transactions) recorded in the
 /// oplog after `after`, per namespace, in `dbs` (every user database when empty). How
 /// `rollback` tells what would be left behind on the cluster it leaves.

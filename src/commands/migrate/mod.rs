@@ -107,32 +107,12 @@ pub async fn follow_detached(
 ) -> Result<(String, u32, std::path::PathBuf)> {
     let identity = identity(&from.uri, dbs, &[]);
     let record = Record::new(to_client, &identity);
-    let now = record::now_ms();
-    record
-        .put(&Run {
-            run: identity.clone(),
-            from: from.label(),
-            to: to.label(),
-            phase: Phase::Following,
-            follow: true,
-            dbs: dbs.to_vec(),
-            copied: true,
-            position_secs: follow::event::token_time(&token)
-                .map(|t| t.time)
-                .unwrap_or(0),
-            token: Some(token),
-            // This process until the child takes over (see `handed_over` in `migrate`).
-            pid: Some(std::process::id()),
-            host: Some(record::hostname()),
-            log: None,
-            started_ms: now,
-            heartbeat_ms: now,
-            copy: vec![],
-            tail: Default::default(),
-            last_error: None,
-            stop_requested: false,
-        })
-        .await?;
+    // Owned by this process until the child takes over (see `handed_over` in `migrate`).
+    let mut run = Run::start(identity.clone(), from.label(), to.label(), dbs, Some(token));
+    run.phase = Phase::Following;
+    run.follow = true;
+    run.copied = true;
+    record.put(&run).await?;
     let mut argv = vec![std::env::args()
         .next()
         .unwrap_or_else(|| "mongoshift".into())];
@@ -340,33 +320,19 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
         let total_bytes: u64 = colls.iter().map(|c| c.estimated_bytes).sum();
         follow::check_oplog_window(&ctx.ui, &src, total_bytes).await;
     }
-    let now = record::now_ms();
-    record
-        .put(&Run {
-            run: identity.clone(),
-            from: source_label.clone(),
-            to: dst_target.label(),
-            phase: Phase::Copying,
-            follow: args.follow,
-            dbs: args.dbs.clone(),
-            copied: false,
-            position_secs: token
-                .as_ref()
-                .and_then(follow::event::token_time)
-                .map(|t| t.time)
-                .unwrap_or(0),
-            token,
-            pid: Some(std::process::id()),
-            host: Some(record::hostname()),
-            log: detach::own_log(),
-            started_ms: previous.as_ref().map(|p| p.started_ms).unwrap_or(now),
-            heartbeat_ms: now,
-            copy: vec![],
-            tail: Default::default(),
-            last_error: None,
-            stop_requested: false,
-        })
-        .await?;
+    let mut run = Run::start(
+        identity.clone(),
+        source_label.clone(),
+        dst_target.label(),
+        &args.dbs,
+        token,
+    );
+    run.follow = args.follow;
+    run.log = detach::own_log();
+    if let Some(p) = previous.as_ref() {
+        run.started_ms = p.started_ms;
+    }
+    record.put(&run).await?;
 
     let checked = colls.clone();
     let results = match copy_all(ctx, &args, &src, &dst, &state, &record, &recorded, colls).await {
@@ -434,15 +400,7 @@ async fn check_copy(
         let t = renamer.map(&c.ns);
         let v = verdict::namespace(src, dst, c, &t, renamer, &opts, &none).await?;
         if !v.identical {
-            let mut what = v.metadata.clone();
-            if v.source_count != v.target_count {
-                what.push(format!(
-                    "count {} on the source, {} on the target",
-                    v.source_count.unwrap_or(0),
-                    v.target_count.unwrap_or(0)
-                ));
-            }
-            problems.push(format!("{t}: {}", what.join("; ")));
+            problems.push(format!("{t}: {}", v.problems().join("; ")));
         }
     }
     if !problems.is_empty() {
