@@ -76,6 +76,49 @@ fn verify(src: &str, dst: &str, extra: &[&str]) -> common::Run {
     verify_into(&servers().atlas_uri, src, dst, extra)
 }
 
+/// `verify` (against atlas) and the peak RSS of that one process, in KB: reaped with
+/// `wait4`, so that other tests' children (backup, restore) do not count.
+fn verify_measured(src: &str, dst: &str, extra: &[&str]) -> (common::Run, i64) {
+    let dir = tempdir();
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut args = vec![
+        "verify".to_string(),
+        "--from".into(),
+        servers().rs_uri.clone(),
+        "--to".into(),
+        servers().atlas_uri.clone(),
+        "--db".into(),
+        src.into(),
+        "--ns-from".into(),
+        format!("{src}.*"),
+        "--ns-to".into(),
+        format!("{dst}.*"),
+        "--no-progress".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut u) };
+    assert_eq!(pid, child.id() as i32);
+    let run = common::Run {
+        code: if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -1
+        },
+        stdout: std::fs::read_to_string(&out).unwrap(),
+        stderr: std::fs::read_to_string(&err).unwrap(),
+    };
+    (run, u.ru_maxrss)
+}
+
 /// Verify the replica set's `src` against `dst` on the server at `to`.
 fn verify_into(to: &str, src: &str, dst: &str, extra: &[&str]) -> common::Run {
     let mut args = vec![
@@ -417,7 +460,7 @@ fn a_large_collection_with_one_difference_in_the_middle_is_found() {
             .await
             .unwrap();
     });
-    let r = verify(&src, &dst, &["--output", "json", "--range-mb", "8"]);
+    let (r, peak_kb) = verify_measured(&src, &dst, &["--output", "json", "--range-mb", "8"]);
     r.assert_code(3);
     let j = r.json();
     let big = &j["namespaces"][0];
@@ -425,13 +468,6 @@ fn a_large_collection_with_one_difference_in_the_middle_is_found() {
     assert_eq!(big["documents_differing"], 1, "{big}");
     assert_eq!(big["differences"][0]["id"], n / 2 + 17);
     assert_eq!(big["differences"][0]["paths"][0], "v");
-    // Peak RSS of the largest child this test process has waited for (verify, here and in
-    // the other tests of this file, which are smaller).
-    let peak_kb = {
-        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) }, 0);
-        u.ru_maxrss
-    };
     assert!(peak_kb < 300 * 1024, "verify peaked at {peak_kb} KB");
     block_on(async {
         client(rs).await.database(&src).drop().await.unwrap();
