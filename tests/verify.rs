@@ -96,6 +96,8 @@ fn verify_measured(src: &str, dst: &str, extra: &[&str]) -> (common::Run, i64) {
         "--no-progress".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
+    // Reaped by wait4 below, which std's `wait` cannot replace: it gives no rusage.
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
         .args(&args)
         .stdin(std::process::Stdio::null())
