@@ -470,6 +470,7 @@ fn a_large_collection_with_one_difference_in_the_middle_is_found() {
     assert_eq!(big["documents_differing"], 1, "{big}");
     assert_eq!(big["differences"][0]["id"], n / 2 + 17);
     assert_eq!(big["differences"][0]["paths"][0], "v");
+    eprintln!("verify peak RSS: {peak_kb} KB");
     assert!(peak_kb < 300 * 1024, "verify peaked at {peak_kb} KB");
     block_on(async {
         client(rs).await.database(&src).drop().await.unwrap();
