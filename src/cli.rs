@@ -71,6 +71,8 @@ pub enum Command {
     Freeze(commands::freeze::FreezeArgs),
     /// Slow query shapes from the profiler and logs, explain, ESR index recommendations as specs, a CI gate on critical queries.
     Analyze(commands::analyze::AnalyzeArgs),
+    /// YAML runbooks of these commands: plan, run (checkpointed, resumable, dry-run), status.
+    Playbook(commands::playbook::PlaybookArgs),
 }
 
 /// `--uri` or `--target`, shared by every command that connects to MongoDB.
@@ -367,6 +369,7 @@ async fn run(cli: Cli, ui: Ui) -> Result<()> {
         Command::Rollback(args) => commands::rollback::run(&ctx, *args).await,
         Command::Freeze(args) => commands::freeze::run(&ctx, args).await,
         Command::Analyze(args) => commands::analyze::run(&ctx, args).await,
+        Command::Playbook(args) => commands::playbook::run(&ctx, args).await,
     }
 }
 

@@ -37,6 +37,17 @@ impl fmt::Display for CheckFailed {
 }
 impl std::error::Error for CheckFailed {}
 
+/// Exit with a given code: a playbook ends with the exit code of the step that failed.
+#[derive(Debug)]
+pub struct WithCode(pub i32, pub String);
+
+impl fmt::Display for WithCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+impl std::error::Error for WithCode {}
+
 /// Shorthand for returning a usage error.
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))
@@ -50,6 +61,9 @@ pub fn check_failed(msg: impl Into<String>) -> anyhow::Error {
 /// The exit code an error maps to.
 pub fn code_for(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
+        if let Some(w) = cause.downcast_ref::<WithCode>() {
+            return w.0;
+        }
         if cause.is::<UsageError>() {
             return USAGE;
         }

@@ -3,7 +3,9 @@
 //! Layers (dependencies point down):
 //! - `cli`, `commands`: argument parsing and one module per subcommand;
 //! - engines: `mongo` (MongoDB access), `report` (tables, JSON, progress);
-//! - foundations: `config` (targets, interpolation), `redact` (secrets), `exit` (exit codes).
+//! - engines: `playbook` (runbooks that run the other commands as steps);
+//! - foundations: `config` (targets, interpolation), `redact` (secrets), `exit` (exit codes),
+//!   `yaml_tree` (YAML with positions, for spec and playbook errors).
 
 pub mod analysis;
 pub mod cli;
@@ -20,9 +22,11 @@ pub mod load;
 pub mod mongo;
 pub mod namespace;
 pub mod pipeline;
+pub mod playbook;
 pub mod redact;
 pub mod report;
 pub mod restore;
 pub mod sample;
 pub mod signals;
 pub mod storage;
+pub mod yaml_tree;

@@ -7,6 +7,7 @@ pub mod backups;
 pub mod freeze;
 pub mod indexes;
 pub mod migrate;
+pub mod playbook;
 pub mod restore;
 pub mod rollback;
 pub mod sample;

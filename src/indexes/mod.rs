@@ -3,4 +3,3 @@
 
 pub mod plan;
 pub mod spec;
-pub mod yaml_tree;

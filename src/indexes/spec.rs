@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use mongodb::bson::{Bson, Document};
 
-use super::yaml_tree::{self, Node, Value};
 use crate::exit::usage;
+use crate::yaml_tree::{self, Node, Value};
 
 /// Where something was written, for messages.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

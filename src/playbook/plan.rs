@@ -1,0 +1,105 @@
+//! `playbook plan`: each step as it would run — the exact command line with the vars
+//! interpolated (secrets masked), what it changes, and what a dry run does with it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::interpolate::{self, Scope};
+use super::kinds::{self, DryRun};
+use super::model::{self, Playbook, Step, StepKind};
+use super::wait::Wait;
+use crate::redact;
+
+#[derive(Debug, Serialize)]
+pub struct PlannedStep {
+    pub id: String,
+    pub kind: String,
+    /// The command line, the question, the pause or the shell command.
+    pub run: String,
+    pub changes: String,
+    pub in_dry_run: String,
+    /// Results of earlier steps it uses, filled in when it runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uses: Vec<String>,
+    pub on_failure: bool,
+}
+
+pub fn steps(pb: &Playbook, vars: &BTreeMap<String, String>) -> Vec<PlannedStep> {
+    for v in vars.values() {
+        redact::register_uri(v);
+    }
+    let none = HashMap::new();
+    let env = |n: &str| std::env::var(n).ok();
+    let scope = Scope {
+        vars,
+        env: &env,
+        steps: &none,
+    };
+    pb.steps
+        .iter()
+        .map(|s| (s, false))
+        .chain(pb.on_failure.iter().map(|s| (s, true)))
+        .map(|(s, on_failure)| one(pb, s, &scope, on_failure))
+        .collect()
+}
+
+fn one(pb: &Playbook, s: &Step, scope: &Scope, on_failure: bool) -> PlannedStep {
+    let text = || {
+        interpolate::expand(s.body.as_str().unwrap_or_default(), scope, true)
+            .map(|e| e.text)
+            .unwrap_or_default()
+    };
+    let (run, changes, in_dry_run, uses) = match &s.kind {
+        StepKind::Command(path) => {
+            let (vals, pending) = model::values(pb, s, path, scope, true).unwrap_or_default();
+            for (_, v) in &vals {
+                if let model::Val::One(t) = v {
+                    redact::register_uri(t);
+                }
+            }
+            let dry = match kinds::dry_run(path) {
+                DryRun::Flag => "runs with --dry-run".to_string(),
+                DryRun::AsIs => "runs (it only reads)".into(),
+                DryRun::Instead(p) => format!("runs `{}` instead", p.join(" ")),
+                DryRun::Without(o) => format!("runs without {}", o.join(", ")),
+                DryRun::Skip => "skipped (it would write)".into(),
+            };
+            (
+                format!("mongoshift {}", model::argv(path, &vals).join(" ")),
+                kinds::effect(path).to_string(),
+                dry,
+                pending.iter().map(|r| r.text()).collect(),
+            )
+        }
+        StepKind::Confirm => (
+            format!("ask: {}", text()),
+            "nothing (a gate: asks on a terminal, or passes with --yes)".into(),
+            "skipped".into(),
+            vec![],
+        ),
+        StepKind::Wait => (
+            Wait::parse(pb, s, scope)
+                .map(|w| w.describe())
+                .unwrap_or_default(),
+            "nothing".into(),
+            "skipped".into(),
+            vec![],
+        ),
+        StepKind::Exec => (
+            format!("sh -c {}", text()),
+            "whatever the command does".into(),
+            "skipped".into(),
+            vec![],
+        ),
+    };
+    PlannedStep {
+        id: s.id.clone(),
+        kind: s.kind_name.clone(),
+        run: redact::scrub(&run),
+        changes,
+        in_dry_run,
+        uses,
+        on_failure,
+    }
+}
