@@ -14,7 +14,7 @@ use crate::exit::usage;
 
 pub const DEFAULT_FILE: &str = "mongoshift.yaml";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -26,7 +26,7 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub uri: String,
@@ -34,7 +34,7 @@ pub struct Target {
     pub read_preference: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// Default backup location: `s3://bucket/prefix`, `file:///dir` or a path.

@@ -108,11 +108,26 @@ pub async fn run(ctx: &Ctx, args: BackupsArgs) -> Result<()> {
             target,
             from,
         } => {
-            verify(ctx, &from, &id, deep).await?;
-            if restore_test {
-                restore_drill(ctx, &from, &id, target).await?;
+            if !restore_test {
+                return verify(ctx, &from, &id, deep, true).await.map(|_| ());
             }
-            Ok(())
+            // One result for both: the drill's restore reports inside it in JSON.
+            let mut report = verify(ctx, &from, &id, deep, false).await?;
+            let inner = Ctx {
+                ui: ctx.ui.without_results(),
+                config: ctx.config.clone(),
+            };
+            let drilled =
+                restore_drill(if ctx.ui.json() { &inner } else { ctx }, &from, &id, target).await;
+            if ctx.ui.json() {
+                report["restore_test"] = serde_json::json!({
+                    "ok": drilled.is_ok(),
+                    "error": drilled.as_ref().err().map(|e| crate::redact::scrub(&format!("{e:#}"))),
+                });
+                report["ok"] = serde_json::json!(drilled.is_ok());
+                ctx.ui.result_json(&report);
+            }
+            drilled
         }
         BackupsCommand::Prune {
             keep_last,
@@ -350,7 +365,15 @@ struct ObjectCheck {
     problem: Option<String>,
 }
 
-async fn verify(ctx: &Ctx, from: &FromArgs, id: &str, deep: bool) -> Result<()> {
+/// Check every object of backup `id`; returns the JSON report, which is printed here
+/// unless `print_json` is false and the backup is sound (the caller adds to it).
+async fn verify(
+    ctx: &Ctx,
+    from: &FromArgs,
+    id: &str,
+    deep: bool,
+    print_json: bool,
+) -> Result<serde_json::Value> {
     let (loc, store) = open(ctx, from).await?;
     let (id, m) = load_manifest(&store, &loc, id).await?;
     let child = store.child(&id);
@@ -386,11 +409,14 @@ async fn verify(ctx: &Ctx, from: &FromArgs, id: &str, deep: bool) -> Result<()> 
         });
     }
     let bad: Vec<&ObjectCheck> = checks.iter().filter(|c| !c.ok).collect();
+    let report = serde_json::json!({
+        "backup": format!("{loc}/{id}"), "backup_id": id, "deep": deep, "ok": bad.is_empty(),
+        "objects": checks.len(), "problems": bad,
+    });
     if ctx.ui.json() {
-        ctx.ui.result_json(&serde_json::json!({
-            "backup": format!("{loc}/{id}"), "deep": deep, "ok": bad.is_empty(),
-            "objects": checks.len(), "problems": bad,
-        }));
+        if print_json || !bad.is_empty() {
+            ctx.ui.result_json(&report);
+        }
     } else if bad.is_empty() {
         ctx.ui.result(format!(
             "backup {id} verified{}: {} objects, sizes and sha256 checksums match the manifest{}",
@@ -410,7 +436,7 @@ async fn verify(ctx: &Ctx, from: &FromArgs, id: &str, deep: bool) -> Result<()> 
         ctx.ui.result(t.to_string());
     }
     if bad.is_empty() {
-        Ok(())
+        Ok(report)
     } else {
         Err(check_failed(format!(
             "backup {id} failed verification: {} of {} objects are bad: {}",

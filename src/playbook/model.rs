@@ -31,6 +31,8 @@ pub struct Step {
     pub kind: StepKind,
     /// The value under the kind key: options, a question, a duration, a command.
     pub body: Node,
+    /// Run only when this step completed (an on_failure rollback after the cutover).
+    pub only_after: Option<(String, usize, usize)>,
     pub line: usize,
     pub col: usize,
 }
@@ -197,6 +199,7 @@ fn step(file: &str, n: &Node, main: bool, index: usize) -> Result<Step, String> 
         )
     })?;
     let mut id = None;
+    let mut only_after = None;
     let mut kind: Option<(&Node, &Node)> = None;
     for (k, v) in map {
         match k.as_str().unwrap_or_default() {
@@ -211,6 +214,10 @@ fn step(file: &str, n: &Node, main: bool, index: usize) -> Result<Step, String> 
                 }
             },
             "description" => {}
+            "only_after" => match v.as_str() {
+                Some(s) if valid_id(s) => only_after = Some((s.to_string(), v.line, v.col)),
+                _ => return Err(node_err(file, v, "only_after: the id of a step")),
+            },
             _ if kind.is_some() => {
                 return Err(node_err(
                     file,
@@ -248,6 +255,7 @@ fn step(file: &str, n: &Node, main: bool, index: usize) -> Result<Step, String> 
         kind_name,
         kind,
         body: body.clone(),
+        only_after,
         line: k.line,
         col: k.col,
     })
@@ -301,6 +309,19 @@ pub fn check(
         } else {
             ids.iter().copied().collect()
         };
+        if let Some((after, l, c)) = &s.only_after {
+            if !visible.contains(after.as_str()) {
+                errors.push(at(
+                    &pb.file,
+                    *l,
+                    *c,
+                    format!(
+                        "only_after: `{after}` is not a step that runs before `{}`",
+                        s.id
+                    ),
+                ));
+            }
+        }
         let mut all = vec![];
         scalars(&s.body, &mut all);
         for n in &all {

@@ -385,6 +385,13 @@ impl Runner<'_> {
     }
 
     async fn step(&mut self, s: &Step) -> Outcome {
+        if let Some((after, ..)) = &s.only_after {
+            if !self.outputs.contains_key(after) {
+                return Outcome::skipped(format!(
+                    "it runs only after step {after}, which did not complete"
+                ));
+            }
+        }
         match &s.kind {
             StepKind::Command(path) => self.command(s, path).await,
             StepKind::Confirm => self.confirm(s),

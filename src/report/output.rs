@@ -26,6 +26,9 @@ pub struct Ui {
     pub progress_bars: bool,
     /// Whether stdin is a terminal, for confirmation prompts.
     pub interactive: bool,
+    /// Print results on stdout; off for a step whose caller reports its result as part
+    /// of its own (the restore drill inside `backups verify --output json`).
+    pub results: bool,
 }
 
 impl Ui {
@@ -36,6 +39,15 @@ impl Ui {
             quiet,
             progress_bars: !no_progress && !quiet && std::io::stderr().is_terminal(),
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+            results: true,
+        }
+    }
+
+    /// The same, with results kept off stdout.
+    pub fn without_results(&self) -> Ui {
+        Ui {
+            results: false,
+            ..self.clone()
         }
     }
 
@@ -64,6 +76,9 @@ impl Ui {
 
     /// The command's result for people (stdout).
     pub fn result(&self, text: impl AsRef<str>) {
+        if !self.results {
+            return;
+        }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", redact::scrub(text.as_ref()));
     }
