@@ -63,13 +63,12 @@ pub fn action(
 }
 
 /// Show the plan: on stdout for a dry run (`{dry_run, source, plan}` with --output json),
-/// else as information on stderr before the work starts.
+/// else as information on stderr before the work starts (with --output json too: a
+/// playbook step's log shows what each load did, e.g. `skip (done)` after --resume).
 /// `heading` is the line above the table; `source` names the source in the JSON.
 pub fn show(ui: &Ui, heading: &str, source: &str, plan: &[PlanItem], dry_run: bool) {
-    if ui.json() {
-        if dry_run {
-            ui.result_json(&serde_json::json!({ "dry_run": true, "source": source, "plan": plan }));
-        }
+    if ui.json() && dry_run {
+        ui.result_json(&serde_json::json!({ "dry_run": true, "source": source, "plan": plan }));
         return;
     }
     let ranges = plan.iter().any(|p| p.ranges.is_some_and(|r| r > 1));

@@ -76,6 +76,8 @@ struct Runner<'a> {
     resumed: Vec<String>,
     /// The signal that stopped the last step, if one did.
     last_interrupt: Option<&'static str>,
+    /// The step that failed, for on_failure steps (`MONGOSHIFT_FAILED_STEP`).
+    failed: Option<String>,
 }
 
 /// The environment as the playbook sees it.
@@ -241,9 +243,13 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
         exe: std::env::current_exe().context("finding our own executable to run the steps")?,
         resumed,
         last_interrupt: None,
+        failed: None,
     };
     runner.save(&rec)?;
     let total = pb.steps.len();
+    // Dry run: whether an earlier step would have changed something (a write it only
+    // rehearsed or skipped); a later check then sees the clusters as they are now.
+    let mut changed_before = false;
     for i in start..total {
         let step = &pb.steps[i];
         {
@@ -268,6 +274,25 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
         finish(r, outcome, t, &mut runner.outputs);
         let why = r.message.clone().filter(|_| r.state == StepState::Failed);
         runner.ui.info(line(r));
+        // A dry run goes on past a failed step: its checks see the clusters as they are,
+        // not as the skipped steps would leave them, and every step's rehearsal is wanted.
+        changed_before |= would_change(step);
+        if r.state == StepState::Failed && opts.dry_run && runner.last_interrupt.is_none() {
+            if changed_before {
+                r.message = Some(format!(
+                    "{}it may pass in a real run: an earlier step would change what it sees, which a dry run does not do",
+                    r.message.as_deref().map(|m| format!("{m}; ")).unwrap_or_default()
+                ));
+                ui.info(format!(
+                    "  (not counted: {})",
+                    r.message.as_deref().unwrap_or_default()
+                ));
+            } else if rec.failed_step.is_none() {
+                rec.failed_step = Some(step.id.clone());
+                rec.exit_code = r.exit_code.or(Some(crate::exit::RUNTIME));
+            }
+            continue;
+        }
         if r.state == StepState::Failed {
             let code = r.exit_code.unwrap_or(crate::exit::RUNTIME);
             rec.exit_code = Some(code);
@@ -292,6 +317,7 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
             if opts.dry_run {
                 ui.info("on_failure is not run in a dry run");
             } else if !pb.on_failure.is_empty() {
+                runner.failed = Some(step.id.clone());
                 ui.info(format!(
                     "running on_failure ({} steps)",
                     pb.on_failure.len()
@@ -318,11 +344,31 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
         }
         runner.save(&rec)?;
     }
-    rec.state = RunState::Succeeded;
-    rec.exit_code = Some(0);
+    if rec.failed_step.is_some() {
+        rec.state = RunState::Failed;
+        ui.warn(format!(
+            "the dry run found failures (first: step {}); a real run would stop there",
+            rec.failed_step.as_deref().unwrap_or_default()
+        ));
+    } else {
+        rec.state = RunState::Succeeded;
+        rec.exit_code = Some(0);
+    }
     rec.finished_at = Some(Utc::now());
     runner.save(&rec)?;
     Ok(rec)
+}
+
+/// Whether a step changes something in a real run (what a dry run leaves undone).
+fn would_change(s: &Step) -> bool {
+    match &s.kind {
+        StepKind::Command(path) => matches!(
+            kinds::dry_run(path),
+            DryRun::Flag | DryRun::Instead(_) | DryRun::Skip
+        ),
+        StepKind::Exec => true,
+        StepKind::Confirm | StepKind::Wait => false,
+    }
 }
 
 fn finish(
@@ -484,11 +530,15 @@ impl Runner<'_> {
     }
 
     fn child_env(&self, s: &Step) -> Vec<(String, String)> {
-        vec![
+        let mut env = vec![
             ("MONGOSHIFT_PLAYBOOK".into(), self.pb.name.clone()),
             ("MONGOSHIFT_RUN_ID".into(), self.vars["run_id"].clone()),
             ("MONGOSHIFT_STEP".into(), s.id.clone()),
-        ]
+        ];
+        if let Some(f) = &self.failed {
+            env.push(("MONGOSHIFT_FAILED_STEP".into(), f.clone()));
+        }
+        env
     }
 
     fn text(&self, s: &Step) -> Result<String, String> {

@@ -1,0 +1,558 @@
+//! `playbook plan|run|status` against the real servers: the shipped
+//! `playbooks/atlas-phase1.yaml` from the legacy replica set to the auth + TLS `atlas`
+//! server with backups on Garage; killed in its migrate step and resumed; dry-run writing
+//! nothing; a failing step running on_failure; malformed playbooks refused with
+//! file:line:column before anything runs.
+//!
+//! The cutover blocks writes server-wide and acts on any tail following into `atlas`, so
+//! these tests hold `SERIAL`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{assert_no_secret, block_on, client, hashes, mongoshift, servers, tempdir, Cli};
+use mongodb::bson::{doc, Document};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn phase1() -> String {
+    repo()
+        .join("playbooks/atlas-phase1.yaml")
+        .display()
+        .to_string()
+}
+
+/// A working folder as a user has it: mongoshift.yaml naming `legacy` and `atlas` (URIs
+/// through ${VARS}), storage.backups on Garage, the application's .env pointing at legacy,
+/// index specs for the database; the database loaded with the predixi sample on legacy.
+struct Setup {
+    dir: tempfile::TempDir,
+    db: String,
+    backups: String,
+}
+
+impl Setup {
+    fn new(purpose: &str, extra_docs: i64) -> Setup {
+        let dir = tempdir();
+        let db = common::unique_db(purpose);
+        let backups = common::s3_location(purpose);
+        let s = servers();
+        std::fs::write(
+            dir.path().join("mongoshift.yaml"),
+            format!(
+                "targets:\n  legacy: {{ uri: \"${{LEGACY_URI}}\" }}\n  atlas: {{ uri: \"${{ATLAS_URI}}\" }}\nstorage:\n  backups: \"{backups}\"\n  s3: {{ endpoint: \"{}\", region: {}, path_style: true }}\n",
+                s.s3_endpoint, s.s3_region
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            format!("# the app\nMONGO_URI=\"{}\"\n", s.rs_uri),
+        )
+        .unwrap();
+        let spec = std::fs::read_to_string(repo().join("index-specs/predixi.yaml"))
+            .unwrap()
+            .replace("database: predixi", &format!("database: {db}"));
+        std::fs::write(dir.path().join("spec.yaml"), spec).unwrap();
+        let setup = Setup { dir, db, backups };
+        setup
+            .cli()
+            .run([
+                "sample", "--target", "legacy", "--db", &setup.db, "--scale", "0.2", "-q",
+            ])
+            .assert_code(0);
+        if extra_docs > 0 {
+            // One bigger collection, so that the copy takes long enough to be killed.
+            block_on(async {
+                let c = client(&s.rs_uri).await;
+                let seed = c.database(&setup.db).collection::<Document>("seed");
+                seed.insert_many((0..100i64).map(|i| doc! { "i": i }))
+                    .await
+                    .unwrap();
+                let per = extra_docs / 100;
+                let _: Vec<Document> = futures::TryStreamExt::try_collect(
+                    seed.aggregate(vec![
+                        doc! { "$set": { "j": { "$range": [0, per] } } },
+                        doc! { "$unwind": "$j" },
+                        doc! { "$project": { "_id": { "$add": [ { "$multiply": ["$i", per] }, "$j" ] }, "v": "$j", "pad": "a payload of a typical size, repeated to make the copy take a moment" } },
+                        doc! { "$merge": { "into": "events" } },
+                    ])
+                    .await
+                    .unwrap(),
+                )
+                .await
+                .unwrap();
+                seed.drop().await.unwrap();
+            });
+        }
+        setup
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn cli(&self) -> Cli {
+        Cli::new(self.path())
+            .s3_env()
+            .env("LEGACY_URI", &servers().rs_uri)
+            .env("ATLAS_URI", &servers().atlas_uri)
+    }
+
+    /// `playbook run` of the shipped phase 1 on this database.
+    fn run_phase1(&self, extra: &[&str]) -> common::Run {
+        let mut args = vec![
+            "playbook".to_string(),
+            "run".into(),
+            phase1(),
+            "--var".into(),
+            format!("db={}", self.db),
+            "--var".into(),
+            "specs=spec.yaml".into(),
+            "--no-progress".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        self.cli().run(args)
+    }
+
+    fn records(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.path().join(".mongoshift/runs"))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Setup {
+    /// Stop any tail of this database, unfreeze, drop it on both sides.
+    fn drop(&mut self) {
+        let s = servers();
+        for (to, from) in [("legacy", "atlas"), ("atlas", "legacy")] {
+            let _ = self.cli().run([
+                "migrate", "stop", "--to", to, "--from", from, "--db", &self.db, "-q",
+            ]);
+        }
+        block_on(async {
+            for uri in [&s.rs_uri, &s.atlas_uri] {
+                let c = client(uri).await;
+                let _ = c
+                    .database("admin")
+                    .run_command(doc! { "setUserWriteBlockMode": 1, "global": false })
+                    .await;
+                let _ = c.database(&self.db).drop().await;
+            }
+        });
+    }
+}
+
+fn db_names(uri: &str) -> Vec<String> {
+    block_on(async {
+        let mut v = client(uri).await.list_database_names().await.unwrap();
+        v.sort();
+        v
+    })
+}
+
+fn bucket_listing(location: &str) -> Vec<String> {
+    block_on(async {
+        let store = common::store(location).await;
+        let mut keys: Vec<String> = store
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        keys.sort();
+        keys
+    })
+}
+
+#[test]
+fn the_shipped_phase1_runs_end_to_end_and_records_every_step() {
+    let _g = serial();
+    let s = Setup::new("pbfull", 0);
+    let r = s.run_phase1(&["--yes", "--output", "json"]);
+    r.assert_code(0);
+    let rec = r.json();
+    assert_eq!(rec["state"], "succeeded", "{rec}");
+    let steps = rec["steps"].as_array().unwrap();
+    let ids: Vec<&str> = steps.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "health",
+            "health-target",
+            "backup",
+            "drill",
+            "indexes",
+            "copy",
+            "caught-up",
+            "queries",
+            "go",
+            "cutover",
+            "after",
+            "indexes-target"
+        ]
+    );
+    for st in steps {
+        assert_eq!(st["state"], "succeeded", "{st}");
+        assert_eq!(st["exit_code"], 0, "{st}");
+        assert!(st["output"].is_object(), "{st}");
+        assert!(st["seconds"].as_f64().is_some(), "{st}");
+    }
+    // Each step's JSON result, and references between them.
+    let by = |id: &str| steps.iter().find(|s| s["id"] == id).unwrap();
+    let backup_id = by("backup")["output"]["backup_id"].as_str().unwrap();
+    assert!(by("drill")["command"]
+        .as_str()
+        .unwrap()
+        .ends_with(backup_id));
+    assert_eq!(by("drill")["output"]["restore_test"]["ok"], true);
+    assert_eq!(by("after")["output"]["identical"], true, "{}", by("after"));
+    assert_eq!(by("cutover")["output"]["ok"], true);
+    // The application now reads atlas.
+    let env = std::fs::read_to_string(s.path().join(".env")).unwrap();
+    assert!(env.contains("127.0.0.1:27519"), "{env}");
+    assert!(env.starts_with("# the app\n"));
+    // The backup is in storage.backups.
+    assert!(bucket_listing(&s.backups)
+        .iter()
+        .any(|k| k.starts_with(backup_id)));
+    // The record on disk is the one printed, private, and holds no secret.
+    let files = s.records();
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let on_disk: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(on_disk["run_id"], rec["run_id"]);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_no_secret(&text, "the run record");
+    assert_no_secret(&r.all(), "the playbook's output");
+    // Nothing lost: both sides hold the same data (the reverse sync keeps legacy in step).
+    assert_eq!(
+        hashes(&servers().rs_uri, &s.db),
+        hashes(&servers().atlas_uri, &s.db)
+    );
+    // `playbook status` shows the run.
+    let st = s
+        .cli()
+        .run(["playbook", "status", &phase1(), "--output", "json"]);
+    st.assert_code(0);
+    assert_eq!(st.json()["runs"][0]["state"], "succeeded");
+    // The run finished: --resume has nothing to do.
+    let again = s.run_phase1(&["--resume", "--yes"]);
+    again.assert_code(2);
+    assert!(
+        again.stderr.contains("nothing to resume"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn killed_in_the_migrate_step_it_resumes_there_and_finishes() {
+    let _g = serial();
+    let s = Setup::new("pbkill", 400_000);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"));
+    cmd.current_dir(s.path())
+        .args([
+            "playbook",
+            "run",
+            &phase1(),
+            "--var",
+            &format!("db={}", s.db),
+            "--var",
+            "specs=spec.yaml",
+            "--yes",
+            "--no-progress",
+        ])
+        .env("LEGACY_URI", &servers().rs_uri)
+        .env("ATLAS_URI", &servers().atlas_uri)
+        .env("AWS_ACCESS_KEY_ID", &servers().s3_access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &servers().s3_secret_key)
+        .env("AWS_REGION", &servers().s3_region)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(s.path().join("first.log")).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    // Wait until the copy is under way: one collection copied, the big one not yet.
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the copy never got under way: {}",
+            std::fs::read_to_string(s.path().join("first.log")).unwrap()
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the playbook ended before the kill"
+        );
+        let st = s.cli().run([
+            "migrate", "status", "--to", "atlas", "--from", "legacy", "--db", &s.db, "--output",
+            "json",
+        ]);
+        if st.code == 0 {
+            let j = st.json();
+            let copy = j["runs"][0]["copy"].as_array().cloned().unwrap_or_default();
+            let done = copy
+                .iter()
+                .filter(|p| p["total"].as_u64() > Some(0) && p["copied"] == p["total"])
+                .count();
+            let events = copy
+                .iter()
+                .find(|p| p["ns"].as_str().unwrap_or("").ends_with(".events"));
+            if done >= 1
+                && events.is_some_and(|e| {
+                    e["copied"].as_u64().unwrap_or(0) < e["total"].as_u64().unwrap_or(0)
+                })
+            {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let first = std::fs::read_to_string(s.path().join("first.log")).unwrap();
+    // The record says where it stopped: copy was running.
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.records()[0]).unwrap()).unwrap();
+    let copy = rec["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["id"] == "copy")
+        .unwrap()
+        .clone();
+    assert_eq!(copy["state"], "running", "{first}");
+    let st = s
+        .cli()
+        .run(["playbook", "status", &phase1(), "--output", "json"]);
+    assert_eq!(st.json()["runs"][0]["state"], "interrupted");
+    // The migrate died with the playbook (SIGTERM from PR_SET_PDEATHSIG) at a checkpoint.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let j = s
+            .cli()
+            .run([
+                "migrate", "status", "--to", "atlas", "--from", "legacy", "--db", &s.db,
+                "--output", "json",
+            ])
+            .json();
+        if j["runs"][0]["alive"] == false {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the migrate outlived the playbook: {j}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = s.run_phase1(&["--resume", "--yes", "--output", "json"]);
+    r.assert_code(0);
+    assert!(r.stderr.contains("resuming run"), "{}", r.stderr);
+    // Steps before the copy were not run again; the copy ran with --resume and skipped
+    // what the first attempt had finished.
+    assert!(!r.stderr.contains("▶ [1/"), "{}", r.stderr);
+    assert!(r.stderr.contains("--resume"), "{}", r.stderr);
+    assert!(r.stderr.contains("skip (done)"), "{}", r.stderr);
+    let rec = r.json();
+    let steps = rec["steps"].as_array().unwrap();
+    let copy = steps.iter().find(|st| st["id"] == "copy").unwrap();
+    assert_eq!(copy["attempts"], 2);
+    let health = steps.iter().find(|st| st["id"] == "health").unwrap();
+    assert_eq!(health["attempts"], 1);
+    assert!(steps.iter().all(|st| st["state"] == "succeeded"), "{rec}");
+    assert_eq!(
+        steps.iter().find(|st| st["id"] == "after").unwrap()["output"]["identical"],
+        true
+    );
+    assert_eq!(s.records().len(), 1, "the resumed run keeps its record");
+    assert_eq!(
+        hashes(&servers().rs_uri, &s.db),
+        hashes(&servers().atlas_uri, &s.db)
+    );
+}
+
+#[test]
+fn a_dry_run_of_the_whole_playbook_writes_nothing() {
+    let _g = serial();
+    let s = Setup::new("pbdry", 0);
+    let env_before = std::fs::read(s.path().join(".env")).unwrap();
+    let legacy_before = hashes(&servers().rs_uri, &s.db);
+    let dbs_before = (db_names(&servers().rs_uri), db_names(&servers().atlas_uri));
+    let bucket_before = bucket_listing(&s.backups);
+    let r = s.run_phase1(&["--dry-run", "--yes"]);
+    r.assert_code(0);
+    assert!(
+        r.stdout.contains("nothing was written (dry run)"),
+        "{}",
+        r.stdout
+    );
+    // Each step in its own dry-run mode, or skipped with the reason.
+    assert!(
+        r.stderr.contains("migrate --from=legacy --to=atlas"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--dry-run"), "{}", r.stderr);
+    assert!(r.stderr.contains("backup skipped"), "{}", r.stderr);
+    assert!(r.stderr.contains("indexes plan"), "{}", r.stderr);
+    assert!(r.stderr.contains("would ask: Cut"), "{}", r.stderr);
+    assert_eq!(std::fs::read(s.path().join(".env")).unwrap(), env_before);
+    assert_eq!(hashes(&servers().rs_uri, &s.db), legacy_before);
+    assert_eq!(
+        (db_names(&servers().rs_uri), db_names(&servers().atlas_uri)),
+        dbs_before
+    );
+    assert_eq!(bucket_listing(&s.backups), bucket_before);
+    assert!(
+        !s.path().join(".mongoshift").exists(),
+        "a dry run writes no record"
+    );
+}
+
+#[test]
+fn a_failing_step_runs_on_failure_and_exits_with_its_code() {
+    let _g = serial();
+    let s = Setup::new("pbfail", 0);
+    // A budget the unindexed sample cannot meet.
+    std::fs::write(
+        s.path().join("queries.yaml"),
+        format!("database: {}\nqueries:\n  - name: market listing\n    collection: markets\n    filter: {{ status: open }}\n    sort: {{ created_at: -1 }}\n    must_use_index: true\n", s.db),
+    )
+    .unwrap();
+    std::fs::write(
+        s.path().join("check.yaml"),
+        "name: check-then-cut\nsteps:\n  - id: health\n    status: { target: legacy }\n  - id: queries\n    analyze_check: { queries: queries.yaml, target: legacy }\n  - id: never\n    exec: touch never-ran\non_failure:\n  - id: page\n    exec: \"echo $MONGOSHIFT_STEP after $MONGOSHIFT_FAILED_STEP failed > on-failure-ran\"\n  - id: undo\n    only_after: never\n    rollback: {}\n",
+    )
+    .unwrap();
+    let r = s
+        .cli()
+        .run(["playbook", "run", "check.yaml", "--yes", "--output", "json"]);
+    r.assert_code(3);
+    assert!(r.stderr.contains("market listing"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("stopped at step queries (exit 3)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!s.path().join("never-ran").exists());
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("on-failure-ran")).unwrap(),
+        "page after queries failed\n"
+    );
+    let rec = r.json();
+    assert_eq!(rec["state"], "failed");
+    assert_eq!(rec["failed_step"], "queries");
+    assert_eq!(rec["exit_code"], 3);
+    assert_eq!(rec["steps"][2]["state"], "pending");
+    assert_eq!(rec["on_failure"][0]["state"], "succeeded");
+    assert_eq!(rec["on_failure"][1]["state"], "skipped");
+    // Fixed, --resume runs the failed step again and goes on.
+    std::fs::write(
+        s.path().join("queries.yaml"),
+        format!("database: {}\nqueries:\n  - name: market listing\n    collection: markets\n    filter: {{ status: open }}\n", s.db),
+    )
+    .unwrap();
+    let r = s.cli().run([
+        "playbook",
+        "run",
+        "check.yaml",
+        "--resume",
+        "--yes",
+        "--output",
+        "json",
+    ]);
+    r.assert_code(0);
+    let rec = r.json();
+    assert_eq!(rec["steps"][0]["attempts"], 1);
+    assert_eq!(rec["steps"][1]["attempts"], 2);
+    assert!(s.path().join("never-ran").exists());
+    // A gate without a terminal and without --yes refuses (exit 2) and stops the run.
+    std::fs::write(
+        s.path().join("gate.yaml"),
+        "name: gate\nsteps:\n  - id: go\n    confirm: Go?\n  - id: after\n    exec: touch after-gate\n",
+    )
+    .unwrap();
+    let r = s.cli().run(["playbook", "run", "gate.yaml"]);
+    r.assert_code(2);
+    assert!(r.stderr.contains("--yes"), "{}", r.stderr);
+    assert!(!s.path().join("after-gate").exists());
+}
+
+#[test]
+fn malformed_playbooks_give_file_line_column_and_run_nothing() {
+    let dir = tempdir();
+    let cases: &[(&str, &str)] = &[
+        ("steps:\n  - id: a\n    exec: touch ran\n  - id: b\n    bakup: { target: legacy }\n", "bad.yaml:5:5: unknown step kind `bakup`"),
+        ("name: p\nsteps:\n  - id: a\n    exec: touch ran\n  - id: b\n    backup: { target: legacy, tga: x }\n", "bad.yaml:6:31: `backup` has no option `tga`"),
+        ("name: p\nsteps:\n  - id: a\n    exec: touch ran\n  - id: b\n    status: { target: \"${steps.c.ok}\" }\n  - id: c\n    status: { target: legacy }\n", "bad.yaml:6:23: ${steps.c.ok} refers to step `c`, which runs after `b`"),
+        ("name: p\nvars: { a: \"${b}\", b: \"${a}\" }\nsteps:\n  - id: a\n    exec: touch ran\n", "bad.yaml:2:12: vars refer to each other in a cycle"),
+        ("name: p\nsteps:\n  - id: a\n    exec: touch ran\n  - id: b\n    status: { target: \"${nope}\" }\n", "bad.yaml:6:23: unknown var `nope`"),
+        ("name: p\nsteps:\n  - id: a\n    exec: touch ran\n  - id: b\n    migrate: { from: legacy }\n", "bad.yaml:6:5: step `b`: the following required arguments were not provided: --to"),
+        ("name: p\nsteps:\n  - id: a\n    exec: touch ran\n  - [unclosed\n", "bad.yaml:"),
+    ];
+    for (text, want) in cases {
+        std::fs::write(dir.path().join("bad.yaml"), text).unwrap();
+        for cmd in ["plan", "run"] {
+            let r = mongoshift(dir.path(), ["playbook", cmd, "bad.yaml", "--yes"]);
+            r.assert_code(2);
+            assert!(
+                r.stderr.contains(want),
+                "{cmd} of:\n{text}\nwant {want}, got:\n{}",
+                r.stderr
+            );
+            assert!(!dir.path().join("ran").exists(), "a step ran:\n{text}");
+            assert!(!dir.path().join(".mongoshift").exists());
+        }
+    }
+    // plan shows each step with vars filled in and passwords masked.
+    let (encoded, _) = common::atlas_password();
+    let r = mongoshift(
+        dir.path(),
+        [
+            "playbook",
+            "plan",
+            &phase1(),
+            "--var",
+            &format!("target={}", servers().atlas_uri),
+            "--output",
+            "json",
+        ],
+    );
+    r.assert_code(0);
+    let j = r.json();
+    let cut = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "cutover")
+        .unwrap();
+    assert!(
+        cut["run"]
+            .as_str()
+            .unwrap()
+            .contains("--to=mongodb://root:****@"),
+        "{cut}"
+    );
+    assert!(!r.all().contains(&encoded));
+    assert_no_secret(&r.all(), "playbook plan");
+}
