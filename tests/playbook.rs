@@ -512,8 +512,12 @@ fn malformed_playbooks_give_file_line_column_and_run_nothing() {
     ];
     for (text, want) in cases {
         std::fs::write(dir.path().join("bad.yaml"), text).unwrap();
-        for cmd in ["plan", "run"] {
-            let r = mongoshift(dir.path(), ["playbook", cmd, "bad.yaml", "--yes"]);
+        for args in [&["plan"][..], &["run", "--yes"]] {
+            let cmd = args[0];
+            let r = mongoshift(
+                dir.path(),
+                ["playbook"].iter().chain(args).chain(&["bad.yaml"]),
+            );
             r.assert_code(2);
             assert!(
                 r.stderr.contains(want),
