@@ -37,7 +37,7 @@ def database():
 
 
 def host(uri):
-    return uri.split("@")[-1].split("/")[0]
+    return uri.split("://", 1)[-1].split("@")[-1].split("/")[0]
 
 
 rng = random.Random(11)

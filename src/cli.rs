@@ -342,15 +342,22 @@ pub fn main() -> i32 {
         }
     };
     let result = runtime.block_on(run(cli, ui.clone()));
-    // Don't wait for lingering background tasks (e.g. driver monitors) on the way out.
-    runtime.shutdown_timeout(Duration::from_millis(200));
-    match result {
+    let code = match result {
         Ok(()) => exit::OK,
         Err(e) => {
             report_error(&e);
             exit::code_for(&e)
         }
-    }
+    };
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // The process exits next: no runtime shutdown. Shutting it down cancels the driver's
+    // connection pools under the endSessions task a dropped Client starts, which then
+    // panics (SendError, mongodb's connection_requester.rs) and prints a backtrace after
+    // a perfectly good run. Server sessions left open expire on the server by themselves.
+    std::mem::forget(runtime);
+    code
 }
 
 async fn run(cli: Cli, ui: Ui) -> Result<()> {

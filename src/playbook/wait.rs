@@ -105,8 +105,8 @@ impl Wait {
     }
 }
 
-/// Whether `migrate status --output json` shows a live tail that copied everything and
-/// lags less than `below`; the lag it shows, if any.
+/// Whether `migrate status --output json` shows one live tail that copied everything and
+/// lags less than `below` (or is idle, having applied everything); the lag it shows.
 pub fn lag_ok(status: &serde_json::Value, below: Duration) -> (bool, Option<f64>) {
     let runs = status["runs"].as_array().cloned().unwrap_or_default();
     let live: Vec<&serde_json::Value> = runs
@@ -115,11 +115,13 @@ pub fn lag_ok(status: &serde_json::Value, below: Duration) -> (bool, Option<f64>
         .collect();
     match live.as_slice() {
         [r] => {
-            let lag = r["tail"]["lag_ms"].as_f64().unwrap_or(f64::MAX) / 1000.0;
-            (
-                r["tail"]["caught_up"] == true && lag < below.as_secs_f64(),
-                Some(lag),
-            )
+            // Under steady writes a tail is never idle ("caught up"); its lag is what counts.
+            let lag = if r["tail"]["caught_up"] == true {
+                0.0
+            } else {
+                r["tail"]["lag_ms"].as_f64().unwrap_or(f64::MAX) / 1000.0
+            };
+            (lag < below.as_secs_f64(), Some(lag))
         }
         _ => (false, None),
     }
@@ -137,7 +139,8 @@ mod tests {
         assert_eq!(lag_ok(&run(true, 200, true), d), (true, Some(0.2)));
         assert!(!lag_ok(&run(true, 2000, true), d).0);
         assert!(!lag_ok(&run(false, 0, true), d).0);
-        assert!(!lag_ok(&run(true, 0, false), d).0);
+        // Busy (never idle under steady writes) but close behind: good enough.
+        assert_eq!(lag_ok(&run(true, 300, false), d), (true, Some(0.3)));
         assert!(!lag_ok(&json!({"runs": []}), d).0);
     }
 }
