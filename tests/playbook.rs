@@ -560,3 +560,37 @@ fn malformed_playbooks_give_file_line_column_and_run_nothing() {
     assert!(!r.all().contains(&encoded));
     assert_no_secret(&r.all(), "playbook plan");
 }
+
+#[test]
+fn values_of_secret_names_never_appear_in_output_or_record() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "name: s\nvars: { api_token: \"${env.DEPLOY_API_TOKEN}\" }\nsteps:\n  - id: hook\n    exec: \"echo calling with ${api_token} and ${env.DB_PASSWORD}\"\n",
+    )
+    .unwrap();
+    let (token, pw) = ("tok-7f3a9c2e5b", "pw-Secr3t-99");
+    let run = |args: &[&str]| {
+        Cli::new(dir.path())
+            .env("DEPLOY_API_TOKEN", token)
+            .env("DB_PASSWORD", pw)
+            .run(["playbook"].iter().chain(args))
+    };
+    let plan = run(&["plan", "s.yaml"]);
+    plan.assert_code(0);
+    let r = run(&["run", "s.yaml", "--output", "json"]);
+    r.assert_code(0);
+    assert!(r.stderr.contains("calling with ****"), "{}", r.stderr);
+    let rec = std::fs::read_to_string(
+        std::fs::read_dir(dir.path().join(".mongoshift/runs"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap();
+    for text in [plan.all(), r.all(), rec] {
+        assert!(!text.contains(token) && !text.contains(pw), "{text}");
+    }
+}

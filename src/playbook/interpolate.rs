@@ -86,6 +86,23 @@ fn reference(name: &str) -> Result<Ref, String> {
     }
 }
 
+/// A name that says its value is a secret (`DB_PASSWORD`, `api_token`, `S3_SECRET_KEY`):
+/// its value is masked wherever the playbook shows or records it.
+pub fn secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "private_key",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
 /// Every reference in `text`.
 pub fn refs(text: &str) -> Result<Vec<Ref>, String> {
     Ok(parse(text)?
@@ -120,27 +137,35 @@ pub fn expand(text: &str, scope: &Scope, allow_pending: bool) -> Result<Expanded
     for piece in parse(text)? {
         match piece {
             Piece::Text(t) => out.push_str(&t),
-            Piece::Ref(r) => match &r {
-                Ref::Var(n) => out.push_str(scope.vars.get(n).ok_or_else(|| {
-                    format!("unknown var `{n}`; define it under vars: or pass --var {n}=VALUE")
-                })?),
-                Ref::Env(n) => out.push_str(&(scope.env)(n).ok_or_else(|| {
-                    format!("the environment variable {n} is not set (referenced as ${{env.{n}}})")
-                })?),
-                Ref::Step { id, path } => match scope.steps.get(id) {
-                    Some(result) => out.push_str(&field(result, id, path)?),
-                    None if allow_pending => {
-                        out.push_str(&r.text());
-                        pending.push(r.clone());
+            Piece::Ref(r) => {
+                match &r {
+                    Ref::Var(n) => out.push_str(scope.vars.get(n).ok_or_else(|| {
+                        format!("unknown var `{n}`; define it under vars: or pass --var {n}=VALUE")
+                    })?),
+                    Ref::Env(n) => {
+                        let v = (scope.env)(n).ok_or_else(|| {
+                        format!("the environment variable {n} is not set (referenced as ${{env.{n}}})")
+                    })?;
+                        if secret_name(n) {
+                            crate::redact::register_secret(&v);
+                        }
+                        out.push_str(&v);
                     }
-                    None => {
-                        return Err(format!(
-                            "{} refers to step `{id}`, which has no result in this run",
-                            r.text()
-                        ))
-                    }
-                },
-            },
+                    Ref::Step { id, path } => match scope.steps.get(id) {
+                        Some(result) => out.push_str(&field(result, id, path)?),
+                        None if allow_pending => {
+                            out.push_str(&r.text());
+                            pending.push(r.clone());
+                        }
+                        None => {
+                            return Err(format!(
+                                "{} refers to step `{id}`, which has no result in this run",
+                                r.text()
+                            ))
+                        }
+                    },
+                }
+            }
         }
     }
     Ok(Expanded { text: out, pending })

@@ -26,8 +26,11 @@ pub struct PlannedStep {
 }
 
 pub fn steps(pb: &Playbook, vars: &BTreeMap<String, String>) -> Vec<PlannedStep> {
-    for v in vars.values() {
+    for (k, v) in vars {
         redact::register_uri(v);
+        if interpolate::secret_name(k) {
+            redact::register_secret(v);
+        }
     }
     let none = HashMap::new();
     let env = |n: &str| std::env::var(n).ok();

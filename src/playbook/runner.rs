@@ -156,8 +156,11 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
         },
     };
     let vars = model::check(pb, &opts.cli_vars, &rec.run_id, &env_var)?;
-    for v in vars.values() {
+    for (k, v) in &vars {
         redact::register_uri(v);
+        if interpolate::secret_name(k) {
+            redact::register_secret(v);
+        }
     }
     rec.vars = vars
         .iter()
@@ -440,7 +443,7 @@ impl Runner<'_> {
         }
         match &s.kind {
             StepKind::Command(path) => self.command(s, path).await,
-            StepKind::Confirm => self.confirm(s),
+            StepKind::Confirm => self.confirm(s).await,
             StepKind::Wait => self.wait(s).await,
             StepKind::Exec => self.exec(s).await,
         }
@@ -547,7 +550,7 @@ impl Runner<'_> {
             .map_err(|e| format!("{}:{}:{}: {e}", self.pb.file, s.body.line, s.body.col))
     }
 
-    fn confirm(&mut self, s: &Step) -> Outcome {
+    async fn confirm(&mut self, s: &Step) -> Outcome {
         let question = match self.text(s) {
             Ok(q) => q,
             Err(e) => return Outcome::failed(crate::exit::USAGE, e),
@@ -558,8 +561,22 @@ impl Runner<'_> {
         let answered = if self.opts.yes {
             Ok("confirmed by --yes".to_string())
         } else {
-            crate::report::confirm::ask(self.ui, &question)
-                .map(|_| "confirmed on the terminal".to_string())
+            // The prompt blocks on the terminal; Ctrl-C there must still stop the run.
+            let (ui, q) = (self.ui.clone(), question.clone());
+            let ask = tokio::task::spawn_blocking(move || crate::report::confirm::ask(&ui, &q));
+            tokio::select! {
+                a = ask => a
+                    .map_err(anyhow::Error::from)
+                    .and_then(|r| r)
+                    .map(|_| "confirmed on the terminal".to_string()),
+                sig = self.signals.next() => {
+                    self.last_interrupt = Some(sig);
+                    return Outcome {
+                        interrupted: Some(sig),
+                        ..Outcome::failed(crate::exit::RUNTIME, String::new())
+                    };
+                }
+            }
         };
         match answered {
             Ok(how) => Outcome {
@@ -646,6 +663,7 @@ impl Runner<'_> {
                         Err(e) => return Outcome::failed(crate::exit::RUNTIME, format!("{e:#}")),
                     }
                     if started.elapsed() > timeout {
+                        // (checked after each poll; the pause below is interruptible)
                         return Outcome::failed(
                             crate::exit::CHECK_FAILED,
                             format!(
@@ -656,7 +674,16 @@ impl Runner<'_> {
                             ),
                         );
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        sig = self.signals.next() => {
+                            self.last_interrupt = Some(sig);
+                            return Outcome {
+                                interrupted: Some(sig),
+                                ..Outcome::failed(crate::exit::RUNTIME, String::new())
+                            };
+                        }
+                    }
                 }
             }
         }
