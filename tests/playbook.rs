@@ -594,3 +594,59 @@ fn values_of_secret_names_never_appear_in_output_or_record() {
         assert!(!text.contains(token) && !text.contains(pw), "{text}");
     }
 }
+
+#[test]
+fn the_shipped_nightly_backup_backs_up_drills_and_prunes() {
+    let _g = serial();
+    let s = Setup::new("pbnight", 0);
+    let night = repo().join("playbooks/nightly-backup.yaml");
+    let run = || {
+        s.cli().run([
+            "playbook",
+            "run",
+            night.to_str().unwrap(),
+            "--var",
+            &format!("db={}", s.db),
+            "--var",
+            "keep=1",
+            "--yes",
+            "--no-progress",
+            "--output",
+            "json",
+        ])
+    };
+    let first = run();
+    first.assert_code(0);
+    let second = run();
+    second.assert_code(0);
+    let rec = second.json();
+    let out = |id: &str| {
+        rec["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["id"] == id)
+            .unwrap()["output"]
+            .clone()
+    };
+    let kept = out("backup")["backup_id"].as_str().unwrap().to_string();
+    assert_eq!(out("verify")["restore_test"]["ok"], true);
+    assert_eq!(out("verify")["backup_id"], kept.as_str());
+    let deleted = out("prune")["deleted"].to_string();
+    let first_id = first.json()["steps"][1]["output"]["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(deleted.contains(&first_id), "{deleted}");
+    // Only the newest backup is left in storage.backups.
+    let ids: std::collections::BTreeSet<String> = bucket_listing(&s.backups)
+        .iter()
+        .filter_map(|k| k.split('/').next().map(String::from))
+        .filter(|k| !k.is_empty() && k != "latest")
+        .collect();
+    assert_eq!(ids.into_iter().collect::<Vec<_>>(), vec![kept]);
+    // The drill's scratch database is gone.
+    assert!(!db_names(&servers().rs_uri)
+        .iter()
+        .any(|d| d.starts_with("mongoshift_restore_test_")));
+}
