@@ -224,8 +224,19 @@ fn the_shipped_phase1_runs_end_to_end_and_records_every_step() {
     assert_eq!(by("after")["output"]["identical"], true, "{}", by("after"));
     assert_eq!(by("cutover")["output"]["ok"], true);
     // The application now reads atlas.
+    // (The file holds atlas's password: never printed here.)
     let env = std::fs::read_to_string(s.path().join(".env")).unwrap();
-    assert!(env.contains("127.0.0.1:27519"), "{env}");
+    let atlas_hosts = servers()
+        .atlas_uri
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+    assert!(
+        env.contains(&format!("@{atlas_hosts}/")),
+        ".env does not point to atlas ({atlas_hosts})"
+    );
     assert!(env.starts_with("# the app\n"));
     // The backup is in storage.backups.
     assert!(bucket_listing(&s.backups)

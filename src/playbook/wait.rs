@@ -133,11 +133,12 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn lag_needs_one_live_caught_up_tail() {
+    fn lag_needs_one_live_tail_close_behind() {
         let run = |alive, lag, caught| json!({"runs": [{"alive": alive, "follow": true, "copied": true, "tail": {"lag_ms": lag, "caught_up": caught}}]});
         let d = Duration::from_secs(1);
-        assert_eq!(lag_ok(&run(true, 200, true), d), (true, Some(0.2)));
-        assert!(!lag_ok(&run(true, 2000, true), d).0);
+        // Idle: it applied everything there was.
+        assert_eq!(lag_ok(&run(true, 200, true), d), (true, Some(0.0)));
+        assert!(!lag_ok(&run(true, 2000, false), d).0);
         assert!(!lag_ok(&run(false, 0, true), d).0);
         // Busy (never idle under steady writes) but close behind: good enough.
         assert_eq!(lag_ok(&run(true, 300, false), d), (true, Some(0.3)));
