@@ -137,7 +137,22 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
                 record::DIR
             )))
         }
-        (false, _) => RunRecord {
+        (false, latest) => {
+            if let Some(r) = latest.as_ref().filter(|r| {
+                opts.from_step.is_none()
+                    && !opts.dry_run
+                    && r.effective_state() != RunState::Succeeded
+            }) {
+                ui.info(format!(
+                    "note: the last run ({}) did not finish{}; this starts a new run from the first step (--resume would continue that one)",
+                    r.run_id,
+                    r.failed_step
+                        .as_deref()
+                        .map(|s| format!(" (stopped at {s})"))
+                        .unwrap_or_default()
+                ));
+            }
+            RunRecord {
             playbook: pb.name.clone(),
             file: pb.file.clone(),
             file_sha256: pb.sha256.clone(),
@@ -153,7 +168,8 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
             on_failure: vec![],
             exit_code: None,
             failed_step: None,
-        },
+            }
+        }
     };
     let vars = model::check(pb, &opts.cli_vars, &rec.run_id, &env_var)?;
     for (k, v) in &vars {
