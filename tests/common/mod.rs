@@ -178,15 +178,20 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("creating a temp dir")
 }
 
-/// Run a future to completion on a fresh runtime (tests are plain #[test] fns
-/// so that they can block on the CLI processes they start).
+/// Run a future to completion (tests are plain #[test] fns so that they can block on the
+/// CLI processes they start). One runtime for every test of the binary, never shut down:
+/// a runtime dropped under live driver clients made the driver's cleanup tasks panic
+/// (SendError in its connection_requester) and print backtraces into passing tests' logs.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+    .block_on(f)
 }
 
 pub async fn client(uri: &str) -> mongodb::Client {
