@@ -383,7 +383,9 @@ async fn run(cli: Cli, ui: Ui) -> Result<()> {
 /// One paragraph: the outermost context first, then each cause, scrubbed of secrets.
 fn report_error(e: &anyhow::Error) {
     let mut text = crate::mongo::errors::chain_text(e);
-    if let Some(hint) = crate::mongo::errors::unauthorized_hint(e) {
+    if let Some(hint) = crate::mongo::errors::unauthorized_hint(e)
+        .or_else(|| crate::mongo::errors::write_blocked_hint(e))
+    {
         text = format!("{text}. {hint}");
     }
     eprintln!("error: {}", redact::scrub(&text));

@@ -694,6 +694,22 @@ fn freeze_blocks_reports_and_lifts_user_writes() {
     assert_eq!(r.json()["writes_blocked"], true);
     assert!(blocked(&rs));
     assert_eq!(freeze(&["--status"]).json()["writes_blocked"], true);
+    // A write refused by the freeze: one line naming the cause and the fix, not one line
+    // per refused document.
+    let db = common::unique_db("frozen");
+    let r = mongoshift(
+        dir.path(),
+        ["sample", "--uri", &rs, "--db", &db, "--scale", "0.1"],
+    );
+    r.assert_code(1);
+    assert!(
+        r.stderr.contains("200 of the documents were refused")
+            && r.stderr.contains("User writes blocked")
+            && r.stderr.contains("freeze --off"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.lines().count() < 5, "{}", r.stderr);
     let r = freeze(&["--off"]);
     r.assert_code(0);
     assert_eq!(r.json()["writes_blocked"], false);

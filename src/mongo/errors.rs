@@ -260,6 +260,24 @@ pub fn unauthorized_hint(e: &anyhow::Error) -> Option<String> {
     ))
 }
 
+/// The fix when the server refused a write because user writes are blocked (code 371,
+/// `UserWritesBlocked`): a cutover's freeze, on purpose or left behind.
+pub fn write_blocked_hint(e: &anyhow::Error) -> Option<String> {
+    let blocked = e.chain().any(|c| {
+        c.downcast_ref::<mongodb::error::Error>().is_some_and(|m| {
+            code(m) == Some(371)
+                || matches!(&*m.kind, ErrorKind::InsertMany(im)
+                    if im.write_errors.as_deref().unwrap_or_default().iter().any(|w| w.code == 371))
+        })
+    });
+    blocked.then(|| {
+        "User writes are blocked on that server (setUserWriteBlockMode, as a cutover's freeze \
+         sets it). If no cutover is under way, allow them again with `mongoshift freeze --off` \
+         on it; `mongoshift freeze --status` shows the state"
+            .to_string()
+    })
+}
+
 /// The server's error code of a command error, if it is one.
 pub fn code(e: &mongodb::error::Error) -> Option<i32> {
     match &*e.kind {
@@ -285,6 +303,35 @@ pub fn describe(e: &mongodb::error::Error) -> String {
         ),
         ErrorKind::Write(WriteFailure::WriteConcernError(w)) => {
             server(&w.code_name, w.code, &w.message)
+        }
+        // The driver's own text lists every failed document, hundreds of lines for one
+        // cause (e.g. writes blocked): the count and the first one say it.
+        ErrorKind::InsertMany(m) => {
+            let errors = m.write_errors.as_deref().unwrap_or_default();
+            let mut parts = vec![];
+            if let Some(first) = errors.first() {
+                parts.push(format!(
+                    "{} of the documents were refused; the first (#{}): {}",
+                    errors.len(),
+                    first.index,
+                    server(
+                        first.code_name.as_deref().unwrap_or("WriteError"),
+                        first.code,
+                        &first.message
+                    )
+                ));
+            }
+            if let Some(w) = &m.write_concern_error {
+                parts.push(format!(
+                    "write concern: {}",
+                    server(&w.code_name, w.code, &w.message)
+                ));
+            }
+            if parts.is_empty() {
+                e.kind.to_string()
+            } else {
+                parts.join("; ")
+            }
         }
         kind => kind.to_string(),
     }
