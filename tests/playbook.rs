@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{assert_no_secret, block_on, client, hashes, mongoshift, servers, tempdir, Cli};
-use mongodb::bson::{doc, Document};
+use mongodb::bson::doc;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -74,27 +74,14 @@ impl Setup {
             .assert_code(0);
         if extra_docs > 0 {
             // One bigger collection, so that the copy takes long enough to be killed.
-            block_on(async {
-                let c = client(&s.rs_uri).await;
-                let seed = c.database(&setup.db).collection::<Document>("seed");
-                seed.insert_many((0..100i64).map(|i| doc! { "i": i }))
-                    .await
-                    .unwrap();
-                let per = extra_docs / 100;
-                let _: Vec<Document> = futures::TryStreamExt::try_collect(
-                    seed.aggregate(vec![
-                        doc! { "$set": { "j": { "$range": [0, per] } } },
-                        doc! { "$unwind": "$j" },
-                        doc! { "$project": { "_id": { "$add": [ { "$multiply": ["$i", per] }, "$j" ] }, "v": "$j", "pad": "a payload of a typical size, repeated to make the copy take a moment" } },
-                        doc! { "$merge": { "into": "events" } },
-                    ])
-                    .await
-                    .unwrap(),
-                )
-                .await
-                .unwrap();
-                seed.drop().await.unwrap();
-            });
+            common::numbered(
+                &s.rs_uri,
+                &setup.db,
+                "events",
+                100,
+                extra_docs / 100,
+                "a payload of a typical size, repeated to make the copy take a moment",
+            );
         }
         setup
     }

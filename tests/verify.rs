@@ -432,28 +432,11 @@ fn a_large_collection_with_one_difference_in_the_middle_is_found() {
     let src = common::unique_db("vfbig");
     let dst = common::unique_db("vfbigdst");
     let n = 1_000_000i64;
+    for (uri, db) in [(rs, &src), (atlas, &dst)] {
+        // 1000 × 1000 documents with _id = i * 1000 + j.
+        common::numbered(uri, db, "big", 1000, 1000, "some payload of a typical size");
+    }
     block_on(async {
-        for (uri, db) in [(rs, &src), (atlas, &dst)] {
-            let c = client(uri).await;
-            let seed = c.database(db).collection::<Document>("seed");
-            seed.insert_many((0..1000i64).map(|i| doc! { "i": i }))
-                .await
-                .unwrap();
-            // Server-side: 1000 × 1000 documents with _id = i * 1000 + j.
-            let _: Vec<Document> = futures::TryStreamExt::try_collect(
-                seed.aggregate(vec![
-                    doc! { "$set": { "j": { "$range": [0, 1000] } } },
-                    doc! { "$unwind": "$j" },
-                    doc! { "$project": { "_id": { "$add": [ { "$multiply": ["$i", 1000] }, "$j" ] }, "v": "$j", "pad": "some payload of a typical size" } },
-                    doc! { "$merge": { "into": "big" } },
-                ])
-                .await
-                .unwrap(),
-            )
-            .await
-            .unwrap();
-            seed.drop().await.unwrap();
-        }
         client(atlas)
             .await
             .database(&dst)

@@ -299,6 +299,13 @@ pub fn check(
             None => format!("--var {name}: {e}"),
         })
     })?;
+    // Everything shown or recorded from here on is scrubbed of these.
+    for (k, v) in &vars {
+        crate::redact::register_uri(v);
+        if interpolate::secret_name(k) {
+            crate::redact::register_secret(v);
+        }
+    }
     let mut errors = vec![];
     let ids: Vec<&str> = pb.steps.iter().map(|s| s.id.as_str()).collect();
     for (i, s) in pb.steps.iter().chain(&pb.on_failure).enumerate() {
@@ -454,6 +461,8 @@ pub fn values(
         let e = interpolate::expand(n.as_str().unwrap_or_default(), scope, allow_pending)
             .map_err(|e| node_err(&pb.file, n, e))?;
         pending.extend(e.pending);
+        // A URI's password, wherever the value came from, is masked when shown.
+        crate::redact::register_uri(&e.text);
         Ok(e.text)
     };
     let mut out = vec![];

@@ -26,12 +26,6 @@ pub struct PlannedStep {
 }
 
 pub fn steps(pb: &Playbook, vars: &BTreeMap<String, String>) -> Vec<PlannedStep> {
-    for (k, v) in vars {
-        redact::register_uri(v);
-        if interpolate::secret_name(k) {
-            redact::register_secret(v);
-        }
-    }
     let none = HashMap::new();
     let env = |n: &str| std::env::var(n).ok();
     let scope = Scope {
@@ -56,11 +50,6 @@ fn one(pb: &Playbook, s: &Step, scope: &Scope, on_failure: bool) -> PlannedStep 
     let (run, changes, in_dry_run, uses) = match &s.kind {
         StepKind::Command(path) => {
             let (vals, pending) = model::values(pb, s, path, scope, true).unwrap_or_default();
-            for (_, v) in &vals {
-                if let model::Val::One(t) = v {
-                    redact::register_uri(t);
-                }
-            }
             let dry = match kinds::dry_run(path) {
                 DryRun::Flag => "runs with --dry-run".to_string(),
                 DryRun::AsIs => "runs (it only reads)".into(),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::Utc;
 
-use super::child::{self, Signals};
+use super::child::{self, Finished, Signals};
 use super::interpolate::{self, Scope};
 use super::kinds::{self, DryRun};
 use super::model::{self, Playbook, Step, StepKind, Val};
@@ -52,6 +52,13 @@ impl Outcome {
             interrupted: None,
         }
     }
+    /// Stopped by Ctrl-C or SIGTERM (the step's process, if any, has exited).
+    fn interrupted(sig: &'static str) -> Outcome {
+        Outcome {
+            interrupted: Some(sig),
+            ..Outcome::failed(crate::exit::RUNTIME, String::new())
+        }
+    }
     fn failed(code: i32, message: String) -> Outcome {
         Outcome {
             state: StepState::Failed,
@@ -74,8 +81,6 @@ struct Runner<'a> {
     exe: PathBuf,
     /// Steps of the record that were started before (--resume): run them with --resume.
     resumed: Vec<String>,
-    /// The signal that stopped the last step, if one did.
-    last_interrupt: Option<&'static str>,
     /// The step that failed, for on_failure steps (`MONGOSHIFT_FAILED_STEP`).
     failed: Option<String>,
 }
@@ -172,12 +177,6 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
         }
     };
     let vars = model::check(pb, &opts.cli_vars, &rec.run_id, &env_var)?;
-    for (k, v) in &vars {
-        redact::register_uri(v);
-        if interpolate::secret_name(k) {
-            redact::register_secret(v);
-        }
-    }
     rec.vars = vars
         .iter()
         .map(|(k, v)| (k.clone(), redact::scrub(v)))
@@ -261,7 +260,6 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
         signals,
         exe: std::env::current_exe().context("finding our own executable to run the steps")?,
         resumed,
-        last_interrupt: None,
         failed: None,
     };
     runner.save(&rec)?;
@@ -289,6 +287,7 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
         ));
         let t = Instant::now();
         let outcome = runner.step(step).await;
+        let interrupted = outcome.interrupted;
         let r = &mut rec.steps[i];
         finish(r, outcome, t, &mut runner.outputs);
         let why = r.message.clone().filter(|_| r.state == StepState::Failed);
@@ -296,7 +295,7 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
         // A dry run goes on past a failed step: its checks see the clusters as they are,
         // not as the skipped steps would leave them, and every step's rehearsal is wanted.
         changed_before |= would_change(step);
-        if r.state == StepState::Failed && opts.dry_run && runner.last_interrupt.is_none() {
+        if r.state == StepState::Failed && opts.dry_run && interrupted.is_none() {
             if changed_before {
                 r.message = Some(format!(
                     "{}it may pass in a real run: an earlier step would change what it sees, which a dry run does not do",
@@ -316,7 +315,7 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
             let code = r.exit_code.unwrap_or(crate::exit::RUNTIME);
             rec.exit_code = Some(code);
             rec.failed_step = Some(step.id.clone());
-            if let Some(sig) = runner.last_interrupt.take() {
+            if let Some(sig) = interrupted {
                 rec.state = RunState::Interrupted;
                 rec.finished_at = Some(Utc::now());
                 runner.save(&rec)?;
@@ -507,18 +506,7 @@ impl Runner<'_> {
         if self.resumed.contains(&s.id) && has("resume") && !self.opts.dry_run {
             vals.push((flag(&path, "resume"), Val::Switch(true)));
         }
-        for (_, v) in &vals {
-            match v {
-                Val::One(t) => redact::register_uri(t),
-                Val::Many(l) => l.iter().for_each(|t| redact::register_uri(t)),
-                Val::Switch(_) => {}
-            }
-        }
-        let mut argv = vec![];
-        if let Some(c) = &self.opts.config {
-            argv.push(format!("--config={}", c.display()));
-        }
-        argv.extend(["--output".to_string(), "json".to_string()]);
+        let mut argv = self.child_globals();
         if !self.ui.progress_bars {
             argv.push("--no-progress".into());
         }
@@ -530,7 +518,6 @@ impl Runner<'_> {
         match child::run(&exe, &argv, &env, &mut self.signals).await {
             Ok(f) => {
                 let output = parse_output(&f.stdout);
-                self.last_interrupt = f.interrupted;
                 Outcome {
                     state: if f.code == Some(0) && f.interrupted.is_none() {
                         StepState::Succeeded
@@ -546,6 +533,18 @@ impl Runner<'_> {
             }
             Err(e) => Outcome::failed(crate::exit::RUNTIME, format!("{e:#}")),
         }
+    }
+
+    /// The global options of every `mongoshift` a step runs: the run's config, JSON results.
+    fn child_globals(&self) -> Vec<String> {
+        let mut argv: Vec<String> = self
+            .opts
+            .config
+            .iter()
+            .map(|c| format!("--config={}", c.display()))
+            .collect();
+        argv.extend(["--output".to_string(), "json".to_string()]);
+        argv
     }
 
     fn child_env(&self, s: &Step) -> Vec<(String, String)> {
@@ -585,13 +584,7 @@ impl Runner<'_> {
                     .map_err(anyhow::Error::from)
                     .and_then(|r| r)
                     .map(|_| "confirmed on the terminal".to_string()),
-                sig = self.signals.next() => {
-                    self.last_interrupt = Some(sig);
-                    return Outcome {
-                        interrupted: Some(sig),
-                        ..Outcome::failed(crate::exit::RUNTIME, String::new())
-                    };
-                }
+                sig = self.signals.next() => return Outcome::interrupted(sig),
             }
         };
         match answered {
@@ -631,34 +624,25 @@ impl Runner<'_> {
         match w {
             Wait::For(d) => tokio::select! {
                 _ = tokio::time::sleep(d) => done(serde_json::json!({ "waited_secs": d.as_secs_f64() })),
-                sig = self.signals.next() => {
-                    self.last_interrupt = Some(sig);
-                    Outcome { interrupted: Some(sig), ..Outcome::failed(crate::exit::RUNTIME, String::new()) }
-                }
+                sig = self.signals.next() => Outcome::interrupted(sig),
             },
             Wait::Lag {
                 below,
                 status_argv,
                 timeout,
             } => {
-                let mut argv = vec![];
-                if let Some(c) = &self.opts.config {
-                    argv.push(format!("--config={}", c.display()));
-                }
-                argv.extend(["--output".into(), "json".into(), "-q".into()]);
+                let mut argv = self.child_globals();
+                argv.push("-q".into());
                 argv.extend(status_argv);
                 let env = self.child_env(s);
                 let exe = self.exe.clone();
                 let mut last: Option<f64>;
                 loop {
                     match child::run(&exe, &argv, &env, &mut self.signals).await {
-                        Ok(f) if f.interrupted.is_some() => {
-                            self.last_interrupt = f.interrupted;
-                            return Outcome {
-                                interrupted: f.interrupted,
-                                ..Outcome::failed(crate::exit::RUNTIME, String::new())
-                            };
-                        }
+                        Ok(Finished {
+                            interrupted: Some(sig),
+                            ..
+                        }) => return Outcome::interrupted(sig),
                         Ok(f) if f.code == Some(0) => {
                             let j = parse_output(&f.stdout).unwrap_or_default();
                             let (ok, lag) = wait::lag_ok(&j, below);
@@ -692,13 +676,7 @@ impl Runner<'_> {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        sig = self.signals.next() => {
-                            self.last_interrupt = Some(sig);
-                            return Outcome {
-                                interrupted: Some(sig),
-                                ..Outcome::failed(crate::exit::RUNTIME, String::new())
-                            };
-                        }
+                        sig = self.signals.next() => return Outcome::interrupted(sig),
                     }
                 }
             }
@@ -729,7 +707,6 @@ impl Runner<'_> {
                 if !f.stdout.is_empty() {
                     eprint!("{}", redact::scrub(&f.stdout));
                 }
-                self.last_interrupt = f.interrupted;
                 let tail: String = {
                     let t = f.stdout.trim_end();
                     let from = t.len().saturating_sub(4096);
