@@ -110,14 +110,35 @@ pub fn options(path: &[String]) -> Vec<OptionInfo> {
         .collect()
 }
 
+/// Commands that change nothing anywhere: a dry run runs them as they are.
+const READ_ONLY: &[&str] = &[
+    "status",
+    "verify",
+    "backups list",
+    "backups show",
+    "indexes lint",
+    "indexes plan",
+    "indexes check",
+    "analyze check",
+    "analyze indexes",
+    "analyze shard-key",
+    "migrate status",
+];
+
+fn read_only(path: &[String]) -> bool {
+    READ_ONLY.contains(&path.join(" ").as_str())
+}
+
 /// What a step of this command changes, for `playbook plan`.
 pub fn effect(path: &[String]) -> &'static str {
+    if read_only(path) {
+        return "reads only";
+    }
     match path.join(" ").as_str() {
-        "status" | "verify" | "backups list" | "backups show" | "indexes lint" | "indexes plan"
-        | "indexes check" | "indexes export" | "analyze queries" | "analyze check"
-        | "analyze indexes" | "analyze shard-key" | "migrate status" => "reads only",
         "freeze" => "blocks (with off: allows) user writes on the target",
         "backups verify" => "reads the backup; with restore_test, restores it into a scratch database and drops it",
+        "indexes export" => "reads; with out, writes the spec file",
+        "analyze queries" => "reads; with write_spec, writes the spec file",
         "backup" => "writes a new backup to the backup location",
         "backups prune" => "deletes old backups",
         "restore" => "writes the backup's collections into the target",
@@ -154,7 +175,9 @@ pub fn dry_run(path: &[String]) -> DryRun {
     match path.join(" ").as_str() {
         "indexes apply" => DryRun::Instead(vec!["indexes".into(), "plan".into()]),
         "backups verify" => DryRun::Without(&["restore_test"]),
-        _ if effect(path) == "reads only" => DryRun::AsIs,
+        "indexes export" => DryRun::Without(&["out"]),
+        "analyze queries" => DryRun::Without(&["write_spec"]),
+        _ if read_only(path) => DryRun::AsIs,
         _ => DryRun::Skip,
     }
 }
