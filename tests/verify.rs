@@ -81,21 +81,7 @@ fn verify(src: &str, dst: &str, extra: &[&str]) -> common::Run {
 fn verify_measured(src: &str, dst: &str, extra: &[&str]) -> (common::Run, i64) {
     let dir = tempdir();
     let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut args = vec![
-        "verify".to_string(),
-        "--from".into(),
-        servers().rs_uri.clone(),
-        "--to".into(),
-        servers().atlas_uri.clone(),
-        "--db".into(),
-        src.into(),
-        "--ns-from".into(),
-        format!("{src}.*"),
-        "--ns-to".into(),
-        format!("{dst}.*"),
-        "--no-progress".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
+    let args = verify_args(&servers().atlas_uri, src, dst, extra);
     // Reaped by wait4 below, which std's `wait` cannot replace: it gives no rusage.
     #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
@@ -123,6 +109,11 @@ fn verify_measured(src: &str, dst: &str, extra: &[&str]) -> (common::Run, i64) {
 
 /// Verify the replica set's `src` against `dst` on the server at `to`.
 fn verify_into(to: &str, src: &str, dst: &str, extra: &[&str]) -> common::Run {
+    mongoshift(tempdir().path(), verify_args(to, src, dst, extra))
+}
+
+/// The arguments of `verify` from the replica set's `src` to `dst` on the server at `to`.
+fn verify_args(to: &str, src: &str, dst: &str, extra: &[&str]) -> Vec<String> {
     let mut args = vec![
         "verify".to_string(),
         "--from".into(),
@@ -138,7 +129,7 @@ fn verify_into(to: &str, src: &str, dst: &str, extra: &[&str]) -> common::Run {
         "--no-progress".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    mongoshift(tempdir().path(), args)
+    args
 }
 
 #[test]

@@ -52,6 +52,22 @@ impl Outcome {
             interrupted: None,
         }
     }
+    /// A step's process ended: succeeded only with exit 0 and no signal on the way.
+    fn finished(f: &Finished, output: Option<serde_json::Value>, command: String) -> Outcome {
+        Outcome {
+            state: if f.code == Some(0) && f.interrupted.is_none() {
+                StepState::Succeeded
+            } else {
+                StepState::Failed
+            },
+            code: Some(f.code.unwrap_or(crate::exit::RUNTIME)),
+            output,
+            command: Some(command),
+            message: None,
+            interrupted: f.interrupted,
+        }
+    }
+
     /// Stopped by Ctrl-C or SIGTERM (the step's process, if any, has exited).
     fn interrupted(sig: &'static str) -> Outcome {
         Outcome {
@@ -516,21 +532,7 @@ impl Runner<'_> {
         let env = self.child_env(s);
         let exe = self.exe.clone();
         match child::run(&exe, &argv, &env, &mut self.signals).await {
-            Ok(f) => {
-                let output = parse_output(&f.stdout);
-                Outcome {
-                    state: if f.code == Some(0) && f.interrupted.is_none() {
-                        StepState::Succeeded
-                    } else {
-                        StepState::Failed
-                    },
-                    code: Some(f.code.unwrap_or(crate::exit::RUNTIME)),
-                    output,
-                    command: Some(shown),
-                    message: None,
-                    interrupted: f.interrupted,
-                }
-            }
+            Ok(f) => Outcome::finished(&f, parse_output(&f.stdout), shown),
             Err(e) => Outcome::failed(crate::exit::RUNTIME, format!("{e:#}")),
         }
     }
@@ -715,20 +717,9 @@ impl Runner<'_> {
                         .unwrap_or(0);
                     t[from..].to_string()
                 };
-                Outcome {
-                    state: if f.code == Some(0) && f.interrupted.is_none() {
-                        StepState::Succeeded
-                    } else {
-                        StepState::Failed
-                    },
-                    code: Some(f.code.unwrap_or(crate::exit::RUNTIME)),
-                    output: Some(
-                        serde_json::json!({ "exit_code": f.code, "stdout": redact::scrub(&tail) }),
-                    ),
-                    command: Some(format!("sh -c {cmd}")),
-                    message: None,
-                    interrupted: f.interrupted,
-                }
+                let output =
+                    serde_json::json!({ "exit_code": f.code, "stdout": redact::scrub(&tail) });
+                Outcome::finished(&f, Some(output), format!("sh -c {cmd}"))
             }
             Err(e) => Outcome::failed(crate::exit::RUNTIME, format!("{e:#}")),
         }
