@@ -23,6 +23,7 @@ pub mod mongo;
 pub mod namespace;
 pub mod pipeline;
 pub mod playbook;
+pub mod rawbson;
 pub mod redact;
 pub mod report;
 pub mod restore;

@@ -860,3 +860,132 @@ fn verify_during_a_live_tail_rechecks_and_reports_no_false_difference() {
     eprintln!("{}\n{}", report.stdout, report.stderr);
     control(dir.path(), "stop", &dbs, &[]).assert_code(0);
 }
+
+/// The fidelity rule through the tail: every change below is made while following and
+/// must arrive byte for byte, and none may stop the tail — documents a decoder would change
+/// or refuse, two 9 MB documents changed back to back (one command for both would pass the
+/// server's limits; a `$set` of 9 MB with its looked-up document passes 16 MB), a capped
+/// collection's inserts in order, a clustered collection with a named clustered index, a
+/// stored function, and `_id`s that a case-insensitive default collation would confuse.
+#[test]
+fn the_tail_carries_odd_and_large_documents_unchanged() {
+    let (rs, atlas) = (&servers().rs_uri, &servers().atlas_uri);
+    let db = common::unique_db("fwraw");
+    block_on(async {
+        let c = client(rs).await;
+        let d = c.database(&db);
+        d.collection::<Document>("seed")
+            .insert_one(doc! { "i": 0 })
+            .await
+            .unwrap();
+        d.run_command(doc! { "create": "ring", "capped": true, "size": 1 << 20, "max": 300 })
+            .await
+            .unwrap();
+        d.run_command(doc! { "create": "ci", "collation": { "locale": "en", "strength": 2 } })
+            .await
+            .unwrap();
+        d.collection::<Document>("big")
+            .insert_many((0..2).map(|i| doc! { "_id": i, "v": 0 }))
+            .await
+            .unwrap();
+    });
+    let dir = tempdir();
+    let dbs = [db.as_str()];
+    let child = start_follow(dir.path(), &[(&db, &db)], &[]);
+    wait_for("the tail", Duration::from_secs(60), || {
+        status(dir.path(), &dbs)["phase"] == "following"
+    });
+    common::insert_raw(rs, &db, "odd", &common::odd_docs(0));
+    block_on(async {
+        let c = client(rs).await;
+        let d = c.database(&db);
+        // Replaced by the same odd bytes under other _ids: updates travel as replacements.
+        let odd = d.collection::<Document>("odd");
+        odd.update_many(
+            doc! { "_id": { "$ne": 0 } },
+            doc! { "$set": { "touched": true } },
+        )
+        .await
+        .unwrap();
+        let big = d.collection::<Document>("big");
+        let nine = "x".repeat(9 << 20);
+        big.update_one(doc! { "_id": 0 }, doc! { "$set": { "v": &nine } })
+            .await
+            .unwrap();
+        big.update_one(doc! { "_id": 1 }, doc! { "$set": { "v": &nine } })
+            .await
+            .unwrap();
+        let ring = d.collection::<Document>("ring");
+        for chunk in (0..900i32).collect::<Vec<_>>().chunks(100) {
+            ring.insert_many(chunk.iter().map(|i| doc! { "_id": 1_000 - i }))
+                .await
+                .unwrap();
+        }
+        d.run_command(doc! { "create": "clustered", "clusteredIndex": { "key": { "_id": 1 }, "unique": true, "name": "by_time" }, "expireAfterSeconds": 86_400 })
+            .await
+            .unwrap();
+        d.collection::<Document>("clustered")
+            .insert_one(doc! { "_id": DateTime::from_millis(5), "v": 1 })
+            .await
+            .unwrap();
+        d.collection::<Document>("system.js")
+            .insert_one(doc! { "_id": "add", "value": Bson::JavaScriptCode("function(a, b) { return a + b; }".into()) })
+            .await
+            .unwrap();
+        let ci = d.collection::<Document>("ci");
+        ci.insert_many([doc! { "_id": "A", "v": 1 }, doc! { "_id": "b", "v": 1 }])
+            .await
+            .unwrap();
+        ci.insert_one(doc! { "_id": "a", "v": 2 })
+            .await
+            .unwrap_err(); // the collation's duplicate
+        ci.update_one(doc! { "_id": "B" }, doc! { "$set": { "v": 3 } })
+            .await
+            .unwrap();
+        ci.delete_one(doc! { "_id": "a" }).await.unwrap();
+    });
+    // Odd bytes again, now as replacements of existing documents (not the empty
+    // timestamps: a replacement through the driver has the server fill them in).
+    let replaced: Vec<_> = common::odd_docs(0)
+        .into_iter()
+        .skip(1)
+        .filter(|d| !d.as_bytes().windows(7).any(|w| w == b"$dollar"))
+        .collect();
+    block_on(async {
+        let c = client(rs).await;
+        let coll = c
+            .database(&db)
+            .collection::<mongodb::bson::RawDocumentBuf>("odd");
+        for d in &replaced {
+            let id = d.get_i32("_id").unwrap();
+            coll.replace_one(doc! { "_id": id }, d.clone())
+                .await
+                .unwrap();
+        }
+    });
+    let s = wait_caught_up(dir.path(), &dbs);
+    assert_eq!(s["phase"], "following", "{s}");
+    for coll in ["odd", "big", "clustered", "system.js", "ci"] {
+        assert!(
+            common::raw_docs(rs, &db, coll, false) == common::raw_docs(atlas, &db, coll, false),
+            "{coll}: every document's bytes, in _id order"
+        );
+    }
+    assert!(
+        common::raw_docs(rs, &db, "ring", true) == common::raw_docs(atlas, &db, "ring", true),
+        "the capped collection's $natural order"
+    );
+    let odd = common::raw_docs(atlas, &db, "odd", false);
+    assert!(
+        odd[0].windows(11).any(|w| w == b"ts\0\0\0\0\0\0\0\0\0"),
+        "Timestamp(0,0) rewritten"
+    );
+    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+    assert_eq!(exit_of(child, dir.path()), 0);
+    control(dir.path(), "finalize", &dbs, &[]).assert_code(0);
+    assert_eq!(
+        schema_of(rs, &db),
+        schema_of(atlas, &db),
+        "options and indexes after finalize"
+    );
+}

@@ -292,7 +292,7 @@ impl Runner {
         let outcome = async {
             self.0.prepare(&c, t).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
-            let ins = self.0.insert(c.kind, t, rx, false, task.clone());
+            let ins = self.0.insert(&c, t, rx, false, task.clone());
             let read = async {
                 match &n.data {
                     Some(DataRef::Object {
@@ -342,7 +342,7 @@ impl Runner {
             routes.insert(n.ns.clone(), tx);
             let task = progress.task(&t.to_string(), 0);
             // Every namespace's inserts run at once while the archive is demultiplexed.
-            let ins = self.0.insert(c.kind, t, rx, false, task.clone());
+            let ins = self.0.insert(&c, t, rx, false, task.clone());
             loaders.push((c, t.clone(), task, ins));
         }
         let start = Instant::now();

@@ -1,19 +1,23 @@
 //! Applying parsed change events to the target, in the source's order. Consecutive
 //! document changes to one collection go in one ordered `update` or `delete` command
 //! (replacements with upsert, deletes by `_id`), so a busy source costs round trips per
-//! batch, not per event. DDL is applied one event at a time; indexes and collections are
-//! created relaxed (see `load::relax`). Every write bypasses validation: the source
-//! accepted the document.
+//! batch, not per event; a command never passes the server's size limits. DDL is applied
+//! one event at a time; indexes and collections are created relaxed (see `load::relax`).
+//! Documents are written as the raw bytes the source sent, bypassing validation (the
+//! source accepted them) and empty-timestamp replacement (`Timestamp(0, 0)` stays as
+//! stored); `_id`s are matched with the simple collation whatever the collection's default.
 
 use anyhow::{anyhow, Context, Result};
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::Client;
 
-use super::event::{Event, Op};
+use super::event::{Event, Op, RawId};
 use crate::load::relax;
 use crate::load::state::StateStore;
+use crate::mongo::raw_write::{self, MAX_COMMAND_DOCS};
 use crate::mongo::schema;
 use crate::namespace::{Filter, Namespace, Renamer};
+use crate::rawbson;
 
 /// Most statements in one write command (the server's own cap is 100,000).
 const MAX_RUN: usize = 1000;
@@ -35,15 +39,41 @@ impl Selection {
         !SKIPPED_DBS.contains(&db) && (self.dbs.is_empty() || self.dbs.iter().any(|d| d == db))
     }
 
+    /// `system.js` (stored functions) is user data; the other `system.` collections are
+    /// the server's (views travel as their own create events).
     pub fn selected(&self, ns: &Namespace) -> bool {
-        self.db_selected(&ns.db) && !ns.coll.starts_with("system.") && self.filter.allows(ns)
+        self.db_selected(&ns.db)
+            && (!ns.coll.starts_with("system.") || ns.coll == "system.js")
+            && self.filter.allows(ns)
     }
 }
 
-#[derive(PartialEq, Clone, Copy)]
+#[derive(PartialEq, Clone, Copy, Debug)]
 enum RunKind {
     Upsert,
     Delete,
+    Insert,
+}
+
+/// Consecutive statements of one kind for one collection: one write command.
+struct Run {
+    source: Namespace,
+    target: Namespace,
+    kind: RunKind,
+    /// Raw statements (update/delete) or documents (insert).
+    stmts: Vec<Vec<u8>>,
+    /// The `_id` each statement is about, to name it when the server refuses one.
+    ids: Vec<RawId>,
+    bytes: usize,
+}
+
+impl Run {
+    fn fits(&self, ns: &Namespace, kind: RunKind, len: usize) -> bool {
+        self.source == *ns
+            && self.kind == kind
+            && self.stmts.len() < MAX_RUN
+            && self.bytes + rawbson::array_elem_cost(self.stmts.len(), len) <= MAX_COMMAND_DOCS
+    }
 }
 
 pub struct Applier {
@@ -57,19 +87,22 @@ impl Applier {
     /// Apply `events` in order; returns how many changed something we follow.
     pub async fn apply(&self, events: &[Event]) -> Result<u64> {
         let mut applied = 0u64;
-        let mut run: Option<(Namespace, Namespace, RunKind, Vec<Document>)> = None;
+        let mut run: Option<Run> = None;
         for ev in events {
-            let (kind, stmt, ns) = match &ev.op {
-                Op::Upsert { ns, id, doc } => (RunKind::Upsert, upsert_stmt(id, doc), ns),
-                Op::Delete { ns, id } => (
-                    RunKind::Delete,
-                    doc! { "q": { "_id": id.clone() }, "limit": 1 },
-                    ns,
-                ),
+            let (ns, stmts) = match &ev.op {
+                Op::Upsert { ns, id, doc } => (ns, upsert_stmts(id, doc)),
+                Op::Delete { ns, id } => (ns, vec![(RunKind::Delete, delete_stmt(id), id.clone())]),
                 Op::Gone { .. } => continue,
+                Op::Lookup { ns, id } => {
+                    // The reader resolves these before they reach us.
+                    return Err(anyhow!(
+                        "internal: the change to {ns} _id {} reached the target without its document",
+                        id.describe()
+                    ));
+                }
                 _ => {
-                    if let Some((s, t, k, stmts)) = run.take() {
-                        self.write(&s, &t, k, stmts).await?;
+                    if let Some(r) = run.take() {
+                        self.write(r).await?;
                     }
                     if self.ddl(&ev.op).await? {
                         applied += 1;
@@ -81,70 +114,95 @@ impl Applier {
                 continue;
             }
             applied += 1;
-            match &mut run {
-                Some((s, _, k, stmts)) if s == ns && *k == kind && stmts.len() < MAX_RUN => {
-                    stmts.push(stmt)
-                }
-                _ => {
-                    if let Some((s, t, k, stmts)) = run.take() {
-                        self.write(&s, &t, k, stmts).await?;
+            for (kind, stmt, id) in stmts {
+                if !run.as_ref().is_some_and(|r| r.fits(ns, kind, stmt.len())) {
+                    if let Some(r) = run.take() {
+                        self.write(r).await?;
                     }
-                    let t = self.selection.renamer.map(ns);
-                    run = Some((ns.clone(), t, kind, vec![stmt]));
+                    run = Some(Run {
+                        source: ns.clone(),
+                        target: self.selection.renamer.map(ns),
+                        kind,
+                        stmts: Vec::new(),
+                        ids: Vec::new(),
+                        bytes: 5,
+                    });
+                }
+                if let Some(r) = run.as_mut() {
+                    r.bytes += rawbson::array_elem_cost(r.stmts.len(), stmt.len());
+                    r.stmts.push(stmt);
+                    r.ids.push(id);
                 }
             }
         }
-        if let Some((s, t, k, stmts)) = run.take() {
-            self.write(&s, &t, k, stmts).await?;
+        if let Some(r) = run.take() {
+            self.write(r).await?;
         }
         Ok(applied)
     }
 
-    async fn write(
-        &self,
-        source: &Namespace,
-        t: &Namespace,
-        kind: RunKind,
-        stmts: Vec<Document>,
-    ) -> Result<()> {
+    async fn write(&self, run: Run) -> Result<()> {
+        let Run {
+            source,
+            target: t,
+            kind,
+            stmts,
+            ids,
+            ..
+        } = run;
         let n = stmts.len();
-        let stmts: Vec<Bson> = stmts.into_iter().map(Bson::Document).collect();
-        let cmd = match kind {
-            RunKind::Upsert => {
-                doc! { "update": &t.coll, "updates": stmts, "ordered": true, "bypassDocumentValidation": true }
-            }
-            RunKind::Delete => doc! { "delete": &t.coll, "deletes": stmts, "ordered": true },
-        };
-        let what = || {
-            let verb = if kind == RunKind::Upsert {
-                "writing"
-            } else {
-                "deleting"
+        let what = |id: Option<&RawId>| {
+            let verb = match kind {
+                RunKind::Upsert | RunKind::Insert => "writing",
+                RunKind::Delete => "deleting",
             };
-            format!("{verb} {n} changed document(s) of {source} into {t} on the target")
-        };
-        let reply = self
-            .target
-            .database(&t.db)
-            .run_command(cmd)
-            .await
-            .with_context(what)?;
-        if let Ok(errs) = reply.get_array("writeErrors") {
-            if let Some(e) = errs.first().and_then(Bson::as_document) {
-                return Err(anyhow!(
-                    "code {}: {}",
-                    e.get_i32("code").unwrap_or(0),
-                    e.get_str("errmsg").unwrap_or("write error")
-                ))
-                .with_context(what);
+            match id {
+                Some(id) => format!(
+                    "{verb} the changed document {source} _id {} into {t} on the target",
+                    id.describe()
+                ),
+                None => {
+                    format!("{verb} {n} changed document(s) of {source} into {t} on the target")
+                }
             }
-        }
-        if let Ok(e) = reply.get_document("writeConcernError") {
-            return Err(anyhow!(
-                "write concern error: {}",
-                e.get_str("errmsg").unwrap_or("?")
-            ))
-            .with_context(what);
+        };
+        let db = self.target.database(&t.db);
+        let outcome = if kind == RunKind::Insert {
+            let docs = stmts
+                .into_iter()
+                .map(RawDocumentBuf::from_bytes)
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| what(None))?;
+            raw_write::insert_raw(&db, &t.coll, &docs)
+                .await
+                .with_context(|| what(None))?
+        } else {
+            let mut arr = rawbson::ArrayBuilder::new();
+            for s in &stmts {
+                arr.push_doc(s);
+            }
+            let mut cmd = rawbson::Builder::with_capacity(arr.bytes() + 128);
+            if kind == RunKind::Upsert {
+                cmd.str("update", &t.coll)
+                    .array("updates", &arr.finish_bytes())
+                    .bool("ordered", true)
+                    .bool("bypassDocumentValidation", true)
+                    .bool("bypassEmptyTsReplacement", true);
+            } else {
+                cmd.str("delete", &t.coll)
+                    .array("deletes", &arr.finish_bytes())
+                    .bool("ordered", true);
+            }
+            let reply = db
+                .run_raw_command(cmd.finish())
+                .await
+                .map_err(|e| anyhow!("{}", crate::mongo::errors::describe(&e)))
+                .with_context(|| what(None))?;
+            raw_write::outcome_of(&reply, 0).with_context(|| what(None))?
+        };
+        if let Some(e) = outcome.errors.first() {
+            return Err(anyhow!("code {}: {}", e.code, e.message))
+                .with_context(|| what(ids.get(e.index)));
         }
         Ok(())
     }
@@ -228,6 +286,7 @@ impl Applier {
                 self.state.forget_relaxed(&t, None).await?;
             }
             Op::Upsert { .. }
+            | Op::Lookup { .. }
             | Op::Delete { .. }
             | Op::Gone { .. }
             | Op::Rename { .. }
@@ -360,15 +419,31 @@ impl Applier {
     }
 }
 
-/// A replacement with upsert: the document as the source holds it. A document with a
-/// top-level `$` field name would read as update operators, so it goes in as a literal.
-fn upsert_stmt(id: &Bson, d: &Document) -> Document {
-    let u = if d.keys().any(|k| k.starts_with('$')) {
-        Bson::Array(vec![Bson::Document(
-            doc! { "$replaceWith": { "$literal": d.clone() } },
-        )])
-    } else {
-        Bson::Document(d.clone())
-    };
-    doc! { "q": { "_id": id.clone() }, "u": u, "upsert": true }
+/// The statements that make the target hold `doc` for `id`: a replacement with upsert (the
+/// document as the source holds it). A document with a top-level `$` field name would read
+/// as update operators, and a pipeline's `$literal` would rebuild it, so it is deleted and
+/// inserted again as its bytes instead.
+fn upsert_stmts(id: &RawId, doc: &RawDocumentBuf) -> Vec<(RunKind, Vec<u8>, RawId)> {
+    let dollar =
+        rawbson::iter(doc.as_bytes()).any(|e| e.is_ok_and(|e| e.key.first() == Some(&b'$')));
+    if dollar {
+        return vec![
+            (RunKind::Delete, delete_stmt(id), id.clone()),
+            (RunKind::Insert, doc.as_bytes().to_vec(), id.clone()),
+        ];
+    }
+    let mut b = rawbson::Builder::with_capacity(doc.as_bytes().len() + id.value.len() + 64);
+    b.doc("q", &id.filter())
+        .doc("u", doc.as_bytes())
+        .bool("upsert", true)
+        .doc("collation", &rawbson::simple_collation());
+    vec![(RunKind::Upsert, b.finish_bytes(), id.clone())]
+}
+
+fn delete_stmt(id: &RawId) -> Vec<u8> {
+    let mut b = rawbson::Builder::new();
+    b.doc("q", &id.filter())
+        .i32("limit", 1)
+        .doc("collation", &rawbson::simple_collation());
+    b.finish_bytes()
 }

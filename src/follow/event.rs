@@ -2,11 +2,61 @@
 //! updateLookup`) turned into the operation that brings the target in line with it.
 //! Every operation is idempotent: the copy may already hold the change, and a tail
 //! restarted from its last checkpoint applies the events after it once more.
+//!
+//! Events arrive as raw bytes and documents stay raw: the document the source holds is
+//! written as the source sent it (duplicate field names, regex flags in their order,
+//! strings the server stored with invalid UTF-8, odd binary subtypes). Only the event's own
+//! small fields (operation, namespace, times, DDL descriptions) are decoded.
 
 use anyhow::{bail, Context, Result};
-use mongodb::bson::{Bson, Document, Timestamp};
+use mongodb::bson::{Bson, Document, RawDocument, RawDocumentBuf, Timestamp};
 
 use crate::namespace::Namespace;
+use crate::rawbson;
+
+/// A document's `_id` as the source stores it: type byte and value bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawId {
+    pub kind: u8,
+    pub value: Vec<u8>,
+}
+
+impl RawId {
+    pub fn of(e: &rawbson::Elem<'_>) -> RawId {
+        RawId {
+            kind: e.kind,
+            value: e.value.to_vec(),
+        }
+    }
+
+    /// `{_id: <value>}`, for a filter.
+    pub fn filter(&self) -> Vec<u8> {
+        let mut b = rawbson::Builder::with_capacity(self.value.len() + 8);
+        b.raw(b"_id", self.kind, &self.value);
+        b.finish_bytes()
+    }
+
+    /// For messages: the value as extended JSON when it decodes, its bytes in hex otherwise.
+    pub fn describe(&self) -> String {
+        let doc = self.filter();
+        match RawDocument::from_bytes(&doc)
+            .ok()
+            .and_then(|d| Document::try_from(d).ok())
+            .and_then(|d| d.get("_id").cloned())
+        {
+            Some(v) => v.into_relaxed_extjson().to_string(),
+            None => format!(
+                "<BSON type 0x{:02x}, bytes {}>",
+                self.kind,
+                self.value
+                    .iter()
+                    .take(64)
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            ),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -14,12 +64,18 @@ pub enum Op {
     /// looked-up current state), written over whatever the target holds for its `_id`.
     Upsert {
         ns: Namespace,
-        id: Bson,
-        doc: Document,
+        id: RawId,
+        doc: RawDocumentBuf,
+    },
+    /// A change whose document was too large to travel inside its event (the event would
+    /// pass the 16 MB limit): the reader looks the document up on the source itself.
+    Lookup {
+        ns: Namespace,
+        id: RawId,
     },
     Delete {
         ns: Namespace,
-        id: Bson,
+        id: RawId,
     },
     /// An update whose document no longer existed when the server looked it up: a later
     /// event (its delete, or its collection's drop or rename) brings the target in line.
@@ -65,6 +121,42 @@ pub struct Event {
     pub wall_ms: Option<i64>,
 }
 
+/// The parts of an event we read: its small fields decoded, the document ones raw.
+#[derive(Default)]
+struct Parts<'a> {
+    small: Document,
+    document_key: Option<&'a [u8]>,
+    /// The fullDocument element (a document, or null when an update's lookup found none).
+    full: Option<rawbson::Elem<'a>>,
+}
+
+fn split(ev: &[u8]) -> Result<Parts<'_>> {
+    let mut p = Parts::default();
+    for e in rawbson::iter(ev) {
+        let e = e.context("a change event with broken BSON framing")?;
+        match &*e.key_text() {
+            "fullDocument" => p.full = Some(e),
+            "documentKey" => p.document_key = e.as_doc(),
+            // Not read: the document as it is now is what gets written.
+            "updateDescription" | "fullDocumentBeforeChange" | "_id" => {}
+            key => {
+                let mut one = rawbson::Builder::new();
+                one.elem(&e);
+                let d = RawDocument::from_bytes(&one.finish_bytes()[..])
+                    .and_then(Document::try_from)
+                    .map(|mut d| d.remove(key).unwrap_or(Bson::Null));
+                match d {
+                    Ok(v) => {
+                        p.small.insert(key.to_string(), v);
+                    }
+                    Err(err) => bail!("the change event's field {key} does not decode: {err}"),
+                }
+            }
+        }
+    }
+    Ok(p)
+}
+
 fn ns_of(ev: &Document, field: &str) -> Result<Namespace> {
     let ns = ev
         .get_document(field)
@@ -76,16 +168,17 @@ fn ns_of(ev: &Document, field: &str) -> Result<Namespace> {
     Ok(Namespace::new(db, coll))
 }
 
-fn id_of(ev: &Document) -> Result<Bson> {
-    ev.get_document("documentKey")
-        .ok()
-        .and_then(|k| k.get("_id").cloned())
-        .context("change event without documentKey._id")
+fn id_of(p: &Parts<'_>) -> Result<RawId> {
+    let key = p.document_key.context("change event without documentKey")?;
+    let id = rawbson::find(key, "_id")?.context("change event without documentKey._id")?;
+    Ok(RawId::of(&id))
 }
 
 /// Parse one event. Events the tail cannot apply faithfully are errors that say what
 /// happened on the source, so the tail stops instead of skipping them.
-pub fn parse(ev: &Document) -> Result<Event> {
+pub fn parse(raw: &RawDocument) -> Result<Event> {
+    let p = split(raw.as_bytes())?;
+    let ev = &p.small;
     let kind = ev
         .get_str("operationType")
         .context("change event without operationType")?;
@@ -102,32 +195,26 @@ pub fn parse(ev: &Document) -> Result<Event> {
             .unwrap_or_default()
     };
     let op = match kind {
-        "insert" | "replace" => {
+        "insert" | "replace" | "update" => {
             let ns = ns_of(ev, "ns")?;
-            let doc = ev
-                .get_document("fullDocument")
-                .with_context(|| format!("{kind} event on {ns} without fullDocument"))?
-                .clone();
-            Op::Upsert {
-                id: id_of(ev)?,
-                ns,
-                doc,
-            }
-        }
-        "update" => {
-            let ns = ns_of(ev, "ns")?;
-            match ev.get("fullDocument") {
-                Some(Bson::Document(d)) => Op::Upsert {
-                    id: id_of(ev)?,
+            let id = id_of(&p)?;
+            match p.full {
+                Some(e) if e.kind == 0x03 => Op::Upsert {
+                    doc: RawDocumentBuf::from_bytes(e.value.to_vec()).with_context(|| {
+                        format!("the {kind} event of {ns} _id {}", id.describe())
+                    })?,
                     ns,
-                    doc: d.clone(),
+                    id,
                 },
-                _ => Op::Gone { ns },
+                // updateLookup found nothing: the document is gone by now.
+                Some(_) if kind == "update" => Op::Gone { ns },
+                // Left out by our pipeline because it was too large to carry.
+                _ => Op::Lookup { ns, id },
             }
         }
         "delete" => Op::Delete {
             ns: ns_of(ev, "ns")?,
-            id: id_of(ev)?,
+            id: id_of(&p)?,
         },
         "create" => {
             let ns = ns_of(ev, "ns")?;
@@ -190,6 +277,7 @@ impl Op {
     pub fn ns(&self) -> Namespace {
         match self {
             Op::Upsert { ns, .. }
+            | Op::Lookup { ns, .. }
             | Op::Delete { ns, .. }
             | Op::Gone { ns }
             | Op::Create { ns, .. }
@@ -221,7 +309,18 @@ mod tests {
     use mongodb::bson::doc;
 
     fn base(kind: &str) -> Document {
-        doc! { "operationType": kind, "clusterTime": Timestamp { time: 10, increment: 2 }, "ns": { "db": "d", "coll": "c" } }
+        doc! { "_id": { "_data": "82" }, "operationType": kind, "clusterTime": Timestamp { time: 10, increment: 2 }, "ns": { "db": "d", "coll": "c" } }
+    }
+
+    fn raw(d: &Document) -> RawDocumentBuf {
+        RawDocumentBuf::from_document(d).unwrap()
+    }
+
+    fn id(v: i32) -> RawId {
+        RawId {
+            kind: 0x10,
+            value: v.to_le_bytes().to_vec(),
+        }
     }
 
     #[test]
@@ -229,24 +328,59 @@ mod tests {
         let mut e = base("insert");
         e.insert("documentKey", doc! { "_id": 1 });
         e.insert("fullDocument", doc! { "_id": 1, "a.b": 2 });
-        let ev = parse(&e).unwrap();
+        let ev = parse(&raw(&e)).unwrap();
         assert_eq!(ev.time.time, 10);
-        assert!(matches!(ev.op, Op::Upsert { ref doc, .. } if doc.get_i32("a.b") == Ok(2)));
+        assert!(
+            matches!(ev.op, Op::Upsert { ref doc, ref id, .. } if doc.get_i32("a.b") == Ok(2) && *id == super::tests::id(1))
+        );
 
         let mut u = base("update");
         u.insert("documentKey", doc! { "_id": 1 });
         u.insert("fullDocument", Bson::Null);
-        assert!(matches!(parse(&u).unwrap().op, Op::Gone { .. }));
+        assert!(matches!(parse(&raw(&u)).unwrap().op, Op::Gone { .. }));
 
-        let mut d = base("delete");
-        d.insert("documentKey", doc! { "_id": "x" });
+        // Left out by the pipeline (too large): looked up.
+        let mut big = base("update");
+        big.insert("documentKey", doc! { "_id": 1 });
         assert_eq!(
-            parse(&d).unwrap().op,
-            Op::Delete {
+            parse(&raw(&big)).unwrap().op,
+            Op::Lookup {
                 ns: Namespace::new("d", "c"),
-                id: Bson::String("x".into())
+                id: id(1)
             }
         );
+
+        let mut d = base("delete");
+        d.insert("documentKey", doc! { "_id": 7 });
+        assert_eq!(
+            parse(&raw(&d)).unwrap().op,
+            Op::Delete {
+                ns: Namespace::new("d", "c"),
+                id: id(7)
+            }
+        );
+    }
+
+    /// A document with a duplicate field name and a string of invalid UTF-8 passes through
+    /// byte for byte.
+    #[test]
+    fn documents_stay_raw() {
+        let mut full = rawbson::Builder::new();
+        full.i32("_id", 1).i32("x", 1).i32("x", 2);
+        full.raw(b"s", 0x02, &[2, 0, 0, 0, 0xff, 0]);
+        let full = full.finish_bytes();
+        let mut ev = rawbson::Builder::new();
+        let b = raw(&base("insert"));
+        for e in rawbson::elements(b.as_bytes()).unwrap() {
+            ev.elem(&e);
+        }
+        ev.doc("documentKey", raw(&doc! { "_id": 1 }).as_bytes());
+        ev.doc("fullDocument", &full);
+        let parsed = parse(&ev.finish()).unwrap();
+        match parsed.op {
+            Op::Upsert { doc, .. } => assert_eq!(doc.as_bytes(), &full[..]),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -254,7 +388,7 @@ mod tests {
         let mut r = base("rename");
         r.insert("to", doc! { "db": "d", "coll": "e" });
         assert_eq!(
-            parse(&r).unwrap().op,
+            parse(&raw(&r)).unwrap().op,
             Op::Rename {
                 from: Namespace::new("d", "c"),
                 to: Namespace::new("d", "e")
@@ -265,7 +399,7 @@ mod tests {
             "operationDescription",
             doc! { "viewOn": "system.buckets.c", "pipeline": [] },
         );
-        let err = parse(&ts).unwrap_err().to_string();
+        let err = parse(&raw(&ts)).unwrap_err().to_string();
         assert!(err.contains("time-series"), "{err}");
         let mut di = base("dropIndexes");
         di.insert(
@@ -273,13 +407,23 @@ mod tests {
             doc! { "indexes": [ { "name": "a_1", "key": { "a": 1 } } ] },
         );
         assert_eq!(
-            parse(&di).unwrap().op,
+            parse(&raw(&di)).unwrap().op,
             Op::DropIndexes {
                 ns: Namespace::new("d", "c"),
                 names: vec!["a_1".into()]
             }
         );
-        assert!(parse(&base("reshardCollection")).is_err());
+        assert!(parse(&raw(&base("reshardCollection"))).is_err());
+    }
+
+    #[test]
+    fn ids_for_people() {
+        assert_eq!(id(5).describe(), "5");
+        let bad = RawId {
+            kind: 0x02,
+            value: vec![2, 0, 0, 0, 0xff, 0],
+        };
+        assert!(bad.describe().contains("0x02"), "{}", bad.describe());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use mongodb::bson::{doc, Bson, Document, Timestamp};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::options::FullDocumentType;
 use mongodb::Client;
@@ -58,6 +58,25 @@ fn pipeline(sel: &Selection) -> Vec<Document> {
         doc! { "$in": sel.dbs.clone() }
     };
     vec![doc! { "$match": { "ns.db": db_match } }]
+}
+
+/// A document larger than this is left out of its event and looked up by the tail: the
+/// event around it (resume token, namespace, key) would pass the 16 MB a change stream can
+/// return, which on 6.0 (no `$changeStreamSplitLargeEvent`) kills the stream for good.
+const EVENT_DOC_LIMIT: i64 = 15 * 1024 * 1024;
+
+/// The tail's pipeline: the followed databases; no update description (the tail writes the
+/// document as the source holds it, so the description is never read, and a `$set` of a
+/// large field would double the event's size); a document too large to travel left out.
+fn tail_pipeline(sel: &Selection) -> Vec<Document> {
+    let mut p = pipeline(sel);
+    p.push(doc! { "$unset": ["updateDescription"] });
+    p.push(doc! { "$set": { "fullDocument": { "$cond": [
+        { "$gt": [ { "$bsonSize": "$fullDocument" }, EVENT_DOC_LIMIT ] },
+        "$$REMOVE",
+        "$fullDocument"
+    ] } } });
+    p
 }
 
 /// Note the source's current position before anything is copied: every change after it
@@ -218,14 +237,14 @@ impl Tail {
         let stream = self
             .source
             .watch()
-            .pipeline(pipeline(&self.applier.selection))
+            .pipeline(tail_pipeline(&self.applier.selection))
             .show_expanded_events(true)
             .full_document(FullDocumentType::UpdateLookup)
             .start_after(start)
             .max_await_time(AWAIT)
             .await
             .map_err(|e| stream_error(e, position))?
-            .with_type::<Document>();
+            .with_type::<RawDocumentBuf>();
         // Reading runs ahead of applying (bounded), so the next events arrive while the
         // last batch is written.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Read>>(QUEUED_EVENTS);
@@ -342,15 +361,23 @@ const HEARTBEAT: Duration = Duration::from_millis(700);
 
 async fn read(
     source: Client,
-    mut stream: mongodb::change_stream::ChangeStream<Document>,
+    mut stream: mongodb::change_stream::ChangeStream<RawDocumentBuf>,
     tx: tokio::sync::mpsc::Sender<Result<Read>>,
     position: Option<u32>,
 ) {
     loop {
         let msg = match stream.next_if_any().await {
             Ok(Some(ev)) => {
-                let token = ev.get("_id").cloned().unwrap_or(Bson::Null);
-                event::parse(&ev)
+                // The driver moves its position to each event it hands out.
+                let token = stream
+                    .resume_token()
+                    .and_then(|t| mongodb::bson::to_bson(&t).ok())
+                    .unwrap_or(Bson::Null);
+                let parsed = match event::parse(&ev) {
+                    Ok(e) => resolve(&source, e).await,
+                    Err(e) => Err(e),
+                };
+                parsed
                     .with_context(|| {
                         format!(
                             "reading a change of the source ({})",
@@ -383,6 +410,30 @@ async fn read(
             return;
         }
     }
+}
+
+/// A change whose document did not travel in its event: read the document as the source
+/// holds it now (as updateLookup would have), or learn that it is gone.
+async fn resolve(source: &Client, mut ev: event::Event) -> Result<event::Event> {
+    if let event::Op::Lookup { ns, id } = &ev.op {
+        let doc = crate::mongo::raw_read::by_id(source, ns, &id.filter())
+            .await
+            .with_context(|| {
+                format!(
+                    "looking up {ns} _id {} on the source (its change was too large to travel in the event)",
+                    id.describe()
+                )
+            })?;
+        ev.op = match doc {
+            Some(doc) => event::Op::Upsert {
+                ns: ns.clone(),
+                id: id.clone(),
+                doc,
+            },
+            None => event::Op::Gone { ns: ns.clone() },
+        };
+    }
+    Ok(ev)
 }
 
 /// Marks a run as stopped or failed in its record, for `migrate status`.

@@ -36,6 +36,12 @@ pub struct Collection {
     pub expected_docs: Option<u64>,
 }
 
+impl Collection {
+    pub fn is_capped(&self) -> bool {
+        self.options.get_bool("capped").unwrap_or(false)
+    }
+}
+
 /// How a load treats the target; one per command run.
 pub struct Loader {
     pub client: Client,
@@ -110,23 +116,20 @@ impl Loader {
     /// Insert the batches that arrive on `rx` into `t` (a time-series collection's buckets
     /// into its bucket collection). `tolerate_duplicates` counts duplicate-key rejections
     /// instead of failing: for `--append`, and for redoing a part a killed run had begun.
-    pub async fn insert(
+    /// A capped collection's order is its content (`$natural`, what ages out first), so it
+    /// is loaded by one writer in the order the batches arrive.
+    pub fn insert(
         &self,
-        kind: Kind,
+        c: &Collection,
         t: &Namespace,
         rx: mpsc::Receiver<Batch>,
         tolerate_duplicates: bool,
         task: TaskProgress,
-    ) -> Result<InsertStats> {
-        raw_write::insert_all(
-            &self.client,
-            &kind.data_ns(t),
-            rx,
-            self.workers,
-            self.append || tolerate_duplicates,
-            task,
-        )
-        .await
+    ) -> impl std::future::Future<Output = Result<InsertStats>> + '_ {
+        let workers = if c.is_capped() { 1 } else { self.workers };
+        let ns = c.kind.data_ns(t);
+        let tolerate = self.append || tolerate_duplicates;
+        async move { raw_write::insert_all(&self.client, &ns, rx, workers, tolerate, task).await }
     }
 
     /// After the data: build the indexes, count what the target holds, compare it with what

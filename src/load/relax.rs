@@ -76,7 +76,9 @@ pub fn seconds(v: Option<&Bson>) -> Option<i64> {
 /// An index spec as the target gets it while following, and what was relaxed.
 pub fn index(ns: &Namespace, spec: &Document) -> (Document, Option<Relaxed>) {
     let name = spec.get_str("name").unwrap_or_default();
-    if name == "_id_" {
+    // The `_id` index, and a clustered collection's clustered index (whatever its name:
+    // it is created with the collection and must stay unique), are never relaxed.
+    if name == "_id_" || spec.get_bool("clustered").unwrap_or(false) {
         return (spec.clone(), None);
     }
     let mut out = spec.clone();

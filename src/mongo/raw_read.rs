@@ -130,3 +130,30 @@ pub async fn stream_documents(
     sink.finish().await?;
     Ok(stats)
 }
+
+/// The document with this `_id` (`filter` is `{_id: <raw value>}`), as raw bytes, or None.
+/// Compared with the simple collation: under a collection's default collation `"A"` would
+/// also find `"a"`.
+pub async fn by_id(
+    client: &Client,
+    ns: &Namespace,
+    filter: &[u8],
+) -> Result<Option<mongodb::bson::RawDocumentBuf>> {
+    let mut cmd = crate::rawbson::Builder::new();
+    cmd.str("find", &ns.coll)
+        .doc("filter", filter)
+        .i32("limit", 1)
+        .bool("singleBatch", true)
+        .doc("collation", &crate::rawbson::simple_collation());
+    let mut cursor = client
+        .database(&ns.db)
+        .run_raw_cursor_command(cmd.finish())
+        .await
+        .with_context(|| format!("finding a document of {ns}"))?
+        .with_type::<mongodb::bson::RawDocumentBuf>();
+    cursor
+        .next()
+        .await
+        .transpose()
+        .with_context(|| format!("reading a document of {ns}"))
+}

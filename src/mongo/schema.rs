@@ -24,11 +24,14 @@ pub async fn create(client: &Client, ns: &Namespace, options: &Document) -> Resu
     Ok(())
 }
 
-/// Index specs to build: everything but `_id_` (made by create), without the legacy `ns` field.
+/// Index specs to build: everything but `_id_` and a clustered index (both made by
+/// create, the clustered one from the `clusteredIndex` option whatever its name), without
+/// the legacy `ns` field.
 pub fn buildable(indexes: &[Document]) -> Vec<Document> {
     indexes
         .iter()
         .filter(|i| i.get_str("name").ok() != Some("_id_"))
+        .filter(|i| !i.get_bool("clustered").unwrap_or(false))
         .map(|i| {
             let mut i = i.clone();
             i.remove("ns");

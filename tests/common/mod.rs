@@ -475,3 +475,87 @@ pub fn numbered(uri: &str, db: &str, coll: &str, outer: i64, inner: i64, pad: &s
         seed.drop().await.unwrap();
     });
 }
+
+/// Documents a server stores but a decoder would change or refuse, as raw BSON, with
+/// `_id`s from `first`: a top-level `Timestamp(0, 0)`, duplicate field names, regex flags
+/// out of order, a string of invalid UTF-8, a binary subtype 2 whose inner length is off,
+/// -0.0 and a NaN with a payload, and a top-level `$` field name.
+#[allow(dead_code)]
+pub fn odd_docs(first: i32) -> Vec<mongodb::bson::RawDocumentBuf> {
+    use mongoshift::rawbson::Builder;
+    let doc = |i: i32, f: &dyn Fn(&mut Builder)| {
+        let mut b = Builder::new();
+        b.i32("_id", first + i);
+        f(&mut b);
+        b.finish()
+    };
+    vec![
+        doc(0, &|b| {
+            b.raw(b"ts", 0x11, &[0; 8]);
+            b.raw(b"later", 0x11, &[0; 8]);
+        }),
+        doc(1, &|b| {
+            b.i32("x", 1).i32("x", 2);
+        }),
+        doc(2, &|b| {
+            b.raw(b"re", 0x0B, b"a.c\0xsmi\0");
+        }),
+        doc(3, &|b| {
+            b.raw(b"bad", 0x02, &[3, 0, 0, 0, 0xff, 0xfe, 0]);
+        }),
+        doc(4, &|b| {
+            // Subtype 2 declares 9 inner bytes but holds 2.
+            b.raw(b"bin", 0x05, &[6, 0, 0, 0, 2, 9, 0, 0, 0, 1, 2]);
+        }),
+        doc(5, &|b| {
+            b.raw(b"negzero", 0x01, &(-0.0f64).to_le_bytes());
+            b.raw(b"nan", 0x01, &0x7ff8_dead_beef_0001u64.to_le_bytes());
+        }),
+        doc(6, &|b| {
+            b.i32("$dollar", 1).i32("a.b", 2).i32("", 3);
+        }),
+    ]
+}
+
+/// Insert raw documents unchanged (empty timestamps kept), as mongoshift does.
+#[allow(dead_code)]
+pub fn insert_raw(uri: &str, db: &str, coll: &str, docs: &[mongodb::bson::RawDocumentBuf]) {
+    block_on(async {
+        let c = client(uri).await;
+        let out = mongoshift::mongo::raw_write::insert_raw(&c.database(db), coll, docs)
+            .await
+            .expect("inserting raw documents");
+        assert!(out.errors.is_empty(), "{}", out.summary());
+    })
+}
+
+/// Every document of `db.coll` as its raw bytes, in `_id` order or in `$natural` order.
+#[allow(dead_code)]
+pub fn raw_docs(uri: &str, db: &str, coll: &str, natural: bool) -> Vec<Vec<u8>> {
+    use futures::TryStreamExt;
+    block_on(async {
+        let c = client(uri).await;
+        let order = if natural {
+            mongodb::bson::doc! { "$natural": 1 }
+        } else {
+            mongodb::bson::doc! { "_id": 1 }
+        };
+        let coll = c
+            .database(db)
+            .collection::<mongodb::bson::RawDocumentBuf>(coll);
+        let mut find = coll.find(mongodb::bson::doc! {});
+        find = if natural {
+            find.hint(mongodb::options::Hint::Keys(order))
+        } else {
+            find.sort(order)
+        };
+        find.await
+            .expect("reading raw documents")
+            .try_collect::<Vec<_>>()
+            .await
+            .expect("reading raw documents")
+            .into_iter()
+            .map(|d| d.into_bytes())
+            .collect()
+    })
+}

@@ -180,7 +180,7 @@ impl Copier {
         );
         // A range a killed run had begun may already be partly in the target: its
         // documents come back as duplicate keys, which are expected, not errors.
-        let ins = self.loader.insert(c.kind, t, rx, resumed, task);
+        let ins = self.loader.insert(c, t, rx, resumed, task);
         let (read, ins) = tokio::join!(read, ins);
         let (read, ins) = match (read, ins) {
             (Ok(r), Ok(i)) => (r, i),
