@@ -989,3 +989,140 @@ fn the_tail_carries_odd_and_large_documents_unchanged() {
         "options and indexes after finalize"
     );
 }
+
+/// Issue 28's index cases under a live tail: following an empty database; a unique and a
+/// non-unique index on the same key created while following (the relaxed unique one would
+/// twin the other: deferred to finalize, the tail goes on); `collMod prepareUnique` held
+/// back and applied by finalize; a finalize that cannot make an index unique restores the
+/// rest, names the duplicates and can run again; a fresh run forgets an old run's relaxed
+/// indexes.
+#[test]
+fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
+    let (rs, atlas) = (&servers().rs_uri, &servers().atlas_uri);
+    let db = common::unique_db("fwidx");
+    let dir = tempdir();
+    let dbs = [db.as_str()];
+    // Nothing exists yet: a normal start.
+    let child = start_follow(dir.path(), &[(&db, &db)], &[]);
+    wait_for("the tail", Duration::from_secs(60), || {
+        status(dir.path(), &dbs)["phase"] == "following"
+    });
+    block_on(async {
+        let d = client(rs).await.database(&db);
+        d.run_command(doc! { "createIndexes": "twins", "indexes": [
+            { "key": { "i": 1 }, "name": "unique_idx", "unique": true },
+        ] })
+        .await
+        .unwrap();
+        d.run_command(doc! { "createIndexes": "twins", "indexes": [
+            { "key": { "i": 1 }, "name": "non_unique_idx" },
+            { "key": { "p": 1 }, "name": "p_1" },
+            { "key": { "at": 1 }, "name": "at_ttl", "expireAfterSeconds": 3600 },
+        ] })
+        .await
+        .unwrap();
+        d.run_command(
+            doc! { "collMod": "twins", "index": { "name": "p_1", "prepareUnique": true } },
+        )
+        .await
+        .unwrap();
+        d.collection::<Document>("twins")
+            .insert_many((0..100).map(|i| doc! { "_id": i, "i": i, "p": i, "at": DateTime::now() }))
+            .await
+            .unwrap();
+    });
+    let s = wait_caught_up(dir.path(), &dbs);
+    assert_eq!(
+        s["phase"], "following",
+        "the twin index must not stop the tail: {s}"
+    );
+    assert_eq!(hashes(rs, &db), hashes(atlas, &db));
+    // While following, prepareUnique is held back: a duplicate the source would refuse
+    // must not be refused by the target mid-tail.
+    let during = schema_of(atlas, &db);
+    assert!(
+        during["twins"]
+            .1
+            .iter()
+            .all(|i| i.get("prepareUnique").is_none()),
+        "{during:?}"
+    );
+    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+    assert_eq!(exit_of(child, dir.path()), 0);
+    // A duplicate planted on the target breaks unique_idx at finalize.
+    block_on(async {
+        client(atlas)
+            .await
+            .database(&db)
+            .collection::<Document>("twins")
+            .insert_one(doc! { "_id": 1000, "i": 5, "p": 1000 })
+            .await
+            .unwrap();
+    });
+    let fin = control(dir.path(), "finalize", &dbs, &[]);
+    fin.assert_code(1);
+    assert!(
+        fin.stderr.contains("unique_idx")
+            && fin.stderr.contains("1000")
+            && fin.stderr.contains("finalize can run again"),
+        "{}",
+        fin.stderr
+    );
+    // Everything else was restored regardless.
+    let after = schema_of(atlas, &db);
+    let ix = |name: &str| {
+        after["twins"]
+            .1
+            .iter()
+            .find(|i| i["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(ix("at_ttl")["expireAfterSeconds"], 3600, "{after:?}");
+    assert_eq!(ix("p_1")["prepareUnique"], true, "{after:?}");
+    block_on(async {
+        client(atlas)
+            .await
+            .database(&db)
+            .collection::<Document>("twins")
+            .delete_one(doc! { "_id": 1000 })
+            .await
+            .unwrap();
+    });
+    control(dir.path(), "finalize", &dbs, &[]).assert_code(0);
+    assert_eq!(
+        schema_of(rs, &db),
+        schema_of(atlas, &db),
+        "options and indexes after finalize"
+    );
+    assert_eq!(hashes(rs, &db), hashes(atlas, &db));
+
+    // A run stopped without finalize, then a fresh --drop run: the old TTL record is gone.
+    let child = start_follow(dir.path(), &[(&db, &db)], &["--drop"]);
+    wait_for("the tail", Duration::from_secs(60), || {
+        status(dir.path(), &dbs)["phase"] == "following"
+    });
+    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+    assert_eq!(exit_of(child, dir.path()), 0);
+    block_on(async {
+        let d = client(rs).await.database(&db);
+        d.run_command(doc! { "dropIndexes": "twins", "index": "at_ttl" })
+            .await
+            .unwrap();
+        d.run_command(doc! { "createIndexes": "twins", "indexes": [ { "key": { "at": 1 }, "name": "at_ttl" } ] })
+            .await
+            .unwrap();
+    });
+    let child = start_follow(dir.path(), &[(&db, &db)], &["--drop"]);
+    wait_for("the fresh tail", Duration::from_secs(60), || {
+        status(dir.path(), &dbs)["phase"] == "following"
+    });
+    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+    assert_eq!(exit_of(child, dir.path()), 0);
+    control(dir.path(), "finalize", &dbs, &[]).assert_code(0);
+    assert_eq!(
+        schema_of(rs, &db),
+        schema_of(atlas, &db),
+        "no stale TTL after a fresh run"
+    );
+}

@@ -253,15 +253,7 @@ impl Applier {
                 }
             }
             Op::CreateIndexes { indexes, .. } => {
-                let mut specs = Vec::new();
-                for spec in schema::buildable(indexes) {
-                    let (spec, r) = relax::index(&t, &spec);
-                    if let Some(r) = r {
-                        self.state.save_relaxed(&r).await?;
-                    }
-                    specs.push(spec);
-                }
-                schema::create_indexes(&self.target, &t, specs).await?;
+                relax::build(&self.target, &t, schema::buildable(indexes), &self.state).await?;
             }
             Op::DropIndexes { names, .. } => {
                 for name in names {
@@ -309,25 +301,25 @@ impl Applier {
                     };
                     let ttl = ix.remove("expireAfterSeconds");
                     let unique = ix.remove("unique");
-                    ix.remove("prepareUnique");
-                    if ttl.is_some() || unique.is_some() {
+                    // Held back like unique itself: applied now, it would refuse changes
+                    // that arrive in another order than the source saw them.
+                    let prepare = ix.remove("prepareUnique");
+                    if ttl.is_some() || unique.is_some() || prepare.is_some() {
                         let mut r = self
                             .state
                             .relaxed()
                             .await?
                             .into_iter()
                             .find(|r| r.ns == *t && r.index.as_deref() == Some(&name))
-                            .unwrap_or(relax::Relaxed {
-                                ns: t.clone(),
-                                index: Some(name.clone()),
-                                expire_after_seconds: None,
-                                unique: false,
-                            });
+                            .unwrap_or(relax::Relaxed::none(t, Some(&name)));
                         if let Some(s) = relax::seconds(ttl.as_ref()) {
                             r.expire_after_seconds = Some(s);
                         }
                         if unique == Some(Bson::Boolean(true)) {
                             r.unique = true;
+                        }
+                        if let Some(Bson::Boolean(p)) = prepare {
+                            r.prepare_unique = p;
                         }
                         self.state.save_relaxed(&r).await?;
                     }
@@ -339,12 +331,7 @@ impl Applier {
                     }
                 }
                 ("expireAfterSeconds", v) => {
-                    let mut r = relax::Relaxed {
-                        ns: t.clone(),
-                        index: None,
-                        expire_after_seconds: None,
-                        unique: false,
-                    };
+                    let mut r = relax::Relaxed::none(t, None);
                     r.expire_after_seconds = relax::seconds(Some(v));
                     self.state.save_relaxed(&r).await?;
                 }

@@ -79,14 +79,41 @@ pub async fn stop(rec: &Record, wait: Duration) -> Result<Run> {
 }
 
 /// Give the target back the TTL and unique indexes relaxed while `run` followed, and clear
-/// its load state. Returns what was restored, described.
+/// its load state. Returns what was restored, described. Every index that can be restored
+/// is; each that cannot stays recorded (so that finalize can run again once the cause is
+/// fixed) and the error names them all.
 pub async fn restore_relaxed(target: &Client, run: &Run) -> Result<Vec<String>> {
     let store = StateStore::new(target, state::MIGRATE, &run.run);
     let mut restored = Vec::new();
+    let mut failed = Vec::new();
     for r in store.relaxed().await? {
-        if relax::restore(target, &r).await? {
-            restored.push(r.describe());
+        match relax::restore(target, &r).await {
+            Ok(true) => {
+                restored.push(r.describe());
+                store
+                    .forget_relaxed(&r.ns, Some(r.index.as_deref().unwrap_or("")))
+                    .await?;
+            }
+            Ok(false) => {
+                store
+                    .forget_relaxed(&r.ns, Some(r.index.as_deref().unwrap_or("")))
+                    .await?
+            }
+            Err(e) => failed.push(format!("{e:#}")),
         }
+    }
+    if !failed.is_empty() {
+        let done = if restored.is_empty() {
+            String::new()
+        } else {
+            format!(" (restored: {})", restored.join("; "))
+        };
+        anyhow::bail!(
+            "{} relaxed index(es) could not be restored{done}:\n  {}\nThe rest is restored; these stay recorded, \
+             so `mongoshift migrate finalize` can run again once they are fixed",
+            failed.len(),
+            failed.join("\n  ")
+        );
     }
     store.clear().await?;
     Ok(restored)

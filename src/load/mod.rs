@@ -98,21 +98,6 @@ impl Loader {
         Ok(())
     }
 
-    /// The index specs to build on `t`: relaxed, and recorded as such, when a tail follows.
-    async fn index_specs(&self, c: &Collection, t: &Namespace) -> Result<Vec<Document>> {
-        let mut specs = schema::buildable(&c.indexes);
-        if self.relax {
-            for spec in specs.iter_mut() {
-                let (s, r) = relax::index(t, spec);
-                *spec = s;
-                if let Some(r) = r {
-                    self.state.save_relaxed(&r).await?;
-                }
-            }
-        }
-        Ok(specs)
-    }
-
     /// Insert the batches that arrive on `rx` into `t` (a time-series collection's buckets
     /// into its bucket collection). `tolerate_duplicates` counts duplicate-key rejections
     /// instead of failing: for `--append`, and for redoing a part a killed run had begun.
@@ -154,8 +139,12 @@ impl Loader {
         };
         if !self.no_indexes {
             let build = async {
-                let specs = self.index_specs(c, t).await?;
-                schema::create_indexes(&self.client, t, specs).await
+                let specs = schema::buildable(&c.indexes);
+                if self.relax {
+                    relax::build(&self.client, t, specs, &self.state).await
+                } else {
+                    schema::create_indexes(&self.client, t, specs).await
+                }
             };
             let built = tokio::select! {
                 r = build => r,

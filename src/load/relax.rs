@@ -6,7 +6,10 @@
 //! such indexes relaxed — TTL without `expireAfterSeconds`, unique as non-unique — records
 //! what it relaxed in the migration state, and `migrate finalize` restores each with
 //! `collMod` once the tail has stopped (a non-unique index becomes unique through
-//! `prepareUnique`, MongoDB 6.0+).
+//! `prepareUnique`, MongoDB 6.0+). A `prepareUnique` index is held without it for the same
+//! reason. A unique index whose relaxed form the target cannot hold (MongoDB 6.0 allows a
+//! unique and a non-unique index on the same key; relaxed, they would be twins) is not
+//! built while following but deferred: finalize builds it as the source defines it.
 
 use anyhow::{Context, Result};
 use mongodb::bson::{doc, Bson, Document};
@@ -22,6 +25,10 @@ pub struct Relaxed {
     pub index: Option<String>,
     pub expire_after_seconds: Option<i64>,
     pub unique: bool,
+    /// The source's index has `prepareUnique: true`.
+    pub prepare_unique: bool,
+    /// Not built at all while following: the source's whole spec, built by finalize.
+    pub deferred: Option<Document>,
 }
 
 impl Relaxed {
@@ -34,6 +41,12 @@ impl Relaxed {
         if let Some(s) = self.expire_after_seconds {
             d.insert("expireAfterSeconds", s);
         }
+        if self.prepare_unique {
+            d.insert("prepareUnique", true);
+        }
+        if let Some(spec) = &self.deferred {
+            d.insert("deferred", spec.clone());
+        }
         d
     }
 
@@ -43,7 +56,21 @@ impl Relaxed {
             index: d.get_str("index").ok().map(String::from),
             expire_after_seconds: seconds(d.get("expireAfterSeconds")),
             unique: d.get_bool("unique").unwrap_or(false),
+            prepare_unique: d.get_bool("prepareUnique").unwrap_or(false),
+            deferred: d.get_document("deferred").ok().cloned(),
         })
+    }
+
+    /// Nothing relaxed on `index` of `ns` yet.
+    pub fn none(ns: &Namespace, index: Option<&str>) -> Relaxed {
+        Relaxed {
+            ns: ns.clone(),
+            index: index.map(String::from),
+            expire_after_seconds: None,
+            unique: false,
+            prepare_unique: false,
+            deferred: None,
+        }
     }
 
     /// What finalize will do, for plans and reports.
@@ -53,11 +80,20 @@ impl Relaxed {
             None => format!("collection {}", self.ns),
         };
         let mut parts = Vec::new();
+        if self.deferred.is_some() {
+            parts.push(
+                "built (deferred while following: its relaxed form would twin another index)"
+                    .to_string(),
+            );
+        }
         if let Some(s) = self.expire_after_seconds {
             parts.push(format!("expireAfterSeconds {s}"));
         }
         if self.unique {
             parts.push("unique".to_string());
+        }
+        if self.prepare_unique {
+            parts.push("prepareUnique".to_string());
         }
         format!("{what}: {}", parts.join(", "))
     }
@@ -84,14 +120,15 @@ pub fn index(ns: &Namespace, spec: &Document) -> (Document, Option<Relaxed>) {
     let mut out = spec.clone();
     let ttl = seconds(out.remove("expireAfterSeconds").as_ref());
     let unique = matches!(out.remove("unique"), Some(Bson::Boolean(true)));
-    if ttl.is_none() && !unique {
+    let prepare_unique = matches!(out.remove("prepareUnique"), Some(Bson::Boolean(true)));
+    if ttl.is_none() && !unique && !prepare_unique {
         return (spec.clone(), None);
     }
     let relaxed = Relaxed {
-        ns: ns.clone(),
-        index: Some(name.to_string()),
         expire_after_seconds: ttl,
         unique,
+        prepare_unique,
+        ..Relaxed::none(ns, Some(name))
     };
     (out, Some(relaxed))
 }
@@ -104,14 +141,115 @@ pub fn options(ns: &Namespace, options: &Document) -> (Document, Option<Relaxed>
         Some(s) if options.contains_key("clusteredIndex") => (
             out,
             Some(Relaxed {
-                ns: ns.clone(),
-                index: None,
                 expire_after_seconds: Some(s),
-                unique: false,
+                ..Relaxed::none(ns, None)
             }),
         ),
         _ => (options.clone(), None),
     }
+}
+
+/// Build index specs on `t` while a tail follows: each relaxed where the source's spec would
+/// let the target change on its own, recorded in `state`. A relaxed spec the target cannot
+/// hold beside its other indexes (same key and options as another: IndexOptionsConflict or
+/// IndexKeySpecsConflict) is deferred to finalize instead of failing the load or the tail.
+/// Returns how many indexes were built.
+pub async fn build(
+    client: &Client,
+    t: &Namespace,
+    specs: Vec<Document>,
+    state: &crate::load::state::StateStore,
+) -> Result<usize> {
+    let mut pairs = Vec::new();
+    for spec in specs {
+        let (relaxed_spec, r) = index(t, &spec);
+        if let Some(r) = &r {
+            state.save_relaxed(r).await?;
+        }
+        pairs.push((spec, relaxed_spec, r));
+    }
+    let all: Vec<Document> = pairs.iter().map(|(_, s, _)| s.clone()).collect();
+    match crate::mongo::schema::create_indexes(client, t, all).await {
+        Ok(n) => return Ok(n),
+        Err(e) if !(pairs.iter().any(|p| p.2.is_some()) && twin_conflict(&e)) => return Err(e),
+        Err(_) => {}
+    }
+    // One by one: only a relaxed index is ever deferred.
+    let mut built = 0;
+    for (spec, relaxed_spec, r) in pairs {
+        match crate::mongo::schema::create_indexes(client, t, vec![relaxed_spec.clone()]).await {
+            Ok(n) => built += n,
+            Err(e) if !twin_conflict(&e) => return Err(e),
+            Err(e) => match r {
+                Some(mut r) => {
+                    r.deferred = Some(spec);
+                    state.save_relaxed(&r).await?;
+                }
+                // The twin is an index we built relaxed earlier (the tail saw the unique
+                // one first): that one is deferred instead, and this one built.
+                None => {
+                    if !defer_relaxed_twin(client, t, &relaxed_spec, state).await? {
+                        return Err(e);
+                    }
+                    built +=
+                        crate::mongo::schema::create_indexes(client, t, vec![relaxed_spec]).await?;
+                }
+            },
+        }
+    }
+    Ok(built)
+}
+
+/// Find the index on `t` with `spec`'s key that we built relaxed, drop it and record it as
+/// deferred (its source spec: the target's plus what was relaxed). False when there is none.
+async fn defer_relaxed_twin(
+    client: &Client,
+    t: &Namespace,
+    spec: &Document,
+    state: &crate::load::state::StateStore,
+) -> Result<bool> {
+    let key = spec.get_document("key").ok();
+    let on_target = crate::mongo::namespaces::indexes(client, &t.db, &t.coll).await?;
+    let recorded = state.relaxed().await?;
+    for ix in on_target
+        .iter()
+        .filter(|i| i.get_document("key").ok() == key)
+    {
+        let name = ix.get_str("name").unwrap_or_default();
+        let Some(mut r) = recorded
+            .iter()
+            .find(|r| r.ns == *t && r.index.as_deref() == Some(name) && r.deferred.is_none())
+            .cloned()
+        else {
+            continue;
+        };
+        let mut source = ix.clone();
+        if r.unique {
+            source.insert("unique", true);
+        }
+        if let Some(s) = r.expire_after_seconds {
+            source.insert("expireAfterSeconds", s);
+        }
+        if r.prepare_unique {
+            source.insert("prepareUnique", true);
+        }
+        client
+            .database(&t.db)
+            .run_command(doc! { "dropIndexes": &t.coll, "index": name })
+            .await
+            .with_context(|| format!("dropping the relaxed index {name} of {t} to defer it"))?;
+        r.deferred = Some(source);
+        state.save_relaxed(&r).await?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// The server refused an index because an equivalent one exists (codes 85, 86).
+fn twin_conflict(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<mongodb::error::Error>())
+        .any(|m| matches!(crate::mongo::errors::code(m), Some(85 | 86)))
 }
 
 /// Give the target back what was relaxed (after the tail stopped). An index or collection
@@ -134,6 +272,14 @@ pub async fn restore(client: &Client, r: &Relaxed) -> Result<bool> {
             }
         }
         Some(name) => {
+            if let Some(spec) = &r.deferred {
+                if let Err(e) =
+                    crate::mongo::schema::create_indexes(client, &r.ns, vec![spec.clone()]).await
+                {
+                    return Err(unique_violation_hint(client, &r.ns, spec, e).await);
+                }
+                return Ok(true);
+            }
             let indexes = crate::mongo::namespaces::indexes(client, &r.ns.db, &r.ns.coll).await?;
             if !indexes
                 .iter()
@@ -146,24 +292,97 @@ pub async fn restore(client: &Client, r: &Relaxed) -> Result<bool> {
                     .await
                     .with_context(|| format!("restoring expireAfterSeconds {s} on index {name} of {}", r.ns))?;
             }
-            if r.unique {
-                let what = || format!("making index {name} of {} unique again", r.ns);
+            let what = || format!("making index {name} of {} unique again", r.ns);
+            if r.unique || r.prepare_unique {
                 run(doc! { "collMod": &r.ns.coll, "index": { "name": name, "prepareUnique": true } })
                     .await
                     .with_context(what)?;
-                run(doc! { "collMod": &r.ns.coll, "index": { "name": name, "unique": true } })
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "{}: the target holds documents that break uniqueness; \
-                             compare the two sides with `mongoshift verify` before the cutover",
-                            what()
-                        )
-                    })?;
+            }
+            if r.unique {
+                let spec = indexes
+                    .iter()
+                    .find(|i| i.get_str("name") == Ok(name.as_str()))
+                    .cloned()
+                    .unwrap_or_default();
+                if let Err(e) =
+                    run(doc! { "collMod": &r.ns.coll, "index": { "name": name, "unique": true } })
+                        .await
+                {
+                    let e = anyhow::Error::new(e).context(format!(
+                        "{}: left with prepareUnique: true (new duplicates are refused)",
+                        what()
+                    ));
+                    return Err(unique_violation_hint(client, &r.ns, &spec, e).await);
+                }
             }
         }
     }
     Ok(true)
+}
+
+/// A unique index that cannot be built: name up to five keys held by several documents,
+/// with their `_id`s, so that the fix is clear.
+async fn unique_violation_hint(
+    client: &Client,
+    ns: &Namespace,
+    spec: &Document,
+    e: anyhow::Error,
+) -> anyhow::Error {
+    match duplicates(client, ns, spec).await {
+        Ok(d) if !d.is_empty() => e.context(format!(
+            "the target's {ns} holds documents that share a key of this unique index: {}. \
+             Compare the sides with `mongoshift verify`, remove the duplicates the source does not hold, \
+             then run finalize again",
+            d.join("; ")
+        )),
+        _ => e,
+    }
+}
+
+/// Up to five duplicated keys of `spec` in `ns`, each with its documents' `_id`s.
+async fn duplicates(client: &Client, ns: &Namespace, spec: &Document) -> Result<Vec<String>> {
+    use futures::TryStreamExt;
+    let Ok(key) = spec.get_document("key") else {
+        return Ok(Vec::new());
+    };
+    let mut group = Document::new();
+    for (i, (k, _)) in key.iter().enumerate() {
+        group.insert(format!("k{i}"), format!("${k}"));
+    }
+    let mut stages = Vec::new();
+    if let Ok(p) = spec.get_document("partialFilterExpression") {
+        stages.push(doc! { "$match": p.clone() });
+    }
+    stages
+        .push(doc! { "$group": { "_id": group, "ids": { "$push": "$_id" }, "n": { "$sum": 1 } } });
+    stages.push(doc! { "$match": { "n": { "$gt": 1 } } });
+    stages.push(doc! { "$limit": 5 });
+    let coll = client.database(&ns.db).collection::<Document>(&ns.coll);
+    let mut agg = coll.aggregate(stages).allow_disk_use(true);
+    if let Ok(c) = spec.get_document("collation") {
+        agg = agg.collation(mongodb::bson::from_document(c.clone())?);
+    }
+    let rows: Vec<Document> = agg.await?.try_collect().await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let key = r
+                .get("_id")
+                .cloned()
+                .unwrap_or(Bson::Null)
+                .into_relaxed_extjson();
+            let ids: Vec<String> = r
+                .get_array("ids")
+                .map(|a| {
+                    a.iter()
+                        .take(5)
+                        .map(|v| v.clone().into_relaxed_extjson().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!("key {key} in _ids {}", ids.join(", "))
+        })
+        .collect())
 }
 
 #[cfg(test)]

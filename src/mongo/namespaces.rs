@@ -159,6 +159,24 @@ pub async fn collections(
     Ok(out)
 }
 
+/// The UUID of the collection now named `ns` (hex), None when there is none by that name.
+pub async fn uuid_of(client: &Client, ns: &Namespace) -> Result<Option<String>> {
+    let specs: Vec<Document> = client
+        .database(&ns.db)
+        .run_cursor_command(doc! { "listCollections": 1, "filter": { "name": &ns.coll } })
+        .await
+        .with_context(|| format!("looking up {ns}"))?
+        .try_collect()
+        .await
+        .with_context(|| format!("looking up {ns}"))?;
+    Ok(specs
+        .first()
+        .and_then(|s| match s.get_document("info").ok()?.get("uuid")? {
+            Bson::Binary(b) if b.subtype == BinarySubtype::Uuid => Some(hex(&b.bytes)),
+            _ => None,
+        }))
+}
+
 /// The exact number of documents in `ns` on one `side` ("source" / "target").
 pub async fn exact_count(client: &Client, ns: &Namespace, side: &str) -> Result<u64> {
     client

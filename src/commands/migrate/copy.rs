@@ -75,6 +75,7 @@ impl Copier {
                 ins.inserted += s.inserted;
                 ins.duplicates += s.duplicates;
             }
+            self.same_collection(info).await?;
             if self.live {
                 // The source keeps changing under a followed copy, so its count proves
                 // nothing yet; the target must hold what was read (nothing lost on the
@@ -102,6 +103,29 @@ impl Copier {
             }
             Err(e) => Loader::failed(&c, t, e),
         }
+    }
+
+    /// The collection read is still the one listed: a collection renamed or dropped after
+    /// the listing reads as empty (or half) under its old name, and the count of what was
+    /// read would then prove nothing. Its identity (UUID) decides, never its name.
+    async fn same_collection(&self, info: &CollectionInfo) -> Result<()> {
+        let from = &info.ns;
+        let Some(listed) = &info.uuid else {
+            return Ok(());
+        };
+        let now = crate::mongo::namespaces::uuid_of(&self.source, from).await?;
+        if now.as_ref() == Some(listed) {
+            return Ok(());
+        }
+        let what = match now {
+            None => "no collection has that name any more".to_string(),
+            Some(u) => format!("the name now belongs to another collection (UUID {u})"),
+        };
+        anyhow::bail!(
+            "{from} was renamed or dropped on the source after it was listed (it was UUID {listed}; {what}), \
+             so its documents were not all copied. Run the migration again with --drop (it lists and copies the \
+             collections under their current names); with --follow, later renames are applied by the tail"
+        )
     }
 
     /// The ranges of a collection, the parts a previous run finished, and whether this run

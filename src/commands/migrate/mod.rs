@@ -221,10 +221,17 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
         &format!("the source ({source_label})"),
     )
     .await?;
-    if colls.is_empty() {
+    if colls.is_empty() && !args.follow {
         return Err(crate::exit::usage(format!(
             "nothing to migrate: no collection of {source_label} matches --db/--ns-include/--ns-exclude"
         )));
+    }
+    if colls.is_empty() {
+        // Following a database the application is about to fill is a normal start: the
+        // tail creates each collection as the source does.
+        ctx.ui.info(format!(
+            "no collection of {source_label} matches yet: nothing to copy; the tail creates what the source creates"
+        ));
     }
     if args.follow {
         let ts: Vec<String> = colls
@@ -333,6 +340,11 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
         run.started_ms = p.started_ms;
     }
     record.put(&run).await?;
+    if !args.load.resume && !args.load.dry_run {
+        // A fresh run starts from a clean record: relaxed indexes noted by an earlier run
+        // of the same identity (stopped without finalize) no longer describe the target.
+        state.clear().await?;
+    }
 
     let checked = colls.clone();
     let results = match copy_all(ctx, &args, &src, &dst, &state, &record, &recorded, colls).await {
