@@ -4,8 +4,9 @@
 //! batch, not per event; a command never passes the server's size limits. DDL is applied
 //! one event at a time; indexes and collections are created relaxed (see `load::relax`).
 //! Documents are written as the raw bytes the source sent, bypassing validation (the
-//! source accepted them) and empty-timestamp replacement (`Timestamp(0, 0)` stays as
-//! stored); `_id`s are matched with the simple collation whatever the collection's default.
+//! source accepted them), with their empty top-level timestamps given back after the
+//! server filled them in (see `raw_write`); `_id`s are matched with the simple collation
+//! whatever the collection's default.
 
 use anyhow::{anyhow, Context, Result};
 use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
@@ -186,8 +187,7 @@ impl Applier {
                 cmd.str("update", &t.coll)
                     .array("updates", &arr.finish_bytes())
                     .bool("ordered", true)
-                    .bool("bypassDocumentValidation", true)
-                    .bool("bypassEmptyTsReplacement", true);
+                    .bool("bypassDocumentValidation", true);
             } else {
                 cmd.str("delete", &t.coll)
                     .array("deletes", &arr.finish_bytes())
@@ -424,7 +424,12 @@ fn upsert_stmts(id: &RawId, doc: &RawDocumentBuf) -> Vec<(RunKind, Vec<u8>, RawI
         .doc("u", doc.as_bytes())
         .bool("upsert", true)
         .doc("collation", &rawbson::simple_collation());
-    vec![(RunKind::Upsert, b.finish_bytes(), id.clone())]
+    let mut out = vec![(RunKind::Upsert, b.finish_bytes(), id.clone())];
+    // The replacement had the server fill in empty top-level timestamps; put them back.
+    if let Some(fix) = raw_write::empty_ts_fix(doc.as_bytes()) {
+        out.push((RunKind::Upsert, fix, id.clone()));
+    }
+    out
 }
 
 fn delete_stmt(id: &RawId) -> Vec<u8> {

@@ -10,6 +10,7 @@ pub mod control;
 pub mod event;
 pub mod lag;
 pub mod record;
+pub mod system_js;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -249,6 +250,7 @@ impl Tail {
         // last batch is written.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Read>>(QUEUED_EVENTS);
         let reader = tokio::spawn(read(self.source.clone(), stream, tx, position));
+        let mut last_js = Instant::now();
         let result = async {
             let mut stats = LagStats::default();
             let mut line = StatusLine::new(&self.ui);
@@ -256,8 +258,13 @@ impl Tail {
             let (mut p50, mut p99) = (0, 0);
             loop {
                 if let Some(sig) = *stop.lock().unwrap_or_else(|p| p.into_inner()) {
+                    self.sync_system_js().await?;
                     line.finish();
                     return Ok((Ended::Signal(sig), stats));
+                }
+                if last_js.elapsed() >= SYSTEM_JS_EVERY {
+                    self.sync_system_js().await?;
+                    last_js = Instant::now();
                 }
                 // Wait for something (at most a heartbeat), then take what is queued.
                 let mut batch = Vec::new();
@@ -333,6 +340,7 @@ impl Tail {
                 let stop_requested = self.record.update(fields).await?;
                 line.show(&stats, lag_ms, caught_up);
                 if stop_requested {
+                    self.sync_system_js().await?;
                     line.finish();
                     return Ok((Ended::StopRequested, stats));
                 }
@@ -343,6 +351,18 @@ impl Tail {
         result
     }
 }
+
+impl Tail {
+    async fn sync_system_js(&self) -> Result<()> {
+        system_js::sync(&self.source, &self.applier.target, &self.applier.selection)
+            .await
+            .context("keeping system.js (stored functions) in sync")?;
+        Ok(())
+    }
+}
+
+/// How often the tail compares `system.js`, which change streams do not report.
+const SYSTEM_JS_EVERY: Duration = Duration::from_secs(5);
 
 /// What the reader hands the applier: an event with the position just after it, or
 /// word that the source had nothing more (with the stream's latest position).

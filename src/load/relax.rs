@@ -171,7 +171,7 @@ pub async fn build(
     let all: Vec<Document> = pairs.iter().map(|(_, s, _)| s.clone()).collect();
     match crate::mongo::schema::create_indexes(client, t, all).await {
         Ok(n) => return Ok(n),
-        Err(e) if !(pairs.iter().any(|p| p.2.is_some()) && twin_conflict(&e)) => return Err(e),
+        Err(e) if !twin_conflict(&e) => return Err(e),
         Err(_) => {}
     }
     // One by one: only a relaxed index is ever deferred.

@@ -2,10 +2,12 @@
 //! workers per collection (one for a capped collection, whose order is its content),
 //! duplicate-key rejections counted.
 //!
-//! The command is ours rather than the driver's insertMany so that it can carry
-//! `bypassEmptyTsReplacement`: without it the server replaces every top-level
-//! `Timestamp(0, 0)` with the current time on insert, changing the document the source
-//! holds (mongorestore sets it too). The documents go in as the bytes the source sent.
+//! The documents go in as the bytes the source sent. One thing the server changes on
+//! insert (and on a replacement): every top-level `Timestamp(0, 0)` becomes the current
+//! time. `bypassEmptyTsReplacement` turns that off only from 6.0.17 / 7.0.13 / 8.0 on, so we
+//! do what works on every version: a document that holds such a field is inserted and then
+//! given its empty timestamps back with a `$set`, which the server stores literally
+//! (mongorestore, on servers without the flag, restores them with a second write too).
 
 use std::sync::Arc;
 
@@ -164,8 +166,7 @@ pub async fn insert_raw(
         cmd.str("insert", coll)
             .array("documents", &arr.finish_bytes())
             .bool("ordered", false)
-            .bool("bypassDocumentValidation", true)
-            .bool("bypassEmptyTsReplacement", true);
+            .bool("bypassDocumentValidation", true);
         let reply = db
             .run_raw_command(cmd.finish())
             .await
@@ -173,9 +174,123 @@ pub async fn insert_raw(
         let part = outcome_of(&reply, start)?;
         out.inserted += part.inserted;
         out.errors.extend(part.errors);
+        restore_empty_timestamps(db, coll, &docs[start..end]).await?;
         start = end;
     }
     Ok(out)
+}
+
+/// Give the documents that hold a top-level `Timestamp(0, 0)` their empty timestamps back
+/// after the server replaced them on insert.
+async fn restore_empty_timestamps(
+    db: &Database,
+    coll: &str,
+    docs: &[RawDocumentBuf],
+) -> Result<()> {
+    let stmts: Vec<Vec<u8>> = docs
+        .iter()
+        .filter_map(|d| empty_ts_fix(d.as_bytes()))
+        .collect();
+    if stmts.is_empty() {
+        return Ok(());
+    }
+    let mut arr = crate::rawbson::ArrayBuilder::new();
+    for s in &stmts {
+        arr.push_doc(s);
+    }
+    let mut cmd = crate::rawbson::Builder::with_capacity(arr.bytes() + 128);
+    cmd.str("update", coll)
+        .array("updates", &arr.finish_bytes())
+        .bool("ordered", false)
+        .bool("bypassDocumentValidation", true);
+    let reply = db
+        .run_raw_command(cmd.finish())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", crate::mongo::errors::describe(&e)))
+        .with_context(|| {
+            format!(
+                "restoring the empty timestamps of {} document(s) in {coll}",
+                stmts.len()
+            )
+        })?;
+    let out = outcome_of(&reply, 0)?;
+    if !out.errors.is_empty() {
+        anyhow::bail!("restoring empty timestamps in {coll}: {}", out.summary());
+    }
+    Ok(())
+}
+
+/// The update statement that sets a document's top-level empty timestamps back to
+/// `Timestamp(0, 0)` (a modifier `$set` stores them literally; a name with a dot or a
+/// leading `$` goes through `$setField`), or None when it has none.
+pub fn empty_ts_fix(doc: &[u8]) -> Option<Vec<u8>> {
+    use crate::rawbson::{iter, Builder};
+    let mut plain = Builder::new();
+    let mut odd: Vec<Vec<u8>> = Vec::new();
+    let mut id = None;
+    for e in iter(doc) {
+        let e = e.ok()?;
+        if e.key == b"_id" && id.is_none() {
+            id = Some(e);
+        } else if e.kind == 0x11 && e.value.iter().all(|b| *b == 0) {
+            if e.key.contains(&b'.')
+                || e.key.first() == Some(&b'$')
+                || std::str::from_utf8(e.key).is_err()
+            {
+                odd.push(e.key.to_vec());
+            } else {
+                plain.raw(e.key, 0x11, &[0; 8]);
+            }
+        }
+    }
+    let id = id?;
+    if plain.is_empty() && odd.is_empty() {
+        return None;
+    }
+    let mut q = Builder::new();
+    q.elem(&id);
+    let mut stmt = Builder::new();
+    stmt.doc("q", &q.finish_bytes());
+    if odd.is_empty() {
+        let mut set = Builder::new();
+        set.doc("$set", &plain.finish_bytes());
+        stmt.doc("u", &set.finish_bytes());
+    } else {
+        // A pipeline: one $replaceWith/$setField per field, each keeping the field's place.
+        let mut stages = crate::rawbson::ArrayBuilder::new();
+        let plain = plain.finish_bytes();
+        let names = crate::rawbson::iter(&plain)
+            .filter_map(|e| e.ok().map(|e| e.key.to_vec()))
+            .chain(odd);
+        for name in names {
+            let mut literal = Builder::new();
+            literal.raw(b"$literal", 0x11, &[0; 8]);
+            let mut field_lit = Builder::new();
+            field_lit.raw(b"$literal", 0x02, &string_value(&name));
+            let mut set_field = Builder::new();
+            set_field
+                .doc("field", &field_lit.finish_bytes())
+                .str("input", "$$ROOT")
+                .doc("value", &literal.finish_bytes());
+            let mut expr = Builder::new();
+            expr.doc("$setField", &set_field.finish_bytes());
+            let mut stage = Builder::new();
+            stage.doc("$replaceWith", &expr.finish_bytes());
+            stages.push_doc(&stage.finish_bytes());
+        }
+        stmt.array("u", &stages.finish_bytes());
+    }
+    stmt.doc("collation", &crate::rawbson::simple_collation());
+    Some(stmt.finish_bytes())
+}
+
+/// A BSON string value (length, bytes, terminator) from raw name bytes.
+fn string_value(b: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(b.len() + 5);
+    v.extend_from_slice(&((b.len() + 1) as i32).to_le_bytes());
+    v.extend_from_slice(b);
+    v.push(0);
+    v
 }
 
 /// Read an insert/update reply: `n`, `writeErrors` (their `index` shifted by `offset`, the

@@ -339,12 +339,13 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
     if let Some(p) = previous.as_ref() {
         run.started_ms = p.started_ms;
     }
-    record.put(&run).await?;
-    if !args.load.resume && !args.load.dry_run {
+    if !args.load.resume {
         // A fresh run starts from a clean record: relaxed indexes noted by an earlier run
         // of the same identity (stopped without finalize) no longer describe the target.
+        // (The run record lives beside them, so this comes before it is written.)
         state.clear().await?;
     }
+    record.put(&run).await?;
 
     let checked = colls.clone();
     let results = match copy_all(ctx, &args, &src, &dst, &state, &record, &recorded, colls).await {
