@@ -420,15 +420,17 @@ fn simple_collation_indexes_on_a_collated_collection_stay_simple() {
     expect_simple(&servers().standalone_uri, &dst, "migrate");
 }
 
-/// listIndexes of `db.collated`, by index name, without `ns`.
+/// listIndexes of `db.collated`, by index name, without `ns` (none while it does not exist).
 fn listed_indexes(uri: &str, db: &str) -> std::collections::BTreeMap<String, Document> {
     block_on(async {
         let d = client(uri).await.database(db);
-        let mut cur = d
+        let mut out = std::collections::BTreeMap::new();
+        let Ok(mut cur) = d
             .run_cursor_command(doc! { "listIndexes": "collated" })
             .await
-            .unwrap();
-        let mut out = std::collections::BTreeMap::new();
+        else {
+            return out;
+        };
         while cur.advance().await.unwrap() {
             let mut i: Document = cur.deserialize_current().unwrap();
             i.remove("ns");
@@ -436,4 +438,106 @@ fn listed_indexes(uri: &str, db: &str) -> std::collections::BTreeMap<String, Doc
         }
         out
     })
+}
+
+/// The tail's createIndexes: indexes built with `{locale: "simple"}` on a collated
+/// collection while `migrate --follow` runs arrive simple (the text index builds at all).
+#[test]
+fn the_tail_builds_simple_collation_indexes_simple() {
+    let src = common::unique_db("colf");
+    let dst = common::unique_db("colg");
+    block_on(async {
+        let d = client(&servers().rs_uri).await.database(&src);
+        d.run_command(
+            doc! { "create": "collated", "collation": { "locale": "en_US", "strength": 2 } },
+        )
+        .await
+        .unwrap();
+        d.collection::<Document>("collated")
+            .insert_many(vec![
+                doc! { "_id": 1, "k": "A", "t": "one" },
+                doc! { "_id": 2, "k": "a", "t": "two" },
+            ])
+            .await
+            .unwrap();
+    });
+    let dir = tempdir();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.path().join("out.txt")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("err.txt")).unwrap())
+        .args([
+            "migrate",
+            "--from",
+            &servers().rs_uri,
+            "--to",
+            &servers().atlas_uri,
+            "--follow",
+            "--yes",
+            "--no-progress",
+            "--db",
+            &src,
+            "--ns-from",
+            &format!("{src}.*"),
+            "--ns-to",
+            &format!("{dst}.*"),
+        ])
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let guard = Kill(&mut child);
+    let stderr = || std::fs::read_to_string(dir.path().join("err.txt")).unwrap_or_default();
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(120),
+                "timed out waiting for {what}; migrate's stderr:\n{}",
+                stderr()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    };
+    wait("the copy", &|| {
+        listed_indexes(&servers().atlas_uri, &dst).contains_key("_id_")
+    });
+    block_on(async {
+        client(&servers().rs_uri)
+            .await
+            .database(&src)
+            .run_command(doc! { "createIndexes": "collated", "indexes": [
+                { "key": { "t": "text" }, "name": "t_text", "collation": { "locale": "simple" } },
+                { "key": { "k": 1 }, "name": "k_1", "unique": true, "collation": { "locale": "simple" } },
+                { "key": { "q": 1 }, "name": "q_1" },
+            ] })
+            .await
+            .unwrap();
+    });
+    wait("the tail's index builds", &|| {
+        listed_indexes(&servers().atlas_uri, &dst).len() == 4
+    });
+    drop(guard);
+    let got = listed_indexes(&servers().atlas_uri, &dst);
+    for name in ["t_text", "k_1"] {
+        assert!(
+            !got[name].contains_key("collation"),
+            "{name}: {:?}",
+            got[name]
+        );
+    }
+    assert_eq!(
+        got["q_1"]
+            .get_document("collation")
+            .unwrap()
+            .get_str("locale")
+            .unwrap(),
+        "en_US"
+    );
 }
