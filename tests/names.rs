@@ -170,6 +170,10 @@ fn assert_same(db: &str, what: &str) {
 #[test]
 fn stock_mongodump_folders_restore_with_every_name_and_document() {
     let src = names_source();
+    // A long name with `+`, a space and `%`: its real name is the metadata's
+    // collectionName as written (stock mongorestore would unescape it into "a b c").
+    let long_plus = format!("{} a+b c%", "ü".repeat(100));
+    common::insert(&servers().rs_uri, &src, &long_plus, vec![doc! { "_id": 1 }]);
     let dir = tempdir();
     for gzip in [false, true] {
         let out = dir.path().join(if gzip { "gz" } else { "plain" });
@@ -210,6 +214,11 @@ fn stock_mongodump_folders_restore_with_every_name_and_document() {
             2,
             "the truncated long name's two files: {files:?}"
         );
+        let plus: Vec<&String> = files
+            .iter()
+            .filter(|f| f.starts_with("%C3%BC") && f.contains("%24"))
+            .collect();
+        assert_eq!(plus.len(), 2, "{files:?}");
         let run = restore(&out, &src);
         run.assert_code(0);
         let odd = run.json()["namespaces"]
@@ -220,6 +229,7 @@ fn stock_mongodump_folders_restore_with_every_name_and_document() {
             .cloned()
             .unwrap();
         assert_eq!(odd["ok"], true, "{odd}");
+        assert!(hashes(&servers().standalone_uri, &src).contains_key(&long_plus));
         assert_same(
             &src,
             if gzip {
