@@ -268,3 +268,36 @@ impl LocalWriter {
             .remove(&self.partial);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_names_fit_the_file_name_limit() {
+        let short = Path::new("/b/db/users.bson.gz");
+        assert_eq!(
+            partial_path(short),
+            Path::new("/b/db/users.bson.gz.partial")
+        );
+        // A long collection's metadata name, as mongodump makes it: 255 bytes already.
+        let long = format!(
+            "{}%24{}.metadata.json.gz",
+            "%E6".repeat(69) + "%",
+            "h".repeat(27)
+        );
+        assert_eq!(long.len(), 255);
+        let p = partial_path(&Path::new("/b/db").join(&long));
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.len() <= 255 && name.ends_with(PARTIAL_SUFFIX),
+            "{name}"
+        );
+        assert_eq!(p.parent(), Some(Path::new("/b/db")));
+        let other = partial_path(&Path::new("/b/db").join(long.replace(".gz", ".zz")));
+        assert_ne!(
+            p, other,
+            "siblings with a common prefix get distinct partial names"
+        );
+    }
+}
