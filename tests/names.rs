@@ -551,3 +551,41 @@ fn the_tail_builds_simple_collation_indexes_simple() {
         "en_US"
     );
 }
+
+/// A truncated long name whose metadata file is missing cannot be named: the restore
+/// refuses the folder as invalid input (exit 2), naming the file and what to copy.
+#[test]
+fn a_truncated_name_without_its_metadata_is_invalid_input() {
+    let src = common::unique_db("namem");
+    common::insert(
+        &servers().rs_uri,
+        &src,
+        &long_name(),
+        vec![doc! { "_id": 1 }],
+    );
+    common::insert(&servers().rs_uri, &src, "short", vec![doc! { "_id": 1 }]);
+    let dir = tempdir();
+    let out = dir.path().join("dump");
+    common::run_stock(
+        "mongodump",
+        &[
+            "--uri",
+            &servers().rs_uri,
+            "--db",
+            &src,
+            &format!("--out={}", out.display()),
+        ],
+    );
+    let meta = file_names(&out.join(&src))
+        .into_iter()
+        .find(|f| f.contains("%24") && f.ends_with(".metadata.json"))
+        .expect("the long name's metadata file");
+    std::fs::remove_file(out.join(&src).join(&meta)).unwrap();
+    let run = restore(&out, &src);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("truncated long name") && run.stderr.contains(".metadata.json"),
+        "{}",
+        run.stderr
+    );
+}

@@ -395,11 +395,11 @@ async fn collection_name(
             .map(|suffix| format!("{db}/{stem}{suffix}"))
             .find(|k| keys.contains(k));
         let Some(meta) = meta else {
-            bail!(
+            return Err(usage(format!(
                 "{key} has a truncated long name (…%24<hash>, as mongodump writes names longer than a file name may be), \
                  but there is no {db}/{stem}.metadata.json[.gz] to read the collection's real name from; \
                  copy that file from the dump too"
-            )
+            )));
         };
         let stored = store
             .get(&meta)
@@ -411,10 +411,10 @@ async fn collection_name(
             serde_json::from_slice(&json).with_context(|| format!("{meta} is not valid JSON"))?;
         return match v.get("collectionName").and_then(|c| c.as_str()) {
             Some(name) if !name.is_empty() => Ok(name.to_string()),
-            _ => bail!(
+            _ => Err(usage(format!(
                 "{meta} has no collectionName, and its file name is a truncated long name: the \
                  collection's real name is unknown. Re-create the dump with mongodump 100.x"
-            ),
+            ))),
         };
     }
     file_name::unescape(stem).with_context(|| format!("file name {key}"))
