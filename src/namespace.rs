@@ -125,51 +125,6 @@ fn glob(pat: &[u8], text: &[u8]) -> bool {
     p == pat.len()
 }
 
-/// mongodump's file-name escaping: Go's url.PathEscape.
-pub fn escape_file_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for &b in name.as_bytes() {
-        let keep = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'_' | b'.' | b'~' | b'$' | b'&' | b'+' | b':' | b'=' | b'@'
-            );
-        if keep {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The inverse of `escape_file_name` (Go's url.PathUnescape).
-pub fn unescape_file_name(name: &str) -> Result<String> {
-    let bytes = name.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            match hex {
-                Some(v) => {
-                    out.push(v);
-                    i += 3;
-                }
-                None => anyhow::bail!("bad percent-escape in file name {name:?}"),
-            }
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out)
-        .map_err(|_| anyhow::anyhow!("file name {name:?} does not decode to UTF-8"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,21 +158,6 @@ mod tests {
         assert!(!f.allows(&Namespace::new("predixi", "sessions")));
         assert!(!f.allows(&Namespace::new("other", "users")));
         assert!(Filter::default().allows(&Namespace::new("x", "y")));
-    }
-
-    #[test]
-    fn file_names_escape_like_mongodump() {
-        // The fixture's own file name for the collection comentários_日志.
-        assert_eq!(
-            escape_file_name("comentários_日志"),
-            "coment%C3%A1rios_%E6%97%A5%E5%BF%97"
-        );
-        assert_eq!(escape_file_name("a b/c;d,e?f%"), "a%20b%2Fc%3Bd%2Ce%3Ff%25");
-        assert_eq!(escape_file_name("system.views"), "system.views");
-        for n in ["comentários_日志", "a b/c", "x%y", "plain"] {
-            assert_eq!(unescape_file_name(&escape_file_name(n)).unwrap(), n);
-        }
-        assert!(unescape_file_name("bad%zz").is_err());
     }
 
     #[test]

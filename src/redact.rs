@@ -195,9 +195,31 @@ fn mask_embedded_uris(text: &str) -> String {
     out
 }
 
-/// URI userinfo is percent-encoded like a path segment.
+/// URI userinfo is percent-encoded like a path segment (`+` is itself, not a space);
+/// anything that does not decode to UTF-8 is kept as written.
 fn percent_decode(s: &str) -> String {
-    crate::namespace::unescape_file_name(s).unwrap_or_else(|_| s.to_string())
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%')
+            .then(|| b.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None if b[i] == b'%' => return s.to_string(),
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
 }
 
 #[cfg(test)]

@@ -84,7 +84,8 @@ fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Go's url.PathUnescape, which mongorestore applies to file names.
+/// Go's url.QueryUnescape (util.UnescapeCollectionName), which mongorestore applies to
+/// file names: `+` is a space.
 fn path_unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -94,6 +95,9 @@ fn path_unescape(s: &str) -> String {
             let hex = std::str::from_utf8(&b[i + 1..i + 3]).expect("a %XX escape");
             out.push(u8::from_str_radix(hex, 16).expect("a %XX escape"));
             i += 3;
+        } else if b[i] == b'+' {
+            out.push(b' ');
+            i += 1;
         } else {
             out.push(b[i]);
             i += 1;

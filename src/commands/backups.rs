@@ -389,12 +389,16 @@ async fn verify(
         expected_docs.insert(o.object.key.clone(), o.entries);
     }
     for obj in m.objects() {
+        // What an object holds is known from its role in the manifest, not guessed from its
+        // name: a collection named `x.bson` has a metadata object `x.bson.metadata.json.zst`.
+        let is_bson = expected_docs.contains_key(&obj.key);
         let problem = check_object(
             &child,
             obj,
             m.compression,
             deep.then(|| expected_docs.get(&obj.key).copied()).flatten(),
             deep,
+            is_bson,
         )
         .await
         .err()
@@ -530,6 +534,7 @@ async fn check_object(
     compression: Compression,
     expected_docs: Option<u64>,
     deep: bool,
+    is_bson: bool,
 ) -> Result<()> {
     match store.head(&obj.key).await? {
         None => anyhow::bail!("missing"),
@@ -543,7 +548,6 @@ async fn check_object(
     }
     let reader = store.open_read(&obj.key).await?;
     let key = obj.key.clone();
-    let is_bson = key.contains(".bson");
     let (sha, decoded) =
         tokio::task::spawn_blocking(move || -> Result<(String, Result<Option<u64>>)> {
             let mut hashing = HashingReader::new(SyncIoBridge::new(reader));

@@ -1,29 +1,33 @@
 //! Object names inside one backup, exactly as mongodump lays out a dump directory.
 
 use crate::codec::Compression;
-use crate::namespace::{escape_file_name, Namespace};
+use crate::dump::file_name;
+use crate::namespace::Namespace;
 
 pub const MANIFEST: &str = "manifest.json";
 /// Written first: marks the folder as a backup in progress (or an interrupted one)
 /// so that `backups list` can show it even when no data object was completed.
 pub const STARTED: &str = "backup-started.json";
 
+/// The database is a folder named as is (mongodump does not escape it: database names
+/// cannot hold `/\. "$`); the collection is escaped and, when long, truncated.
 pub fn data_key(ns: &Namespace, c: Compression) -> String {
-    format!(
-        "{}/{}.bson{}",
-        ns.db,
-        escape_file_name(&ns.coll),
-        c.suffix()
-    )
+    format!("{}/{}.bson{}", ns.db, stem(&ns.coll, c), c.suffix())
 }
 
 pub fn metadata_key(ns: &Namespace, c: Compression) -> String {
     format!(
         "{}/{}.metadata.json{}",
         ns.db,
-        escape_file_name(&ns.coll),
+        stem(&ns.coll, c),
         c.suffix()
     )
+}
+
+/// One stem for a collection's data and metadata: the truncation of a long name must leave
+/// room for the longer of the two names, `.metadata.json<suffix>`.
+fn stem(coll: &str, c: Compression) -> String {
+    file_name::stem(coll, ".metadata.json".len() + c.suffix().len())
 }
 
 /// mongodump --gzip writes gzip data to a file still named `oplog.bson`, and mongorestore
@@ -51,6 +55,10 @@ mod tests {
         assert_eq!(
             metadata_key(&Namespace::new("predixi", "users"), Compression::None),
             "predixi/users.metadata.json"
+        );
+        assert_eq!(
+            data_key(&Namespace::new("d", "with space+plus"), Compression::None),
+            "d/with+space%2Bplus.bson"
         );
         assert_eq!(oplog_key(Compression::Zstd), "oplog.bson.zst");
         assert_eq!(oplog_key(Compression::Gzip), "oplog.bson");

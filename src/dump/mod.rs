@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod bson_stream;
+pub mod file_name;
 pub mod layout;
 pub mod manifest;
 pub mod metadata;

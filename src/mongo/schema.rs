@@ -41,13 +41,26 @@ pub fn buildable(indexes: &[Document]) -> Vec<Document> {
 }
 
 /// Build all of a collection's indexes in one createIndexes.
+///
+/// An index with the simple collation on a collection with a default collation has no
+/// `collation` field in listIndexes (and so in mongodump's metadata and the oplog); built
+/// as it is, it would take the collection's collation — a text index then fails, a unique
+/// index refuses "A" beside "a", a plain one silently sorts differently. So, as mongorestore
+/// does (common/idx/index_catalog.go), such specs get `collation: {locale: "simple"}`,
+/// judged against the collection as it stands on the target, which every path (restore,
+/// migrate, the tail) created from the source's options.
 pub async fn create_indexes(
     client: &Client,
     ns: &Namespace,
-    indexes: Vec<Document>,
+    mut indexes: Vec<Document>,
 ) -> Result<usize> {
     if indexes.is_empty() {
         return Ok(0);
+    }
+    if indexes.iter().any(|i| !i.contains_key("collation"))
+        && has_default_collation(client, ns).await?
+    {
+        add_simple_collation(&mut indexes);
     }
     let n = indexes.len();
     let names: Vec<String> = indexes
@@ -60,6 +73,35 @@ pub async fn create_indexes(
         .await
         .with_context(|| format!("building the indexes of {ns} ({})", names.join(", ")))?;
     Ok(n)
+}
+
+/// Whether `ns` has a default collation other than simple. Read as plain BSON: the
+/// driver's typed collection options fail on options it does not model.
+async fn has_default_collation(client: &Client, ns: &Namespace) -> Result<bool> {
+    let r = client
+        .database(&ns.db)
+        .run_command(doc! { "listCollections": 1, "filter": { "name": &ns.coll } })
+        .await
+        .with_context(|| format!("reading the options of {ns}"))?;
+    let locale = r
+        .get_document("cursor")
+        .ok()
+        .and_then(|c| c.get_array("firstBatch").ok())
+        .and_then(|b| b.first())
+        .and_then(Bson::as_document)
+        .and_then(|spec| spec.get_document("options").ok())
+        .and_then(|o| o.get_document("collation").ok())
+        .and_then(|c| c.get_str("locale").ok().map(str::to_string));
+    Ok(locale.is_some_and(|l| l != "simple"))
+}
+
+/// Give every spec without a collation the simple one (see `create_indexes`).
+fn add_simple_collation(indexes: &mut [Document]) {
+    for i in indexes.iter_mut() {
+        if !i.contains_key("collation") {
+            i.insert("collation", doc! { "locale": "simple" });
+        }
+    }
 }
 
 pub async fn exists(client: &Client, ns: &Namespace) -> Result<bool> {
@@ -124,4 +166,35 @@ pub async fn kill_writes(client: &Client, ns: &Namespace) -> Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     anyhow::bail!("writes on {ns} from an earlier run are still in progress after 30 s; wait for them and re-run with --resume")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_specs_without_a_collation_get_the_simple_one() {
+        let mut specs = vec![
+            doc! { "key": { "a": 1 }, "name": "a_1" },
+            doc! { "key": { "t": "text" }, "name": "t_text" },
+            doc! { "key": { "b": 1 }, "name": "b_1", "collation": { "locale": "fr", "strength": 1 } },
+        ];
+        add_simple_collation(&mut specs);
+        assert_eq!(
+            specs[0].get_document("collation").unwrap(),
+            &doc! { "locale": "simple" }
+        );
+        assert_eq!(
+            specs[1].get_document("collation").unwrap(),
+            &doc! { "locale": "simple" }
+        );
+        assert_eq!(
+            specs[2]
+                .get_document("collation")
+                .unwrap()
+                .get_str("locale")
+                .unwrap(),
+            "fr"
+        );
+    }
 }

@@ -8,11 +8,12 @@ use mongodb::bson::{Bson, Document};
 use crate::codec::Compression;
 use crate::commands::backups;
 use crate::dump::archive::ArchiveReader;
+use crate::dump::file_name;
 use crate::dump::layout;
 use crate::dump::manifest::Manifest;
 use crate::exit::usage;
 use crate::mongo::namespaces::Kind;
-use crate::namespace::{unescape_file_name, Namespace};
+use crate::namespace::Namespace;
 use crate::storage::{Location, S3Settings, Store};
 
 /// Where one namespace's documents are.
@@ -37,6 +38,8 @@ pub struct SourceNs {
     /// Documents the source says it holds (manifest), if it says.
     pub expected_docs: Option<u64>,
     pub data: Option<DataRef>,
+    /// A dump folder's `.metadata.json[.gz]` object, as found in its listing.
+    pub metadata_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +182,7 @@ fn from_manifest(store: Store, describe: String, m: Manifest) -> Source {
             options: Document::new(),
             indexes: vec![],
             expected_docs: Some(n.documents),
+            metadata_key: None,
             data: n.data.as_ref().map(|d| DataRef::Object {
                 key: d.key.clone(),
                 compression: m.compression,
@@ -215,10 +219,6 @@ pub async fn load_metadata(src: &mut Source) -> Result<()> {
     if matches!(src.kind, SourceKind::Archive { .. }) {
         return Ok(());
     }
-    let compression = match &src.kind {
-        SourceKind::Backup(m) => Some(m.compression),
-        _ => None,
-    };
     let backup_meta: Vec<Option<(String, String)>> = match &src.kind {
         SourceKind::Backup(m) => m
             .namespaces
@@ -228,8 +228,9 @@ pub async fn load_metadata(src: &mut Source) -> Result<()> {
         _ => vec![None; src.namespaces.len()],
     };
     for (n, meta) in src.namespaces.iter_mut().zip(backup_meta) {
-        let key = match (&meta, compression) {
+        let key = match (&meta, &n.metadata_key) {
             (Some((k, _)), _) => k.clone(),
+            (None, Some(k)) => k.clone(),
             _ => {
                 let c = match &n.data {
                     Some(DataRef::Object { compression, .. }) => *compression,
@@ -313,15 +314,15 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
         let compression = Compression::from_name(file);
         saw_gzip |= compression == Compression::Gzip;
         saw_plain |= compression == Compression::None;
-        let base = file.trim_end_matches(compression.suffix());
-        let (coll_escaped, is_data) = if let Some(c) = base.strip_suffix(".bson") {
+        let base = file.strip_suffix(compression.suffix()).unwrap_or(file);
+        let (stem, is_data) = if let Some(c) = base.strip_suffix(".bson") {
             (c, true)
         } else if let Some(c) = base.strip_suffix(".metadata.json") {
             (c, false)
         } else {
             continue;
         };
-        let coll = unescape_file_name(coll_escaped).with_context(|| format!("file name {key}"))?;
+        let coll = collection_name(&store, keys, db, stem, key).await?;
         // mongodump names a time-series collection's data system.buckets.<name>.bson.
         let ns = Namespace::new(db, coll).without_buckets_prefix();
         let idx = match namespaces.iter().position(|n| n.ns == ns) {
@@ -334,6 +335,7 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
                     indexes: vec![],
                     expected_docs: None,
                     data: None,
+                    metadata_key: None,
                 });
                 namespaces.len() - 1
             }
@@ -344,6 +346,8 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
                 compression,
                 sha256: None,
             });
+        } else {
+            namespaces[idx].metadata_key = Some(key.clone());
         }
     }
     // mongodump --gzip gzips the oplog but keeps the name `oplog.bson`; --gzip is all or
@@ -371,6 +375,49 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
         namespaces,
         oplog,
     })
+}
+
+/// The collection a dump file `key` (`<db>/<stem>.…`) belongs to, as mongorestore 100.8.0
+/// reads it (mongorestore/filepath.go getInfoFromFile): the unescaped stem, or, for a long
+/// name mongodump truncated to `…%24<hash>`, the `collectionName` of the stem's metadata
+/// file. Unlike mongorestore we take `collectionName` as written: it is the real name, not
+/// an escaped one, so unescaping it would turn a `+` into a space.
+async fn collection_name(
+    store: &Store,
+    keys: &[String],
+    db: &str,
+    stem: &str,
+    key: &str,
+) -> Result<String> {
+    if file_name::maybe_truncated(stem) {
+        let meta = [".metadata.json", ".metadata.json.gz", ".metadata.json.zst"]
+            .iter()
+            .map(|suffix| format!("{db}/{stem}{suffix}"))
+            .find(|k| keys.contains(k));
+        let Some(meta) = meta else {
+            return Err(usage(format!(
+                "{key} has a truncated long name (…%24<hash>, as mongodump writes names longer than a file name may be), \
+                 but there is no {db}/{stem}.metadata.json[.gz] to read the collection's real name from; \
+                 copy that file from the dump too"
+            )));
+        };
+        let stored = store
+            .get(&meta)
+            .await
+            .with_context(|| format!("reading {meta}"))?;
+        let json = crate::codec::decompress_all(Compression::from_name(&meta), &stored)
+            .with_context(|| format!("decompressing {meta}"))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&json).with_context(|| format!("{meta} is not valid JSON"))?;
+        return match v.get("collectionName").and_then(|c| c.as_str()) {
+            Some(name) if !name.is_empty() => Ok(name.to_string()),
+            _ => Err(usage(format!(
+                "{meta} has no collectionName, and its file name is a truncated long name: the \
+                 collection's real name is unknown. Re-create the dump with mongodump 100.x"
+            ))),
+        };
+    }
+    file_name::unescape(stem).with_context(|| format!("file name {key}"))
 }
 
 async fn open_archive(store: Store, key: String, spec: &str) -> Result<Source> {
@@ -434,6 +481,7 @@ pub fn set_archive_namespaces(
             indexes: vec![],
             expected_docs: None,
             data: Some(DataRef::Archive),
+            metadata_key: None,
         };
         apply_metadata(
             &mut n,

@@ -182,10 +182,26 @@ impl LocalStore {
     }
 }
 
+/// `NAME.partial`, or, when that would pass the 255-byte file-name limit (a long
+/// collection name's `…%24<hash>.metadata.json.gz` is already 255 bytes, as mongodump
+/// makes it), NAME cut short and told apart from its siblings by a hash of the whole name.
 fn partial_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(PARTIAL_SUFFIX);
-    PathBuf::from(s)
+    const MAX_NAME: usize = 255;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.len() + PARTIAL_SUFFIX.len() <= MAX_NAME {
+        let mut s = path.as_os_str().to_owned();
+        s.push(PARTIAL_SUFFIX);
+        return PathBuf::from(s);
+    }
+    let hash = crate::pipeline::sha256_hex(name.as_bytes());
+    let mut keep = MAX_NAME - PARTIAL_SUFFIX.len() - 1 - 16;
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    path.with_file_name(format!("{}~{}{PARTIAL_SUFFIX}", &name[..keep], &hash[..16]))
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectMeta>) -> Result<()> {
@@ -250,5 +266,38 @@ impl LocalWriter {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.partial);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_names_fit_the_file_name_limit() {
+        let short = Path::new("/b/db/users.bson.gz");
+        assert_eq!(
+            partial_path(short),
+            Path::new("/b/db/users.bson.gz.partial")
+        );
+        // A long collection's metadata name, as mongodump makes it: 255 bytes already.
+        let long = format!(
+            "{}%24{}.metadata.json.gz",
+            "%E6".repeat(69) + "%",
+            "h".repeat(27)
+        );
+        assert_eq!(long.len(), 255);
+        let p = partial_path(&Path::new("/b/db").join(&long));
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.len() <= 255 && name.ends_with(PARTIAL_SUFFIX),
+            "{name}"
+        );
+        assert_eq!(p.parent(), Some(Path::new("/b/db")));
+        let other = partial_path(&Path::new("/b/db").join(long.replace(".gz", ".zz")));
+        assert_ne!(
+            p, other,
+            "siblings with a common prefix get distinct partial names"
+        );
     }
 }
