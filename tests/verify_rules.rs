@@ -54,8 +54,9 @@ where
     (src, dst)
 }
 
-fn target(db: &str) -> Database {
-    block_on(async { client(&servers().rs_uri).await.database(db) })
+/// A database on the replica set (inside `block_on`).
+async fn db_on_rs(db: &str) -> Database {
+    client(&servers().rs_uri).await.database(db)
 }
 
 fn drop_dbs(dbs: &[&str]) {
@@ -99,7 +100,7 @@ fn point1_extras_on_the_target_are_their_own_kind() {
     });
     identical(&src, &dst);
     block_on(async {
-        let d = target(&dst);
+        let d = db_on_rs(&dst).await;
         d.collection::<Document>("x_extra")
             .insert_one(doc! { "_id": 1 })
             .await
@@ -193,7 +194,7 @@ async fn create_indexes(d: &Database, coll: &str, indexes: Vec<Document>) {
 /// One index of every kind whose options change what it does, plus twins on one key.
 async fn indexed(d: Database) {
     d.collection::<Document>("c")
-        .insert_many((0..10).map(|i| doc! { "_id": i, "s": format!("x{i}"), "a": i, "t": "hello world", "p": [i, i], "at": DateTime::now() }))
+        .insert_many((0..10).map(|i| doc! { "_id": i, "s": format!("x{i}"), "a": i, "t": "hello world", "p": [i, i], "at": DateTime::from_millis(1_700_000_000_000) }))
         .await
         .unwrap();
     create_indexes(
@@ -218,7 +219,7 @@ fn point2_indexes_by_name_and_whole_definition() {
     let (src, dst) = pair("vri", indexed);
     identical(&src, &dst);
     block_on(async {
-        let d = target(&dst);
+        let d = db_on_rs(&dst).await;
         let c = d.collection::<Document>("c");
         for name in ["geo", "txt", "partial", "wild"] {
             c.drop_index(name).await.unwrap();
@@ -301,7 +302,7 @@ fn point3_pipelines_and_sorts_keep_their_order() {
     // The same stages with their fields in another order.
     drop_dbs(&[&dst]);
     block_on(views(doc! { "b": -1, "a": 1 }, doc! { "b": 1, "a": 1 })(
-        target(&dst),
+        block_on(db_on_rs(&dst)),
     ));
     let r = verify(&servers().rs_uri, &src, &dst);
     r.assert_code(3);
@@ -338,7 +339,7 @@ fn point4_capped_collections_compare_in_natural_order() {
     let (src, dst) = pair("vrc", capped(false));
     identical(&src, &dst);
     drop_dbs(&[&dst]);
-    block_on(capped(true)(target(&dst)));
+    block_on(capped(true)(block_on(db_on_rs(&dst))));
     let r = verify(&servers().rs_uri, &src, &dst);
     r.assert_code(3);
     let e = entry(&r.json(), &format!("{src}.log"));
@@ -363,7 +364,8 @@ fn point5_a_validator_with_nan_is_no_false_alarm() {
     identical(&src, &dst);
     // A real change of that validator is still seen.
     block_on(async {
-        target(&dst)
+        db_on_rs(&dst)
+            .await
             .run_command(doc! { "collMod": "c", "validator": { "x": { "$ne": f64::INFINITY } } })
             .await
             .unwrap();
@@ -483,7 +485,7 @@ fn point7_invalid_utf8_is_compared_never_decoded() {
     });
     identical(&src, &dst);
     block_on(async {
-        let c = target(&dst).collection::<RawDocumentBuf>("c");
+        let c = db_on_rs(&dst).await.collection::<RawDocumentBuf>("c");
         c.delete_one(doc! { "_id": 3 }).await.unwrap();
         c.insert_one(with_raw_string(3, b"caf\xe9 \xfe"))
             .await
@@ -563,7 +565,8 @@ fn point8_bson_order_of_every_type_agrees_with_mongod() {
     // The server's order: find().sort({_id: 1}), read as raw bytes.
     let server: Vec<Vec<u8>> = block_on(async {
         use futures::TryStreamExt;
-        let docs: Vec<RawDocumentBuf> = target(&src)
+        let docs: Vec<RawDocumentBuf> = db_on_rs(&src)
+            .await
             .collection::<RawDocumentBuf>("ids")
             .find(doc! {})
             .sort(doc! { "_id": 1 })
@@ -606,7 +609,8 @@ fn point8_bson_order_of_every_type_agrees_with_mongod() {
     identical(&src, &dst);
     // One missing document with a Code-typed _id: exactly that one is named.
     block_on(async {
-        target(&dst)
+        db_on_rs(&dst)
+            .await
             .collection::<Document>("ids")
             .delete_one(doc! { "_id": Bson::JavaScriptCode("f()".into()) })
             .await

@@ -413,10 +413,7 @@ mod tests {
         );
         // 2^63 as a double is above every long, though i64::MAX rounds to it.
         assert_eq!(
-            compare(
-                &Bson::Int64(i64::MAX),
-                &Bson::Double(i64::MAX as f64)
-            ),
+            compare(&Bson::Int64(i64::MAX), &Bson::Double(i64::MAX as f64)),
             Ordering::Less
         );
         // 0.1 as a double is a little more than decimal 0.1.
