@@ -1,10 +1,11 @@
 //! `mongoshift verify`: prove two clusters hold the same data. Per namespace: existence and
 //! kind, options, indexes (one normalization with `indexes plan`), exact counts, and every
 //! document's bytes: first an order-independent digest of each side (`compare::digest`),
-//! and where that differs, range by range in `_id` order (`compare::documents`).
+//! and where that differs, range by range in `_id` order (`compare::documents`); then what
+//! exists only on the target (`compare::extras`).
 //! Exit 0 when identical, 3 when anything differs.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::cli::{Ctx, SidesArgs};
@@ -93,8 +94,29 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         range_bytes: args.range_mb.max(1) << 20,
     };
     let parallel = args.parallel.unwrap_or(cores).max(1);
+    // What exists only on the target, within what is verified.
+    let back = Renamer::new(&args.ns_to, &args.ns_from)?;
+    let source_dbs: Vec<String> = namespaces::databases(&src, &args.dbs)
+        .await
+        .context("the source")?
+        .into_iter()
+        .filter(|d| d != crate::load::state::DB)
+        .collect();
+    let extras = crate::compare::extras::on_target(
+        &dst,
+        &crate::compare::extras::Scope {
+            source_dbs: &source_dbs,
+            colls: &colls,
+            filter: &filter,
+            renamer: &renamer,
+            back: &back,
+            everything: args.dbs.is_empty(),
+        },
+    )
+    .await?;
     let mut verdicts = verdict::all(&src, &dst, colls, &renamer, opts, parallel, &progress).await?;
     progress.finish();
+    verdicts.extend(extras);
     // Differences under a live tail may be changes it has not applied yet.
     if let Some(run) = &live {
         if verdicts.iter().any(|v| !v.identical) {
@@ -118,7 +140,15 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
             }
         }
     }
-    verdicts.sort_by(|a, b| a.source.cmp(&b.source));
+    // Extras (no source name) sort by their target name among the others.
+    let name = |v: &NsVerdict| {
+        if v.extra_on_target {
+            v.target.clone()
+        } else {
+            v.source.clone()
+        }
+    };
+    verdicts.sort_by_key(|v| name(v));
     let identical = verdicts.iter().all(|v| v.identical);
     if ctx.ui.json() {
         ctx.ui.result_json(&serde_json::json!({
@@ -161,7 +191,9 @@ fn report(verdicts: &[NsVerdict], level: Level) -> String {
     ]);
     let mut details = Vec::new();
     for v in verdicts {
-        let name = if v.source == v.target {
+        let name = if v.extra_on_target {
+            format!("(none) → {}", v.target)
+        } else if v.source == v.target {
             v.source.clone()
         } else {
             format!("{} → {}", v.source, v.target)

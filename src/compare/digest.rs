@@ -6,6 +6,9 @@
 //! and counts mean the same multiset of documents, byte for byte (`_id` included, so the
 //! same documents under the same keys); a difference sends the namespace to the exact
 //! `_id`-order comparison (`compare::documents`) that names each differing `_id`.
+//! The scan also chains the hashes in the order read, which for a capped collection is its
+//! natural (insertion) order, the order its readers see: two capped collections are the
+//! same only if that chain agrees too.
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -18,16 +21,32 @@ use crate::mongo::raw_read::{self, Sink};
 use crate::namespace::Namespace;
 use crate::report::progress::TaskProgress;
 
-/// An order-independent summary of a collection's documents.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// A summary of a collection's documents: equal (`==`) for the same documents in any
+/// order; `same_order` also for the same natural order.
+#[derive(Debug, Default, Clone, Copy)]
 pub struct Digest {
     pub docs: u64,
     pub bytes: u64,
     /// Wrapping sum of the documents' xxh3-128 hashes.
     sum: u128,
+    /// The hashes chained in the order read.
+    chain: u128,
 }
 
+impl PartialEq for Digest {
+    fn eq(&self, other: &Digest) -> bool {
+        (self.docs, self.bytes, self.sum) == (other.docs, other.bytes, other.sum)
+    }
+}
+
+impl Eq for Digest {}
+
 impl Digest {
+    /// The same documents in the same order.
+    pub fn same_order(&self, other: &Digest) -> bool {
+        self == other && self.chain == other.chain
+    }
+
     /// Add the documents of a chunk of concatenated BSON (the reader's chunk format).
     fn add_chunk(&mut self, chunk: &[u8], ns: &Namespace) -> Result<()> {
         let mut at = 0;
@@ -47,7 +66,12 @@ impl Digest {
     fn add(&mut self, doc: &[u8]) {
         self.docs += 1;
         self.bytes += doc.len() as u64;
-        self.sum = self.sum.wrapping_add(xxh3_128(doc));
+        let h = xxh3_128(doc);
+        self.sum = self.sum.wrapping_add(h);
+        let mut link = [0u8; 32];
+        link[..16].copy_from_slice(&self.chain.to_le_bytes());
+        link[16..].copy_from_slice(&h.to_le_bytes());
+        self.chain = xxh3_128(&link);
     }
 }
 
@@ -109,6 +133,8 @@ mod tests {
         two.add_chunk(&b, &ns).unwrap();
         two.add_chunk(&a, &ns).unwrap();
         assert_eq!(one, two);
+        assert!(!one.same_order(&two), "the chain sees the order");
+        assert!(one.same_order(&one.clone()));
         assert_eq!(one.docs, 2);
 
         let mut swapped = Digest::default();

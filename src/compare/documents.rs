@@ -1,13 +1,14 @@
 //! Comparing the documents of one `_id` range on two sides in one pass: both are read in
 //! `_id` index order with the same index bounds, as raw BSON, and merged like two sorted
-//! lists. Equal bytes cost no decoding beyond the `_id`; the smaller `_id` of a mismatch is
-//! the document the other side lacks; only documents whose bytes differ are decoded to say
-//! how. Memory is two server batches, whatever the range's size.
+//! lists. Nothing is decoded: `_id`s are ordered from their bytes in the server's order
+//! (`compare::order`), the smaller `_id` of a mismatch is the document the other side lacks,
+//! and documents whose bytes differ are walked as bytes to say how (`compare::diff`).
+//! Memory is two server batches, whatever the range's size.
 
 use std::cmp::Ordering;
 
 use anyhow::{Context, Result};
-use mongodb::bson::{Bson, Document, RawDocumentBuf};
+use mongodb::bson::{Bson, RawDocumentBuf};
 use mongodb::Client;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -15,6 +16,7 @@ use tokio::sync::mpsc;
 use super::diff::{self, DocDiff};
 use super::order;
 use super::ranges::IdRange;
+use super::raw::{self, Element};
 use crate::mongo::raw_read::{self, Sink};
 use crate::mongo::raw_write::Batch;
 use crate::namespace::Namespace;
@@ -23,7 +25,9 @@ use crate::report::progress::TaskProgress;
 /// One document that differs, by `_id` (as Extended JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct Difference {
-    /// missing_on_target, extra_on_target, different, field_order, id_type
+    /// missing_on_target, extra_on_target, different, field_order, id_type (the same `_id`
+    /// key in another type), id_value (another encoding of the same `_id`, e.g. -0.0),
+    /// natural_order (a capped collection's documents in another order)
     pub kind: &'static str,
     pub id: serde_json::Value,
     /// For `different`: the first differing field paths; for `id_type`: both types.
@@ -56,11 +60,19 @@ struct Side {
 }
 
 impl Side {
-    fn new(client: &Client, ns: &Namespace, range: &IdRange, what: &'static str) -> Side {
+    /// `natural`: the whole collection in natural order (for a capped collection's order),
+    /// else `range` in `_id` order.
+    fn new(
+        client: &Client,
+        ns: &Namespace,
+        range: &IdRange,
+        what: &'static str,
+        natural: bool,
+    ) -> Side {
         let (tx, rx) = mpsc::channel::<Batch>(2);
         // The reader scans a whole collection in natural order; from MinKey on, it follows
         // the `_id` index, the order this merge needs.
-        let range = match range.is_all() {
+        let range = match range.is_all() && !natural {
             true => IdRange {
                 lower: Some(Bson::MinKey),
                 upper: None,
@@ -112,12 +124,11 @@ impl Drop for Side {
     }
 }
 
-fn id_of(d: &RawDocumentBuf, ns: &Namespace) -> Result<Bson> {
-    let raw = d
-        .get("_id")
+/// The `_id` element, undecoded.
+fn id_of<'a>(d: &'a RawDocumentBuf, ns: &Namespace) -> Result<Element<'a>> {
+    raw::field(d.as_bytes(), "_id")
         .with_context(|| format!("a malformed document in {ns}"))?
-        .with_context(|| format!("a document without _id in {ns}"))?;
-    Bson::try_from(raw.to_raw_bson()).with_context(|| format!("an unreadable _id in {ns}"))
+        .with_context(|| format!("a document without _id in {ns}"))
 }
 
 fn ext(id: &Bson) -> serde_json::Value {
@@ -142,8 +153,8 @@ pub async fn compare_range(
     progress: &TaskProgress,
 ) -> Result<RangeResult> {
     let (max_report, max_paths) = (limits.documents, limits.paths);
-    let mut a = Side::new(src, source, range, "source");
-    let mut b = Side::new(dst, target, range, "target");
+    let mut a = Side::new(src, source, range, "source", false);
+    let mut b = Side::new(dst, target, range, "target", false);
     let mut out = RangeResult::default();
     let push = |out: &mut RangeResult, d: Difference| {
         out.differing += 1;
@@ -176,7 +187,7 @@ pub async fn compare_range(
                     continue;
                 }
                 let (si, ti) = (id_of(s, source)?, id_of(t, target)?);
-                match order::compare(&si, &ti) {
+                match order::compare_elements(&si, &ti) {
                     Ordering::Less => {
                         push(&mut out, missing(s, source)?);
                         out.source_docs += 1;
@@ -188,7 +199,7 @@ pub async fn compare_range(
                         y = b.next().await?;
                     }
                     Ordering::Equal => {
-                        let d = same_id(s, t, (&si, source), (&ti, target), max_paths)?;
+                        let d = same_id(s, t, (&si, &ti), max_paths)?;
                         push(&mut out, d);
                         out.source_docs += 1;
                         out.target_docs += 1;
@@ -201,56 +212,104 @@ pub async fn compare_range(
     Ok(out)
 }
 
-fn difference(kind: &'static str, id: Bson, paths: Vec<String>) -> Difference {
+fn difference(kind: &'static str, id: &Element, paths: Vec<String>) -> Difference {
+    let key = id.to_bson();
     Difference {
         kind,
-        id: ext(&id),
+        id: ext(&key),
         paths,
-        key: id,
+        key,
     }
 }
 
 fn missing(s: &RawDocumentBuf, ns: &Namespace) -> Result<Difference> {
-    Ok(difference("missing_on_target", id_of(s, ns)?, vec![]))
+    Ok(difference("missing_on_target", &id_of(s, ns)?, vec![]))
 }
 
 fn extra(t: &RawDocumentBuf, ns: &Namespace) -> Result<Difference> {
-    Ok(difference("extra_on_target", id_of(t, ns)?, vec![]))
+    Ok(difference("extra_on_target", &id_of(t, ns)?, vec![]))
 }
 
 /// Two documents with the same `_id` key whose bytes differ: how.
 fn same_id(
     s: &RawDocumentBuf,
     t: &RawDocumentBuf,
-    (si, source): (&Bson, &Namespace),
-    (ti, target): (&Bson, &Namespace),
+    (si, ti): (&Element, &Element),
     max_paths: usize,
 ) -> Result<Difference> {
-    if si != ti {
+    if si.ty != ti.ty {
         return Ok(difference(
             "id_type",
-            si.clone(),
+            si,
             vec![format!(
-                "_id is {:?} on the source, {:?} on the target",
-                si.element_type(),
-                ti.element_type()
+                "_id is {} on the source, {} on the target",
+                si.type_name(),
+                ti.type_name()
             )],
         ));
     }
-    let sd = Document::try_from(s.as_ref())
-        .with_context(|| format!("decoding a document of {source}"))?;
-    let td = Document::try_from(t.as_ref())
-        .with_context(|| format!("decoding a document of {target}"))?;
-    Ok(match diff::diff(&sd, &td, max_paths) {
-        // Equal values with different encodings (e.g. -0.0).
+    if si.value != ti.value {
+        return Ok(difference(
+            "id_value",
+            si,
+            vec![format!(
+                "_id is {} on the source, {} on the target (equal in the _id index, other bytes)",
+                ext(&si.to_bson()),
+                ext(&ti.to_bson())
+            )],
+        ));
+    }
+    Ok(match diff::diff(s.as_bytes(), t.as_bytes(), max_paths)? {
         DocDiff::Same => difference(
             "different",
-            si.clone(),
+            si,
             vec!["(same values, different bytes)".into()],
         ),
-        DocDiff::FieldOrder => difference("field_order", si.clone(), vec![]),
-        DocDiff::Fields(p) => difference("different", si.clone(), p),
+        DocDiff::FieldOrder => difference("field_order", si, vec![]),
+        DocDiff::Fields(p) => difference("different", si, p),
     })
+}
+
+/// A capped collection's documents in natural (insertion) order on both sides, which its
+/// readers see: the first position where the two orders differ, if any. Called when both
+/// sides hold the same documents (the `_id` merge found no difference) in another order.
+pub async fn natural_order(
+    (src, source): (&Client, &Namespace),
+    (dst, target): (&Client, &Namespace),
+) -> Result<Option<Difference>> {
+    let all = IdRange::all();
+    let mut a = Side::new(src, source, &all, "source", true);
+    let mut b = Side::new(dst, target, &all, "target", true);
+    let mut at = 0u64;
+    loop {
+        let (x, y) = tokio::try_join!(a.next(), b.next())?;
+        match (&x, &y) {
+            (None, None) => return Ok(None),
+            (Some(s), Some(t)) if s.as_bytes() == t.as_bytes() => at += 1,
+            (Some(s), other) => {
+                let theirs = match other {
+                    Some(t) => format!("_id {}", ext(&id_of(t, target)?.to_bson())),
+                    None => "the end of the collection".into(),
+                };
+                return Ok(Some(difference(
+                    "natural_order",
+                    &id_of(s, source)?,
+                    vec![format!(
+                        "natural order differs at position {at}: this document on the source, {theirs} on the target"
+                    )],
+                )));
+            }
+            (None, Some(t)) => {
+                return Ok(Some(difference(
+                    "natural_order",
+                    &id_of(t, target)?,
+                    vec![format!(
+                        "natural order differs at position {at}: the end of the collection on the source, this document on the target"
+                    )],
+                )))
+            }
+        }
+    }
 }
 
 /// Look one document up again on both sides (after a live tail caught up): the difference
@@ -279,7 +338,7 @@ pub async fn recheck(
         (Some(s), Some(t)) if s.as_bytes() == t.as_bytes() => None,
         (Some(s), Some(t)) => {
             let (si, ti) = (id_of(&s, source)?, id_of(&t, target)?);
-            Some(same_id(&s, &t, (&si, source), (&ti, target), max_paths)?)
+            Some(same_id(&s, &t, (&si, &ti), max_paths)?)
         }
     })
 }

@@ -47,6 +47,10 @@ pub struct NsVerdict {
     /// Differing documents that were gone by the recheck (changes the tail had not yet applied).
     #[serde(default)]
     pub disappeared: u64,
+    /// A collection, view or database that exists only on the target (`source` is empty):
+    /// its own kind of difference (`compare::extras`).
+    #[serde(default)]
+    pub extra_on_target: bool,
 }
 
 impl NsVerdict {
@@ -146,17 +150,27 @@ pub async fn namespace(
         )?;
         v.source_count = Some(a);
         v.target_count = Some(b);
+        // A capped collection's natural (insertion) order is what its readers see: it is
+        // compared too (the digest chains documents in the order read).
+        let capped = c.options.get_bool("capped").unwrap_or(false);
         // Same counts: first the cheap order-independent digests; only a namespace whose
         // digests differ is read again in `_id` order to name each differing document.
-        let same_digest = args.level == Level::Documents && a == b && {
+        let (same_docs, same_order) = if args.level == Level::Documents && a == b {
             let (x, y) = tokio::try_join!(
                 digest::collection(src, &sn, "source", task),
                 digest::collection(dst, &tn, "target", task)
             )?;
-            x == y
+            (x == y, x.same_order(&y))
+        } else {
+            (false, false)
         };
-        if same_digest {
+        if same_docs && (same_order || !capped) {
             v.documents_differing = Some(0);
+        } else if same_docs {
+            // The same documents in another order: name where the orders part.
+            let d = documents::natural_order((src, &sn), (dst, &tn)).await?;
+            v.documents_differing = Some(u64::from(d.is_some()));
+            v.differences.extend(d);
         } else if args.level == Level::Documents {
             let parts = ranges::range_count(c, args.range_bytes.max(1 << 20));
             let points = if parts > 1 {
@@ -187,6 +201,13 @@ pub async fn namespace(
                     if v.differences.len() < args.max_report {
                         v.differences.push(d);
                     }
+                }
+            }
+            if differing == 0 && capped {
+                // Every document matched by `_id`, so the bytes differed in their order.
+                if let Some(d) = documents::natural_order((src, &sn), (dst, &tn)).await? {
+                    differing = 1;
+                    v.differences.push(d);
                 }
             }
             v.documents_differing = Some(differing);
