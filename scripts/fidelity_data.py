@@ -430,6 +430,9 @@ def load(uri, dbname, with_big):
     # Capped: inserted past its size so it wraps; _ids random, so _id order is not $natural order.
     db.create_collection("capped_wrap", capped=True, size=16384)
     db.capped_wrap.insert_many([{"_id": rng.randrange(1 << 40), "i": i, "pad": "p" * 40} for i in range(1000)])
+    # Big enough (6 MB, 50k documents kept) to span several insert batches of a copy.
+    db.create_collection("capped_big", capped=True, size=6 << 20)
+    db.capped_big.insert_many([{"_id": 1_000_000 - i, "i": i, "pad": "b" * 80} for i in range(60_000)])
     db.create_collection("capped_max", capped=True, size=1 << 20, max=50)
     db.capped_max.insert_many([{"_id": 1000 - i, "i": i} for i in range(120)])
 
@@ -593,13 +596,14 @@ def change(uri, dbname, stage):
             {
                 "update": "live",
                 "updates": [
-                    {"q": {"_id": "regex_flags_unsorted"}, "u": RawBSONDocument(doc(_id("regex_flags_unsorted"), int32("x", 1), int32("x", 2), regex("r", "c", "xsmi")))},
+                    {"q": {"_id": "regex_flags_unsorted"}, "u": RawBSONDocument(doc(_id("regex_flags_unsorted"), regex("r", "c", "xsmi")))},
+                    {"q": {"_id": "empty_field_name"}, "u": RawBSONDocument(doc(_id("empty_field_name"), int32("x", 1), int32("x", 2)))},
                     {"q": {"_id": "negative_zero"}, "u": RawBSONDocument(doc(_id("negative_zero"), e(0x0E, "sym", _str("s")), double("d", -0.0), double_bits("n", 0x7FF80000DEADBEEF)))},
                 ],
             }
         )
         db.live.update_one({"_id": "same_value_types"}, {"$set": {"a": Timestamp(0, 0), "new_ts": Timestamp(0, 0)}})
-        done.append("replace x2, $set Timestamp(0,0)")
+        done.append("replace x3, $set Timestamp(0,0)")
         db.live.delete_one({"_id": "dotted_fields"})
         db.live.delete_one({"_id": "id_doc_ab"})
         done.append("delete x2")

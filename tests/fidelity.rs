@@ -347,6 +347,9 @@ fn our_backup_then_stock_mongorestore(compress: &str) {
             "{_id: \"timestamp_zero_second\"}",
             "{_id: \"timestamp_zero_third\"}",
             "[docs] dbHash differs",
+            // mongorestore 100.8.0 reads collection options and index specs into Go maps,
+            // whose order is random: the fields arrive, their order does not.
+            common::fidelity::ORDER_ONLY,
         ],
     );
 }
@@ -412,13 +415,20 @@ fn stock_mongodump_then_restore(archive: bool) {
     .to_vec();
     r.extend(rename(src, &dst));
     let run = mongoshift(dir.path(), &r);
-    judge(
+    // mongodump 100.8.0 writes an archive's metadata (collection options, view pipelines)
+    // through Go maps, in random order (its folder metadata keeps the order): what the
+    // archive no longer holds cannot be restored.
+    let tolerated: &[&str] = if archive {
+        &[common::fidelity::ORDER_ONLY]
+    } else {
+        &[]
+    };
+    judge_with(
         path,
         &run,
-        &servers().rs_uri,
-        src,
-        &servers().standalone_uri,
-        &dst,
+        (&servers().rs_uri, src),
+        (&servers().standalone_uri, &dst),
+        tolerated,
     );
 }
 
