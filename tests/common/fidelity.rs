@@ -209,6 +209,13 @@ fn elements(doc: &[u8]) -> Option<Vec<Element<'_>>> {
 
 /// An element shown for a person: decoded (relaxed Extended JSON) when it decodes, else hex.
 fn show(key: &[u8], t: u8, value: &[u8]) -> String {
+    if t == 0x0B {
+        // A decoder sorts a regex's flags: show them as stored.
+        let mut parts = value.split(|&c| c == 0);
+        let pattern = String::from_utf8_lossy(parts.next().unwrap_or_default());
+        let flags = String::from_utf8_lossy(parts.next().unwrap_or_default());
+        return format!("{}: /{pattern}/{flags}", String::from_utf8_lossy(key));
+    }
     let mut raw = vec![t];
     raw.extend_from_slice(b"v\0");
     raw.extend_from_slice(value);
@@ -253,11 +260,18 @@ fn first_difference(a: &[u8], b: &[u8], path: &str) -> String {
                 return first_difference(va, vb, &sub);
             }
         }
-        return format!(
-            "field #{i} under `{path}`: source {{{}}} vs target {{{}}}",
-            here(x),
-            here(y)
-        );
+        let (sx, sy) = (here(x), here(y));
+        let same = if sx == sy {
+            // Equal once decoded (a NaN payload, a non-canonical value): show the bytes.
+            let hex = |e: Option<&Element>| -> String {
+                e.map(|(_, _, v)| v.iter().take(24).map(|b| format!("{b:02x}")).collect())
+                    .unwrap_or_default()
+            };
+            format!(" (equal when decoded; bytes {} vs {})", hex(x), hex(y))
+        } else {
+            String::new()
+        };
+        return format!("field #{i} under `{path}`: source {{{sx}}} vs target {{{sy}}}{same}");
     }
     format!("{path}: same elements, different bytes")
 }
