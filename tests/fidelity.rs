@@ -23,6 +23,21 @@ use common::fidelity::{change, differences, generate};
 use common::{block_on, client, mongoshift, servers, tempdir};
 use mongodb::bson::{doc, Document};
 
+/// Prints the test's run time when it ends, passed or failed (the report's numbers).
+struct Timer(&'static str, Instant);
+
+impl Timer {
+    fn start(name: &'static str) -> Timer {
+        Timer(name, Instant::now())
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        println!("time {}: {:.1}s", self.0, self.1.elapsed().as_secs_f64());
+    }
+}
+
 /// The shared source: the whole data set in one database of the `rs` server.
 fn source() -> &'static str {
     static SRC: OnceLock<String> = OnceLock::new();
@@ -134,6 +149,7 @@ fn tail(text: &str, n: usize) -> String {
 
 #[test]
 fn migrate_is_byte_identical() {
+    let _t = Timer::start("migrate_is_byte_identical");
     let src = source();
     let dst = common::unique_db("fmig");
     let mut args: Vec<String> = [
@@ -240,31 +256,37 @@ fn backup_then_restore(compress: &str, s3: bool) {
 
 #[test]
 fn backup_zstd_folder_then_restore_is_byte_identical() {
+    let _t = Timer::start("backup_zstd_folder_then_restore_is_byte_identical");
     backup_then_restore("zstd", false);
 }
 
 #[test]
 fn backup_gzip_folder_then_restore_is_byte_identical() {
+    let _t = Timer::start("backup_gzip_folder_then_restore_is_byte_identical");
     backup_then_restore("gzip", false);
 }
 
 #[test]
 fn backup_none_folder_then_restore_is_byte_identical() {
+    let _t = Timer::start("backup_none_folder_then_restore_is_byte_identical");
     backup_then_restore("none", false);
 }
 
 #[test]
 fn backup_zstd_s3_then_restore_is_byte_identical() {
+    let _t = Timer::start("backup_zstd_s3_then_restore_is_byte_identical");
     backup_then_restore("zstd", true);
 }
 
 #[test]
 fn backup_gzip_s3_then_restore_is_byte_identical() {
+    let _t = Timer::start("backup_gzip_s3_then_restore_is_byte_identical");
     backup_then_restore("gzip", true);
 }
 
 #[test]
 fn backup_none_s3_then_restore_is_byte_identical() {
+    let _t = Timer::start("backup_none_s3_then_restore_is_byte_identical");
     backup_then_restore("none", true);
 }
 
@@ -356,11 +378,14 @@ fn our_backup_then_stock_mongorestore(compress: &str) {
 
 #[test]
 fn our_gzip_backup_restored_by_stock_mongorestore_is_byte_identical() {
+    let _t = Timer::start("our_gzip_backup_restored_by_stock_mongorestore_is_byte_identical");
     our_backup_then_stock_mongorestore("gzip");
 }
 
 #[test]
 fn our_uncompressed_backup_restored_by_stock_mongorestore_is_byte_identical() {
+    let _t =
+        Timer::start("our_uncompressed_backup_restored_by_stock_mongorestore_is_byte_identical");
     our_backup_then_stock_mongorestore("none");
 }
 
@@ -430,11 +455,13 @@ fn stock_mongodump_then_restore(archive: bool) {
 
 #[test]
 fn stock_mongodump_folder_restored_by_us_is_byte_identical() {
+    let _t = Timer::start("stock_mongodump_folder_restored_by_us_is_byte_identical");
     stock_mongodump_then_restore(false);
 }
 
 #[test]
 fn stock_mongodump_gzip_archive_restored_by_us_is_byte_identical() {
+    let _t = Timer::start("stock_mongodump_gzip_archive_restored_by_us_is_byte_identical");
     stock_mongodump_then_restore(true);
 }
 
@@ -443,6 +470,7 @@ fn stock_mongodump_gzip_archive_restored_by_us_is_byte_identical() {
 /// what they change, so that a difference our paths share with them can be told apart.
 #[test]
 fn reference_stock_mongodump_then_stock_mongorestore() {
+    let _t = Timer::start("reference_stock_mongodump_then_stock_mongorestore");
     let src = source();
     let dir = tempdir();
     let out = dir.path().join("dump");
@@ -714,6 +742,7 @@ fn follow_case(path: &str, src: &str, stages: &[&str], skip: &[&str]) {
 /// report them), so they are excluded here and left to the other paths.
 #[test]
 fn follow_applies_every_odd_change_byte_identical() {
+    let _t = Timer::start("follow_applies_every_odd_change_byte_identical");
     let src = common::unique_db("ffsrc");
     generate(&servers().rs_uri, &src, false);
     follow_case(
@@ -741,6 +770,7 @@ fn small_source(purpose: &str) -> String {
 
 #[test]
 fn follow_survives_invalid_utf8() {
+    let _t = Timer::start("follow_survives_invalid_utf8");
     let src = small_source("ffutf");
     follow_case(
         "migrate --follow (invalid UTF-8)",
@@ -752,6 +782,7 @@ fn follow_survives_invalid_utf8() {
 
 #[test]
 fn follow_survives_binary_subtype2_with_a_wrong_inner_length() {
+    let _t = Timer::start("follow_survives_binary_subtype2_with_a_wrong_inner_length");
     let src = small_source("ffbin");
     follow_case(
         "migrate --follow (binary subtype 2, wrong inner length)",
@@ -763,6 +794,7 @@ fn follow_survives_binary_subtype2_with_a_wrong_inner_length() {
 
 #[test]
 fn follow_survives_an_event_over_16mb() {
+    let _t = Timer::start("follow_survives_an_event_over_16mb");
     let src = small_source("ffbig");
     follow_case(
         "migrate --follow (a $set making an event over 16 MB)",
