@@ -6,6 +6,8 @@
 //! saying so; they never skip silently.
 #![allow(dead_code)]
 
+pub mod fidelity;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
