@@ -498,6 +498,7 @@ async fn restore_drill(
         },
         oplog_replay: false,
         oplog_limit: None,
+        oplog_file: None,
         storage: from.storage.clone(),
     };
     ctx.ui.info(format!(

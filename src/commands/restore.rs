@@ -22,7 +22,9 @@ use crate::mongo::raw_write::Batch;
 use crate::mongo::{self as mongo_engine, schema};
 use crate::namespace::{Filter, Namespace, Renamer};
 use crate::report::progress::{Progress, TaskProgress};
-use crate::restore::oplog_replay::{self, Replayer};
+use crate::restore::index_catalog::IndexCatalog;
+use crate::restore::oplog_replay::{self, ReplayStats, Replayer};
+use crate::restore::oplog_source::OplogFile;
 use crate::restore::source::{self, DataRef, OplogRef, Source, SourceKind, SourceNs};
 use crate::restore::stream::{self, ReadCount};
 
@@ -41,6 +43,9 @@ pub struct RestoreArgs {
     /// Apply oplog entries only before this timestamp: SECONDS[:ORDINAL].
     #[arg(long, value_name = "TS", requires = "oplog_replay")]
     pub oplog_limit: Option<String>,
+    /// Replay this BSON oplog file (mongorestore's --oplogFile) instead of the dump's.
+    #[arg(long, value_name = "PATH", requires = "oplog_replay")]
+    pub oplog_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -72,7 +77,21 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         args.from.clone()
     };
     let mut src = source::open(&from, &settings).await?;
-    source::load_metadata(&mut src).await?;
+    if let Some(path) = &args.oplog_file {
+        if matches!(src.kind, SourceKind::Archive { .. }) {
+            return Err(usage(
+                "--oplog-file cannot be used with an archive source (as mongorestore's --oplogFile with --archive): give a dump folder, or replay the archive's own oplog",
+            ));
+        }
+        if src.oplog.is_some() {
+            return Err(usage(format!(
+                "{} has an oplog of its own and --oplog-file gives another: which one to replay is ambiguous (mongorestore refuses this too); remove one of them",
+                src.describe
+            )));
+        }
+        src.oplog = Some(OplogRef::File(path.clone()));
+    }
+    source::load_metadata(&mut src, &filter).await?;
     if args.oplog_replay && src.oplog.is_none() {
         return Err(usage(format!(
             "--oplog-replay: {} has no oplog (back up with --oplog / dump with --oplog)",
@@ -86,7 +105,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         .filter(|n| filter.allows(&n.ns))
         .cloned()
         .collect();
-    if selected.is_empty() {
+    if selected.is_empty() && !args.oplog_replay {
         return Err(usage(format!(
             "nothing to restore: no namespace of {} matches the --ns-include/--ns-exclude options",
             src.describe
@@ -129,6 +148,34 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         });
     }
 
+    // The oplog is fetched and walked before anything is written: what it cannot carry is
+    // refused now, and the plan says what the replay will do.
+    let whole = args.load.ns_include.is_empty()
+        && args.load.ns_exclude.is_empty()
+        && args.load.ns_from.is_empty();
+    let oplog = if args.oplog_replay {
+        let file = OplogFile::open(&src).await?;
+        let planned = replay_oplog(
+            None,
+            &file,
+            &src,
+            &selected,
+            (&filter, &renamer, whole),
+            limit,
+        )
+        .await
+        .map_err(|e| {
+            usage(format!(
+                "{}: {}. Nothing was written",
+                file.what,
+                crate::mongo::errors::chain_text(&e)
+            ))
+        })?;
+        Some((file, planned.stats))
+    } else {
+        None
+    };
+
     if args.load.dry_run {
         let counts = count_source(&src, &selected).await?;
         for p in plan.iter_mut() {
@@ -137,13 +184,28 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             }
         }
     }
-    plan::show(
+    plan::show_with(
         &ctx.ui,
         &format!("restore plan: {}", src.describe),
         &src.describe,
         &plan,
         args.load.dry_run,
+        oplog
+            .as_ref()
+            .map(|(_, s)| ("oplog", serde_json::to_value(s).unwrap_or_default())),
     );
+    if let Some((_, s)) = &oplog {
+        let line = s.summary(if args.load.dry_run {
+            "would be replayed"
+        } else {
+            "to replay"
+        });
+        if args.load.dry_run && !ctx.ui.json() {
+            ctx.ui.result(line);
+        } else {
+            ctx.ui.info(line);
+        }
+    }
     let question = format!(
         "restore {} from {} into {}?",
         crate::report::table::count(plan.len() as u64, "namespace", "namespaces"),
@@ -180,7 +242,8 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             .collect(),
         drop: args.load.drop,
         append: args.load.append,
-        no_indexes: args.load.no_indexes,
+        // With a replay the indexes are built after it (see index_catalog).
+        no_indexes: args.load.no_indexes || args.oplog_replay,
         workers: args.load.workers_per_collection.max(1),
         relax: false,
     }));
@@ -217,11 +280,28 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             results.push(runner.0.view(&n.collection(), t, &renamer).await);
         }
         progress.finish();
-        let replay = if args.oplog_replay && results.iter().all(|r| r.ok) {
-            Some(replay_oplog(&client, &src, &filter, &renamer, limit).await?)
-        } else {
-            None
-        };
+        let mut replay = None;
+        if let Some((file, _)) = &oplog {
+            let catalog = if results.iter().all(|r| r.ok) {
+                let done = replay_oplog(
+                    Some(&client),
+                    file,
+                    &src,
+                    &selected,
+                    (&filter, &renamer, whole),
+                    limit,
+                )
+                .await?;
+                replay = Some(done.stats);
+                done.catalog
+            } else {
+                // No replay over a failed load; the loaded namespaces still get their indexes.
+                seed_catalog(&selected, &renamer)
+            };
+            if !args.load.no_indexes {
+                build_indexes(ctx, &client, &catalog, &mut results).await?;
+            }
+        }
         anyhow::Ok((results, replay))
     };
     let (mut results, replay) = tokio::select! {
@@ -370,77 +450,102 @@ impl Runner {
     }
 }
 
+/// The index catalog the replay starts from: each restored collection's dumped indexes,
+/// under its target name.
+fn seed_catalog(selected: &[SourceNs], renamer: &Renamer) -> IndexCatalog {
+    let mut catalog = IndexCatalog::default();
+    for n in selected.iter().filter(|n| n.kind != Kind::View) {
+        catalog.set_collection(&renamer.map(&n.ns), &n.options, &n.indexes);
+    }
+    catalog
+}
+
+/// Walk the oplog: planned (no client: nothing is written) or applied.
 async fn replay_oplog(
-    client: &Client,
+    client: Option<&Client>,
+    file: &OplogFile,
     src: &Source,
-    filter: &Filter,
-    renamer: &Renamer,
+    selected: &[SourceNs],
+    (filter, renamer, whole): (&Filter, &Renamer, bool),
     limit: Option<mongodb::bson::Timestamp>,
-) -> Result<oplog_replay::ReplayStats> {
-    let (reader, what): (Box<dyn std::io::Read + Send>, String) = match (&src.oplog, &src.kind) {
-        (
-            Some(OplogRef::Object {
-                key,
-                compression,
-                sha256,
-            }),
-            _,
-        ) => {
-            // Verified before replay starts: replay must never apply a damaged oplog.
-            let file = stream::spool_verified(&src.store, key, sha256.clone()).await?;
-            (
-                crate::codec::decoder(*compression, std::io::BufReader::new(file))?,
-                key.clone(),
-            )
-        }
-        (Some(OplogRef::Archive), SourceKind::Archive { compression }) => {
-            let spool = tempfile::tempfile()
-                .context("creating a temporary file for the archive's oplog")?;
-            let key = src.archive_key.clone().unwrap_or_default();
-            stream::archive_batches(
-                &src.store,
-                &key,
-                *compression,
-                &src.describe,
-                HashMap::new(),
-                Some(spool.try_clone()?),
-            )
-            .await?;
-            let mut f = spool;
-            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
-            (
-                Box::new(std::io::BufReader::new(f)),
-                format!("{} (oplog)", src.describe),
-            )
-        }
-        _ => anyhow::bail!("{} has no oplog", src.describe),
-    };
-    let (rx, reader_task) = oplog_replay::spawn_reader(reader, what);
-    let stats = Replayer::new(client, filter, renamer, limit).run(rx).await;
+) -> Result<Replayed> {
+    let known = src.namespaces.iter().map(|n| n.ns.clone()).collect();
+    let replayer = Replayer::new(
+        client,
+        filter,
+        renamer,
+        whole,
+        limit,
+        seed_catalog(selected, renamer),
+        known,
+    );
+    let (rx, reader_task) = oplog_replay::spawn_reader(file.reader()?, file.what.clone());
+    let outcome = replayer.run(rx).await;
     // A reader error (truncated oplog) is the root cause when both fail; the reader
     // stopping because replay ended at --oplog-limit is not an error.
     match reader_task.await? {
         Err(e) if !e.is::<crate::pipeline::PipelineClosed>() => Err(e),
-        _ => stats,
+        _ => outcome.map(|r| Replayed {
+            stats: r.stats,
+            catalog: r.catalog,
+        }),
     }
 }
 
-fn report(ctx: &Ctx, results: &[NsResult], replay: Option<&oplog_replay::ReplayStats>) {
+struct Replayed {
+    stats: ReplayStats,
+    catalog: IndexCatalog,
+}
+
+/// Build the indexes after the replay: the dump's, as the oplog left them. A failure marks
+/// the namespace's result; one on a collection the oplog created fails the restore.
+async fn build_indexes(
+    ctx: &Ctx,
+    client: &Client,
+    catalog: &IndexCatalog,
+    results: &mut [NsResult],
+) -> Result<()> {
+    let mut failed = Vec::new();
+    for (t, specs) in catalog.to_build() {
+        let built = tokio::select! {
+            r = schema::create_indexes(client, &t, specs) => r,
+            _ = schema::watch_build(&ctx.ui, client, &t.db, &t.coll) => unreachable!("the watcher never ends"),
+        };
+        let name = t.to_string();
+        match (built, results.iter_mut().find(|r| r.target == name)) {
+            (Ok(k), Some(r)) => r.indexes = k,
+            (Ok(_), None) => {}
+            (Err(e), Some(r)) => {
+                r.ok = false;
+                r.problem = Some(format!(
+                    "index build failed: {}",
+                    crate::redact::scrub(&crate::mongo::errors::chain_text(&e))
+                ));
+            }
+            (Err(e), None) => failed.push(crate::mongo::errors::chain_text(&e)),
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "after the oplog replay, index builds failed on collections the oplog created: {}",
+            failed.join("; ")
+        );
+    }
+    Ok(())
+}
+
+fn report(ctx: &Ctx, results: &[NsResult], replay: Option<&ReplayStats>) {
     if ctx.ui.json() {
         ctx.ui.result_json(&serde_json::json!({
             "ok": results.iter().all(|r| r.ok),
             "namespaces": results,
-            "oplog": replay.map(|s| serde_json::json!({ "read": s.read, "applied": s.applied, "skipped": s.skipped,
-                "last": s.last.map(|t| serde_json::json!({ "t": t.time, "i": t.increment })) })),
+            "oplog": replay.map(|s| serde_json::to_value(s).unwrap_or_default()),
         }));
         return;
     }
     ctx.ui.result(results::table(results));
     if let Some(s) = replay {
-        ctx.ui.result(format!(
-            "oplog replay: {} entries applied, {} skipped, {} read",
-            s.applied, s.skipped, s.read
-        ));
+        ctx.ui.result(s.summary("replayed"));
     }
     results::summary(&ctx.ui, "restored", results);
 }
