@@ -325,11 +325,19 @@ fn oplog_replay_gives_stock_mongorestores_state() {
             "--oplogReplay",
         ],
     );
-    let stock = state(&uri, &s);
+    let mut stock = state(&uri, &s);
     assert!(
         state(&uri, &s2).is_empty(),
         "dropDatabase replayed by stock"
     );
+    // Stock 100.8.0 sends convertToCapped's `renameCollection … dropTarget: <UUID>` through
+    // applyOps unchanged: the server moves the old collection aside as `tmpXXXX.rename` and
+    // never drops it (no collection has that UUID on the target). The source has no such
+    // collection; mongoshift drops the target as the source did.
+    let source = state(&servers().rs_uri, &s);
+    stock.retain(|name, _| {
+        !(name.starts_with("tmp") && name.ends_with(".rename") && !source.contains_key(name))
+    });
     drop_dbs(&uri, &[&s, &s2]);
 
     // Planned first: the dry run says what the replay would do and writes nothing.

@@ -46,6 +46,14 @@ impl IndexCatalog {
         }
     }
 
+    /// A `create` in the oplog: a new collection, or (replaying over a dump taken while the
+    /// oplog ran) one the dump already holds, whose indexes stay.
+    pub fn created(&mut self, ns: &Namespace, options: &Document) {
+        if !self.colls.contains_key(ns) {
+            self.set_collection(ns, options, &[]);
+        }
+    }
+
     pub fn add(&mut self, ns: &Namespace, mut spec: Document) {
         spec.remove("ns");
         let c = self.colls.entry(ns.clone()).or_default();

@@ -426,9 +426,9 @@ impl<'a> Replayer<'a> {
                     .filter(|(k, _)| k.as_str() != "create")
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                self.catalog.set_collection(&t, &options, &[]);
+                self.catalog.created(&t, &options);
                 self.known.insert(source);
-                self.apply_command(&t.db, o).await
+                self.apply_command(&t.db, o, &[NAMESPACE_EXISTS]).await
             }
             "drop" => {
                 self.catalog.drop_collection(&t);
@@ -474,14 +474,14 @@ impl<'a> Replayer<'a> {
                 }
                 if o.len() > 1 {
                     o.insert("collMod", t.coll.clone());
-                    self.apply_command(&t.db, o).await?;
+                    self.apply_command(&t.db, o, &[]).await?;
                 }
                 Ok(())
             }
             "convertToCapped" => {
                 self.catalog.keep_only_id(&t);
                 o.insert("convertToCapped", t.coll.clone());
-                self.run_command(&t.db, o).await
+                self.run_command(&t.db, o, &[NAMESPACE_NOT_FOUND]).await
             }
             // Removed from the server after 6.0 and a test command there; a capped
             // collection accepts deletes since 5.0, which empties it the same way.
@@ -537,7 +537,9 @@ impl<'a> Replayer<'a> {
         if let Ok(st) = o.get_bool("stayTemp") {
             cmd.insert("stayTemp", st);
         }
-        self.run_command("admin", cmd).await
+        // As the server's own oplog application: a rename the dump already holds (its
+        // source gone) is done.
+        self.run_command("admin", cmd, &[NAMESPACE_NOT_FOUND]).await
     }
 
     async fn drop_database(&mut self, db: &str) -> Result<()> {
@@ -577,16 +579,21 @@ impl<'a> Replayer<'a> {
     }
 
     /// A command as an oplog entry through applyOps: what the server itself replays.
-    async fn apply_command(&mut self, db: &str, o: Document) -> Result<()> {
+    /// `tolerated`: error codes that mean the dump already holds the command's effect.
+    async fn apply_command(&mut self, db: &str, o: Document, tolerated: &[i32]) -> Result<()> {
         let Some(c) = self.client else { return Ok(()) };
         let entry = doc! { "op": "c", "ns": format!("{db}.$cmd"), "o": o };
-        apply_ops(c, vec![entry]).await
+        apply_ops(c, vec![entry])
+            .await
+            .or_else(|e| tolerate(e, tolerated))
     }
 
-    async fn run_command(&mut self, db: &str, cmd: Document) -> Result<()> {
+    async fn run_command(&mut self, db: &str, cmd: Document, tolerated: &[i32]) -> Result<()> {
         let Some(c) = self.client else { return Ok(()) };
-        c.database(db).run_command(cmd).await?;
-        Ok(())
+        match c.database(db).run_command(cmd).await {
+            Ok(_) => Ok(()),
+            Err(e) => tolerate(e.into(), tolerated),
+        }
     }
 
     async fn flush(&mut self) -> Result<()> {
@@ -608,6 +615,20 @@ impl<'a> Replayer<'a> {
             return Err(e.context("applying a batch of oplog entries"));
         }
         Ok(())
+    }
+}
+
+const NAMESPACE_NOT_FOUND: i32 = 26;
+const NAMESPACE_EXISTS: i32 = 48;
+
+fn tolerate(e: anyhow::Error, codes: &[i32]) -> Result<()> {
+    let code = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<mongodb::error::Error>())
+        .and_then(crate::mongo::errors::code);
+    match code {
+        Some(c) if codes.contains(&c) => Ok(()),
+        _ => Err(e),
     }
 }
 
