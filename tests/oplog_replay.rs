@@ -640,3 +640,86 @@ fn inputs_stock_mongorestore_accepts_restore_as_stock() {
         drop_dbs(&uri, &[&db]);
     }
 }
+
+/// Point 12: a refused oplog entry and a failed index build are each one readable line
+/// naming the entry or the namespace and the server's reason — no driver debug dumps.
+#[test]
+fn replay_and_index_failures_name_the_entry_and_the_cause() {
+    let dir = tempdir();
+    let uri = servers().standalone_uri.clone();
+    let db = unique_db("fail");
+    let data = dir.path().join("dump");
+    std::fs::create_dir_all(data.join(&db)).unwrap();
+    write_bson(
+        &data.join(format!("{db}/x.bson")),
+        &[doc! { "_id": 1, "a": 1 }, doc! { "_id": 2, "a": 1 }],
+    );
+    std::fs::write(
+        data.join(format!("{db}/x.metadata.json")),
+        r#"{"options":{},"indexes":[{"v":2,"key":{"_id":1},"name":"_id_"},{"v":2,"key":{"a":1},"name":"a_1","unique":true}]}"#,
+    )
+    .unwrap();
+    write_bson(
+        &data.join("oplog.bson"),
+        &[
+            entry(1, "i", &format!("{db}.x"), doc! { "_id": 3, "a": 3 }),
+            entry(2, "n", "", doc! { "msg": "noop" }),
+            entry(
+                3,
+                "c",
+                &format!("{db}.$cmd"),
+                doc! { "collMod": "x", "notAnOption": 1 },
+            ),
+        ],
+    );
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            data.to_str().unwrap(),
+            "--uri",
+            &uri,
+            "--oplog-replay",
+            "--yes",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("oplog entry #3 (ts 1700000000:3")
+            && run.stderr.contains("command collMod on")
+            && run.stderr.contains("notAnOption"),
+        "{}",
+        run.stderr
+    );
+    for noise in ["Some(Timestamp", "RawDocumentBuf", "--resume"] {
+        assert!(!run.stderr.contains(noise), "{noise}: {}", run.stderr);
+    }
+    drop_dbs(&uri, &[&db]);
+
+    std::fs::remove_file(data.join("oplog.bson")).unwrap();
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            data.to_str().unwrap(),
+            "--uri",
+            &uri,
+            "--yes",
+        ],
+    );
+    assert_ne!(run.code, 0);
+    let all = run.all();
+    assert!(
+        all.contains("index build failed")
+            && all.contains("DuplicateKey (11000)")
+            && all.contains(&format!("{db}.x")),
+        "{all}"
+    );
+    assert!(
+        !all.contains("RawDocumentBuf") && !all.contains("4c01"),
+        "{all}"
+    );
+    drop_dbs(&uri, &[&db]);
+}
