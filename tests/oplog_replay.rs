@@ -723,3 +723,31 @@ fn replay_and_index_failures_name_the_entry_and_the_cause() {
     );
     drop_dbs(&uri, &[&db]);
 }
+
+/// Point 8: bare BSON on stdin does not say its collection; it is refused, naming stdin
+/// (not a spool file) and what to do instead.
+#[test]
+fn bare_bson_on_stdin_is_refused_with_the_way_out() {
+    let dir = tempdir();
+    let file = dir.path().join("docs.bson");
+    write_bson(&file, &[doc! { "_id": 1 }]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
+        .current_dir(dir.path())
+        .args([
+            "restore",
+            "--from",
+            "-",
+            "--uri",
+            &servers().standalone_uri,
+            "--yes",
+        ])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("stdin holds BSON documents") && err.contains("DB/COLLECTION.bson"),
+        "{err}"
+    );
+}

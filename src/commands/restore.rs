@@ -76,7 +76,13 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     } else {
         args.from.clone()
     };
-    let mut src = source::open(&from, &settings).await?;
+    let mut src = match source::open(&from, &settings).await {
+        Err(e) if args.from == "-" => return Err(stdin_error(&from, e)),
+        other => other?,
+    };
+    if args.from == "-" {
+        src.describe = "stdin".into();
+    }
     if let Some(path) = &args.oplog_file {
         if matches!(src.kind, SourceKind::Archive { .. }) {
             return Err(usage(
@@ -317,6 +323,25 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     results::verdict("restore", &results)?;
     state.clear().await?;
     Ok(())
+}
+
+/// stdin that is not an archive: name it as stdin (not the spool file), and say what to do
+/// with bare BSON, which mongorestore restores from stdin only with --db and --collection.
+fn stdin_error(spool: &str, e: anyhow::Error) -> anyhow::Error {
+    let head = std::fs::read(spool)
+        .map(|b| b.into_iter().take(5).collect::<Vec<u8>>())
+        .unwrap_or_default();
+    let bson = head.len() == 5
+        && i32::from_le_bytes([head[0], head[1], head[2], head[3]]) >= 5
+        && matches!(head[4], 0x00..=0x13 | 0x7f | 0xff);
+    if bson {
+        return usage(
+            "stdin holds BSON documents, not a mongodump archive, and BSON does not say which collection it is \
+             (mongorestore needs --db and --collection for it): save it as DB/COLLECTION.bson and restore \
+             that file with --from DB/COLLECTION.bson",
+        );
+    }
+    usage(crate::mongo::errors::chain_text(&e).replace(spool, "stdin"))
 }
 
 async fn count_source(src: &Source, selected: &[SourceNs]) -> Result<HashMap<String, u64>> {
