@@ -427,8 +427,21 @@ impl Runner {
         task.finish();
         match outcome {
             Ok((read, ins)) => self.0.finish(&c, t, read.docs, ins, start).await,
-            Err(e) => Loader::failed(&c, t, e),
+            Err(e) => self.failed(&c, t, e).await,
         }
+    }
+
+    /// A failed namespace's result, with what the target holds now (not 0: a half-loaded
+    /// collection must not look empty in the result).
+    async fn failed(
+        &self,
+        c: &crate::load::Collection,
+        t: &Namespace,
+        e: anyhow::Error,
+    ) -> NsResult {
+        let mut r = Loader::failed(c, t, e);
+        r.target_count = plan::target_documents(&self.0.client, &c.kind.data_ns(t)).await;
+        r
     }
 
     async fn archive(
@@ -467,8 +480,11 @@ impl Runner {
                     let read = n.get(&c.ns).copied().unwrap_or_default().docs;
                     out.push(self.0.finish(&c, &t, read, ins, start).await)
                 }
-                (Err(e), _) => out.push(Loader::failed(&c, &t, anyhow::anyhow!("{e:#}"))),
-                (_, Err(e)) => out.push(Loader::failed(&c, &t, e)),
+                (Err(e), _) => out.push(
+                    self.failed(&c, &t, anyhow::anyhow!(crate::mongo::errors::chain_text(e)))
+                        .await,
+                ),
+                (_, Err(e)) => out.push(self.failed(&c, &t, e).await),
             }
         }
         Ok(out)
