@@ -751,3 +751,114 @@ fn bare_bson_on_stdin_is_refused_with_the_way_out() {
         "{err}"
     );
 }
+
+fn user_doc(uri: &str, id: &str) -> Option<Document> {
+    block_on(async {
+        client(uri)
+            .await
+            .database("admin")
+            .collection::<Document>("system.users")
+            .find_one(doc! { "_id": id })
+            .await
+            .unwrap()
+    })
+}
+
+/// Point 9: users and roles in a dump are restored only with --users-and-roles, as stock
+/// mongorestore restores them (the same admin.system.users document), and their
+/// credentials are never printed.
+#[test]
+fn users_and_roles_restore_when_asked_like_stock_without_printing_credentials() {
+    let dir = tempdir();
+    let rs = servers().rs_uri.clone();
+    let uri = servers().standalone_uri.clone();
+    let db = unique_db("usr");
+    let (user, role) = (format!("u_{db}"), format!("r_{db}"));
+    block_on(async {
+        let c = client(&rs).await;
+        let d = c.database(&db);
+        d.run_command(doc! { "createRole": &role, "privileges": [ { "resource": { "db": &db, "collection": "" }, "actions": ["find"] } ], "roles": [] })
+            .await
+            .unwrap();
+        d.run_command(doc! { "createUser": &user, "pwd": "S3cret-pw-xyz", "roles": [ &role ] })
+            .await
+            .unwrap();
+    });
+    let dump = dir.path().join("dump");
+    run_stock(
+        "mongodump",
+        &[
+            "--uri",
+            &rs,
+            "--db",
+            "admin",
+            "--out",
+            dump.to_str().unwrap(),
+        ],
+    );
+    let id = format!("{db}.{user}");
+    let source = user_doc(&rs, &id).unwrap();
+    let salt = source
+        .get_document("credentials")
+        .unwrap()
+        .get_document("SCRAM-SHA-256")
+        .unwrap()
+        .get_str("storedKey")
+        .unwrap()
+        .to_string();
+
+    // Without the flag: said, not done.
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            dump.to_str().unwrap(),
+            "--uri",
+            &uri,
+            "--yes",
+        ],
+    );
+    assert!(run.all().contains("--users-and-roles"), "{}", run.all());
+    assert!(user_doc(&uri, &id).is_none());
+
+    run_stock(
+        "mongorestore",
+        &["--uri", &uri, "--dir", dump.to_str().unwrap()],
+    );
+    let stock = user_doc(&uri, &id).expect("stock restored the user");
+    block_on(async {
+        let d = client(&uri).await.database(&db);
+        d.run_command(doc! { "dropUser": &user }).await.unwrap();
+        d.run_command(doc! { "dropRole": &role }).await.unwrap();
+    });
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            dump.to_str().unwrap(),
+            "--uri",
+            &uri,
+            "--yes",
+            "--users-and-roles",
+            "-v",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        !run.all().contains(&salt),
+        "credentials printed: {}",
+        run.all()
+    );
+    assert_eq!(user_doc(&uri, &id).unwrap(), stock);
+    let roles = block_on(async {
+        client(&uri)
+            .await
+            .database(&db)
+            .run_command(doc! { "rolesInfo": &role })
+            .await
+            .unwrap()
+    });
+    assert_eq!(roles.get_array("roles").unwrap().len(), 1, "{roles}");
+}

@@ -499,6 +499,7 @@ async fn restore_drill(
         oplog_replay: false,
         oplog_limit: None,
         oplog_file: None,
+        users_and_roles: false,
         storage: from.storage.clone(),
     };
     ctx.ui.info(format!(

@@ -46,6 +46,10 @@ pub struct RestoreArgs {
     /// Replay this BSON oplog file (mongorestore's --oplogFile) instead of the dump's.
     #[arg(long, value_name = "PATH", requires = "oplog_replay")]
     pub oplog_file: Option<std::path::PathBuf>,
+    /// Restore the dump's users and roles (admin/system.users.bson, system.roles.bson),
+    /// merged into the target's (with --drop: replacing them), as mongorestore does.
+    #[arg(long)]
+    pub users_and_roles: bool,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -98,6 +102,22 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         src.oplog = Some(OplogRef::File(path.clone()));
     }
     source::load_metadata(&mut src, &filter).await?;
+    let auth = crate::restore::users::find(&src).await?;
+    match (&auth, args.users_and_roles) {
+        (None, true) => {
+            return Err(usage(format!(
+                "--users-and-roles: {} holds no admin/system.users.bson nor admin/system.roles.bson (only a mongodump folder of the admin database carries them)",
+                src.describe
+            )))
+        }
+        (Some(a), false) => ctx.ui.info(format!(
+            "{} holds {} users and {} roles: not restored (add --users-and-roles to restore them)",
+            src.describe,
+            a.users.len(),
+            a.roles.len()
+        )),
+        _ => {}
+    }
     if args.oplog_replay && src.oplog.is_none() {
         return Err(usage(format!(
             "--oplog-replay: {} has no oplog (back up with --oplog / dump with --oplog)",
@@ -111,7 +131,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         .filter(|n| filter.allows(&n.ns))
         .cloned()
         .collect();
-    if selected.is_empty() && !args.oplog_replay {
+    if selected.is_empty() && !args.oplog_replay && !args.users_and_roles {
         return Err(usage(format!(
             "nothing to restore: no namespace of {} matches the --ns-include/--ns-exclude options",
             src.describe
@@ -284,6 +304,11 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         };
         for (n, t) in &views {
             results.push(runner.0.view(&n.collection(), t, &renamer).await);
+        }
+        if let (true, Some(a)) = (args.users_and_roles, &auth) {
+            let (u, r) = crate::restore::users::restore(&client, a, args.load.drop).await?;
+            ctx.ui
+                .info(format!("users and roles: {u} users and {r} roles restored"));
         }
         progress.finish();
         let mut replay = None;

@@ -9,3 +9,4 @@ pub mod oplog_source;
 pub mod oplog_txn;
 pub mod source;
 pub mod stream;
+pub mod users;

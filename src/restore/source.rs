@@ -360,6 +360,8 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
     let mut oplog = None;
     // mongorestore's second choice: a dump of the local database's oplog.
     let mut local_oplog = None;
+    // Users and roles (restored on request, see restore::users).
+    let mut saw_auth = false;
     let mut saw_gzip = false;
     let mut saw_plain = false;
     for key in keys {
@@ -376,6 +378,8 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
         let Some((db, file)) = key.split_once('/') else {
             continue;
         };
+        saw_auth |= db == "admin"
+            && (file.starts_with("system.users.bson") || file.starts_with("system.roles.bson"));
         if db == "local" {
             if let Some(rest) = file.strip_prefix("oplog.rs.bson") {
                 if matches!(rest, "" | ".gz" | ".zst") {
@@ -438,7 +442,7 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
     }
     let oplog = oplog.or(local_oplog);
     namespaces.sort_by(|a, b| a.ns.cmp(&b.ns));
-    if namespaces.is_empty() && oplog.is_none() {
+    if namespaces.is_empty() && oplog.is_none() && !saw_auth {
         return Err(usage(format!(
             "{describe} holds no <db>/<collection>.bson or .metadata.json files nor an oplog.bson: it is not a mongodump folder or backup"
         )));
