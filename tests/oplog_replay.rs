@@ -862,3 +862,49 @@ fn users_and_roles_restore_when_asked_like_stock_without_printing_credentials() 
     });
     assert_eq!(roles.get_array("roles").unwrap().len(), 1, "{roles}");
 }
+
+/// Point 10: --convert-legacy-indexes builds what stock --convertLegacyIndexes builds.
+#[test]
+fn legacy_indexes_convert_like_stock() {
+    let dir = tempdir();
+    let uri = servers().standalone_uri.clone();
+    let db = unique_db("leg");
+    let data = dir.path().join("dump");
+    std::fs::create_dir_all(data.join(&db)).unwrap();
+    write_bson(
+        &data.join(format!("{db}/x.bson")),
+        &[doc! { "_id": 1, "a": 1 }],
+    );
+    std::fs::write(
+        data.join(format!("{db}/x.metadata.json")),
+        r#"{"options":{},"indexes":[{"v":2,"key":{"_id":1},"name":"_id_"},{"v":2,"key":{"a":0},"name":"a_0"},{"v":2,"key":{"b":""},"name":"b_"},{"v":2,"key":{"c":1},"name":"c_1","safe":true}]}"#,
+    )
+    .unwrap();
+    run_stock(
+        "mongorestore",
+        &[
+            "--uri",
+            &uri,
+            "--dir",
+            data.to_str().unwrap(),
+            "--convertLegacyIndexes",
+        ],
+    );
+    let stock = state(&uri, &db);
+    drop_dbs(&uri, &[&db]);
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            data.to_str().unwrap(),
+            "--uri",
+            &uri,
+            "--yes",
+            "--convert-legacy-indexes",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(state(&uri, &db), stock);
+    drop_dbs(&uri, &[&db]);
+}

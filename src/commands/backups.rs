@@ -500,6 +500,7 @@ async fn restore_drill(
         oplog_limit: None,
         oplog_file: None,
         users_and_roles: false,
+        convert_legacy_indexes: false,
         storage: from.storage.clone(),
     };
     ctx.ui.info(format!(

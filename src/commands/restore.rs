@@ -50,6 +50,10 @@ pub struct RestoreArgs {
     /// merged into the target's (with --drop: replacing them), as mongorestore does.
     #[arg(long)]
     pub users_and_roles: bool,
+    /// Make index specs old servers accepted buildable (mongorestore's --convertLegacyIndexes):
+    /// key values 0, "" or non-numbers become 1, unknown options are removed.
+    #[arg(long)]
+    pub convert_legacy_indexes: bool,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -102,6 +106,11 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         src.oplog = Some(OplogRef::File(path.clone()));
     }
     source::load_metadata(&mut src, &filter).await?;
+    if args.convert_legacy_indexes {
+        for n in src.namespaces.iter_mut() {
+            n.indexes = crate::restore::legacy_indexes::convert(&n.indexes);
+        }
+    }
     let auth = crate::restore::users::find(&src).await?;
     match (&auth, args.users_and_roles) {
         (None, true) => {

@@ -4,6 +4,7 @@
 //! `crate::load`.
 
 pub mod index_catalog;
+pub mod legacy_indexes;
 pub mod oplog_replay;
 pub mod oplog_source;
 pub mod oplog_txn;
