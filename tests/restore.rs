@@ -526,6 +526,12 @@ fn a_truncated_object_fails_the_restore_naming_the_object() {
     let (run, key) = corrupt_and_restore(|b| b.truncate(b.len() * 2 / 3));
     assert_ne!(run.code, 0, "{}", run.all());
     assert!(run.all().contains(&key), "{}", run.all());
+    // Re-running reads the same damaged bytes: no advice to --resume.
+    assert!(
+        !run.all().contains("--resume") && run.all().contains("re-running cannot help"),
+        "{}",
+        run.all()
+    );
 }
 
 #[test]

@@ -502,6 +502,9 @@ async fn restore_drill(
         },
         oplog_replay: false,
         oplog_limit: None,
+        oplog_file: None,
+        users_and_roles: false,
+        convert_legacy_indexes: false,
         storage: from.storage.clone(),
     };
     ctx.ui.info(format!(

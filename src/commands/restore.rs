@@ -22,7 +22,9 @@ use crate::mongo::raw_write::Batch;
 use crate::mongo::{self as mongo_engine, schema};
 use crate::namespace::{Filter, Namespace, Renamer};
 use crate::report::progress::{Progress, TaskProgress};
-use crate::restore::oplog_replay::{self, Replayer};
+use crate::restore::index_catalog::IndexCatalog;
+use crate::restore::oplog_replay::{self, ReplayStats, Replayer};
+use crate::restore::oplog_source::OplogFile;
 use crate::restore::source::{self, DataRef, OplogRef, Source, SourceKind, SourceNs};
 use crate::restore::stream::{self, ReadCount};
 
@@ -41,6 +43,17 @@ pub struct RestoreArgs {
     /// Apply oplog entries only before this timestamp: SECONDS[:ORDINAL].
     #[arg(long, value_name = "TS", requires = "oplog_replay")]
     pub oplog_limit: Option<String>,
+    /// Replay this BSON oplog file (mongorestore's --oplogFile) instead of the dump's.
+    #[arg(long, value_name = "PATH", requires = "oplog_replay")]
+    pub oplog_file: Option<std::path::PathBuf>,
+    /// Restore the dump's users and roles (admin/system.users.bson, system.roles.bson),
+    /// merged into the target's (with --drop: replacing them), as mongorestore does.
+    #[arg(long)]
+    pub users_and_roles: bool,
+    /// Make index specs old servers accepted buildable (mongorestore's --convertLegacyIndexes):
+    /// key values 0, "" or non-numbers become 1, unknown options are removed.
+    #[arg(long)]
+    pub convert_legacy_indexes: bool,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -71,8 +84,49 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     } else {
         args.from.clone()
     };
-    let mut src = source::open(&from, &settings).await?;
-    source::load_metadata(&mut src).await?;
+    let mut src = match source::open(&from, &settings).await {
+        Err(e) if args.from == "-" => return Err(stdin_error(&from, e)),
+        other => other?,
+    };
+    if args.from == "-" {
+        src.describe = "stdin".into();
+    }
+    if let Some(path) = &args.oplog_file {
+        if matches!(src.kind, SourceKind::Archive { .. }) {
+            return Err(usage(
+                "--oplog-file cannot be used with an archive source (as mongorestore's --oplogFile with --archive): give a dump folder, or replay the archive's own oplog",
+            ));
+        }
+        if src.oplog.is_some() {
+            return Err(usage(format!(
+                "{} has an oplog of its own and --oplog-file gives another: which one to replay is ambiguous (mongorestore refuses this too); remove one of them",
+                src.describe
+            )));
+        }
+        src.oplog = Some(OplogRef::File(path.clone()));
+    }
+    source::load_metadata(&mut src, &filter).await?;
+    if args.convert_legacy_indexes {
+        for n in src.namespaces.iter_mut() {
+            n.indexes = crate::restore::legacy_indexes::convert(&n.indexes);
+        }
+    }
+    let auth = crate::restore::users::find(&src).await?;
+    match (&auth, args.users_and_roles) {
+        (None, true) => {
+            return Err(usage(format!(
+                "--users-and-roles: {} holds no admin/system.users.bson nor admin/system.roles.bson (only a mongodump folder of the admin database carries them)",
+                src.describe
+            )))
+        }
+        (Some(a), false) => ctx.ui.info(format!(
+            "{} holds {} users and {} roles: not restored (add --users-and-roles to restore them)",
+            src.describe,
+            a.users.len(),
+            a.roles.len()
+        )),
+        _ => {}
+    }
     if args.oplog_replay && src.oplog.is_none() {
         return Err(usage(format!(
             "--oplog-replay: {} has no oplog (back up with --oplog / dump with --oplog)",
@@ -86,7 +140,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         .filter(|n| filter.allows(&n.ns))
         .cloned()
         .collect();
-    if selected.is_empty() {
+    if selected.is_empty() && !args.oplog_replay && !args.users_and_roles {
         return Err(usage(format!(
             "nothing to restore: no namespace of {} matches the --ns-include/--ns-exclude options",
             src.describe
@@ -129,6 +183,34 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         });
     }
 
+    // The oplog is fetched and walked before anything is written: what it cannot carry is
+    // refused now, and the plan says what the replay will do.
+    let whole = args.load.ns_include.is_empty()
+        && args.load.ns_exclude.is_empty()
+        && args.load.ns_from.is_empty();
+    let oplog = if args.oplog_replay {
+        let file = OplogFile::open(&src).await?;
+        let planned = replay_oplog(
+            None,
+            &file,
+            &src,
+            &selected,
+            (&filter, &renamer, whole),
+            limit,
+        )
+        .await
+        .map_err(|e| {
+            usage(format!(
+                "{}: {}. Nothing was written",
+                file.what,
+                crate::mongo::errors::chain_text(&e)
+            ))
+        })?;
+        Some((file, planned.stats))
+    } else {
+        None
+    };
+
     if args.load.dry_run {
         let counts = count_source(&src, &selected).await?;
         for p in plan.iter_mut() {
@@ -137,13 +219,28 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             }
         }
     }
-    plan::show(
+    plan::show_with(
         &ctx.ui,
         &format!("restore plan: {}", src.describe),
         &src.describe,
         &plan,
         args.load.dry_run,
+        oplog
+            .as_ref()
+            .map(|(_, s)| ("oplog", serde_json::to_value(s).unwrap_or_default())),
     );
+    if let Some((_, s)) = &oplog {
+        let line = s.summary(if args.load.dry_run {
+            "would be replayed"
+        } else {
+            "to replay"
+        });
+        if args.load.dry_run && !ctx.ui.json() {
+            ctx.ui.result(line);
+        } else {
+            ctx.ui.info(line);
+        }
+    }
     let question = format!(
         "restore {} from {} into {}?",
         crate::report::table::count(plan.len() as u64, "namespace", "namespaces"),
@@ -180,7 +277,8 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             .collect(),
         drop: args.load.drop,
         append: args.load.append,
-        no_indexes: args.load.no_indexes,
+        // With a replay the indexes are built after it (see index_catalog).
+        no_indexes: args.load.no_indexes || args.oplog_replay,
         workers: args.load.workers_per_collection.max(1),
         relax: false,
     }));
@@ -216,12 +314,34 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         for (n, t) in &views {
             results.push(runner.0.view(&n.collection(), t, &renamer).await);
         }
+        if let (true, Some(a)) = (args.users_and_roles, &auth) {
+            let (u, r) = crate::restore::users::restore(&client, a, args.load.drop).await?;
+            ctx.ui
+                .info(format!("users and roles: {u} users and {r} roles restored"));
+        }
         progress.finish();
-        let replay = if args.oplog_replay && results.iter().all(|r| r.ok) {
-            Some(replay_oplog(&client, &src, &filter, &renamer, limit).await?)
-        } else {
-            None
-        };
+        let mut replay = None;
+        if let Some((file, _)) = &oplog {
+            let catalog = if results.iter().all(|r| r.ok) {
+                let done = replay_oplog(
+                    Some(&client),
+                    file,
+                    &src,
+                    &selected,
+                    (&filter, &renamer, whole),
+                    limit,
+                )
+                .await?;
+                replay = Some(done.stats);
+                done.catalog
+            } else {
+                // No replay over a failed load; the loaded namespaces still get their indexes.
+                seed_catalog(&selected, &renamer)
+            };
+            if !args.load.no_indexes {
+                build_indexes(ctx, &client, &catalog, &mut results).await?;
+            }
+        }
         anyhow::Ok((results, replay))
     };
     let (mut results, replay) = tokio::select! {
@@ -237,6 +357,25 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     results::verdict("restore", &results)?;
     state.clear().await?;
     Ok(())
+}
+
+/// stdin that is not an archive: name it as stdin (not the spool file), and say what to do
+/// with bare BSON, which mongorestore restores from stdin only with --db and --collection.
+fn stdin_error(spool: &str, e: anyhow::Error) -> anyhow::Error {
+    let head = std::fs::read(spool)
+        .map(|b| b.into_iter().take(5).collect::<Vec<u8>>())
+        .unwrap_or_default();
+    let bson = head.len() == 5
+        && i32::from_le_bytes([head[0], head[1], head[2], head[3]]) >= 5
+        && matches!(head[4], 0x00..=0x13 | 0x7f | 0xff);
+    if bson {
+        return usage(
+            "stdin holds BSON documents, not a mongodump archive, and BSON does not say which collection it is \
+             (mongorestore needs --db and --collection for it): save it as DB/COLLECTION.bson and restore \
+             that file with --from DB/COLLECTION.bson",
+        );
+    }
+    usage(crate::mongo::errors::chain_text(&e).replace(spool, "stdin"))
 }
 
 async fn count_source(src: &Source, selected: &[SourceNs]) -> Result<HashMap<String, u64>> {
@@ -322,8 +461,21 @@ impl Runner {
         task.finish();
         match outcome {
             Ok((read, ins)) => self.0.finish(&c, t, read.docs, ins, start).await,
-            Err(e) => Loader::failed(&c, t, e),
+            Err(e) => self.failed(&c, t, e).await,
         }
+    }
+
+    /// A failed namespace's result, with what the target holds now (not 0: a half-loaded
+    /// collection must not look empty in the result).
+    async fn failed(
+        &self,
+        c: &crate::load::Collection,
+        t: &Namespace,
+        e: anyhow::Error,
+    ) -> NsResult {
+        let mut r = Loader::failed(c, t, e);
+        r.target_count = plan::target_documents(&self.0.client, &c.kind.data_ns(t)).await;
+        r
     }
 
     async fn archive(
@@ -362,85 +514,113 @@ impl Runner {
                     let read = n.get(&c.ns).copied().unwrap_or_default().docs;
                     out.push(self.0.finish(&c, &t, read, ins, start).await)
                 }
-                (Err(e), _) => out.push(Loader::failed(&c, &t, anyhow::anyhow!("{e:#}"))),
-                (_, Err(e)) => out.push(Loader::failed(&c, &t, e)),
+                (Err(e), _) => out.push(
+                    self.failed(&c, &t, anyhow::anyhow!(crate::mongo::errors::chain_text(e)))
+                        .await,
+                ),
+                (_, Err(e)) => out.push(self.failed(&c, &t, e).await),
             }
         }
         Ok(out)
     }
 }
 
+/// The index catalog the replay starts from: each restored collection's dumped indexes,
+/// under its target name.
+fn seed_catalog(selected: &[SourceNs], renamer: &Renamer) -> IndexCatalog {
+    let mut catalog = IndexCatalog::default();
+    for n in selected.iter().filter(|n| n.kind != Kind::View) {
+        catalog.set_collection(&renamer.map(&n.ns), &n.options, &n.indexes);
+    }
+    catalog
+}
+
+/// Walk the oplog: planned (no client: nothing is written) or applied.
 async fn replay_oplog(
-    client: &Client,
+    client: Option<&Client>,
+    file: &OplogFile,
     src: &Source,
-    filter: &Filter,
-    renamer: &Renamer,
+    selected: &[SourceNs],
+    (filter, renamer, whole): (&Filter, &Renamer, bool),
     limit: Option<mongodb::bson::Timestamp>,
-) -> Result<oplog_replay::ReplayStats> {
-    let (reader, what): (Box<dyn std::io::Read + Send>, String) = match (&src.oplog, &src.kind) {
-        (
-            Some(OplogRef::Object {
-                key,
-                compression,
-                sha256,
-            }),
-            _,
-        ) => {
-            // Verified before replay starts: replay must never apply a damaged oplog.
-            let file = stream::spool_verified(&src.store, key, sha256.clone()).await?;
-            (
-                crate::codec::decoder(*compression, std::io::BufReader::new(file))?,
-                key.clone(),
-            )
-        }
-        (Some(OplogRef::Archive), SourceKind::Archive { compression }) => {
-            let spool = tempfile::tempfile()
-                .context("creating a temporary file for the archive's oplog")?;
-            let key = src.archive_key.clone().unwrap_or_default();
-            stream::archive_batches(
-                &src.store,
-                &key,
-                *compression,
-                &src.describe,
-                HashMap::new(),
-                Some(spool.try_clone()?),
-            )
-            .await?;
-            let mut f = spool;
-            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
-            (
-                Box::new(std::io::BufReader::new(f)),
-                format!("{} (oplog)", src.describe),
-            )
-        }
-        _ => anyhow::bail!("{} has no oplog", src.describe),
-    };
-    let (rx, reader_task) = oplog_replay::spawn_reader(reader, what);
-    let stats = Replayer::new(client, filter, renamer, limit).run(rx).await;
+) -> Result<Replayed> {
+    let known = src.namespaces.iter().map(|n| n.ns.clone()).collect();
+    let replayer = Replayer::new(
+        client,
+        filter,
+        renamer,
+        whole,
+        limit,
+        seed_catalog(selected, renamer),
+        known,
+    );
+    let (rx, reader_task) = oplog_replay::spawn_reader(file.reader()?, file.what.clone());
+    let outcome = replayer.run(rx).await;
     // A reader error (truncated oplog) is the root cause when both fail; the reader
     // stopping because replay ended at --oplog-limit is not an error.
     match reader_task.await? {
         Err(e) if !e.is::<crate::pipeline::PipelineClosed>() => Err(e),
-        _ => stats,
+        _ => outcome.map(|r| Replayed {
+            stats: r.stats,
+            catalog: r.catalog,
+        }),
     }
 }
 
-fn report(ctx: &Ctx, results: &[NsResult], replay: Option<&oplog_replay::ReplayStats>) {
+struct Replayed {
+    stats: ReplayStats,
+    catalog: IndexCatalog,
+}
+
+/// Build the indexes after the replay: the dump's, as the oplog left them. A failure marks
+/// the namespace's result; one on a collection the oplog created fails the restore.
+async fn build_indexes(
+    ctx: &Ctx,
+    client: &Client,
+    catalog: &IndexCatalog,
+    results: &mut [NsResult],
+) -> Result<()> {
+    let mut failed = Vec::new();
+    for (t, specs) in catalog.to_build() {
+        let built = tokio::select! {
+            r = schema::create_indexes(client, &t, specs) => r,
+            _ = schema::watch_build(&ctx.ui, client, &t.db, &t.coll) => unreachable!("the watcher never ends"),
+        };
+        let name = t.to_string();
+        match (built, results.iter_mut().find(|r| r.target == name)) {
+            (Ok(k), Some(r)) => r.indexes = k,
+            (Ok(_), None) => {}
+            (Err(e), Some(r)) => {
+                r.ok = false;
+                r.problem = Some(format!(
+                    "index build failed: {}",
+                    crate::redact::scrub(&crate::mongo::errors::chain_text(&e))
+                ));
+            }
+            (Err(e), None) => failed.push(crate::mongo::errors::chain_text(&e)),
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "after the oplog replay, index builds failed on collections the oplog created: {}",
+            failed.join("; ")
+        );
+    }
+    Ok(())
+}
+
+fn report(ctx: &Ctx, results: &[NsResult], replay: Option<&ReplayStats>) {
     if ctx.ui.json() {
         ctx.ui.result_json(&serde_json::json!({
             "ok": results.iter().all(|r| r.ok),
             "namespaces": results,
-            "oplog": replay.map(|s| serde_json::json!({ "read": s.read, "applied": s.applied, "skipped": s.skipped,
-                "last": s.last.map(|t| serde_json::json!({ "t": t.time, "i": t.increment })) })),
+            "oplog": replay.map(|s| serde_json::to_value(s).unwrap_or_default()),
         }));
         return;
     }
     ctx.ui.result(results::table(results));
     if let Some(s) = replay {
-        ctx.ui.result(format!(
-            "oplog replay: {} entries applied, {} skipped, {} read",
-            s.applied, s.skipped, s.read
-        ));
+        ctx.ui.result(s.summary("replayed"));
     }
     results::summary(&ctx.ui, "restored", results);
 }

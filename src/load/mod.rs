@@ -154,7 +154,10 @@ impl Loader {
                 Ok(k) => r.indexes = k,
                 Err(e) => {
                     r.ok = false;
-                    r.problem = Some(format!("index build failed: {e:#}"));
+                    r.problem = Some(format!(
+                        "index build failed: {}",
+                        crate::redact::scrub(&crate::mongo::errors::chain_text(&e))
+                    ));
                 }
             }
         }

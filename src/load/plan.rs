@@ -67,8 +67,24 @@ pub fn action(
 /// playbook step's log shows what each load did, e.g. `skip (done)` after --resume).
 /// `heading` is the line above the table; `source` names the source in the JSON.
 pub fn show(ui: &Ui, heading: &str, source: &str, plan: &[PlanItem], dry_run: bool) {
+    show_with(ui, heading, source, plan, dry_run, None)
+}
+
+/// `show`, with one more member in the dry run's JSON (restore's `oplog` summary).
+pub fn show_with(
+    ui: &Ui,
+    heading: &str,
+    source: &str,
+    plan: &[PlanItem],
+    dry_run: bool,
+    extra: Option<(&str, serde_json::Value)>,
+) {
     if ui.json() && dry_run {
-        ui.result_json(&serde_json::json!({ "dry_run": true, "source": source, "plan": plan }));
+        let mut out = serde_json::json!({ "dry_run": true, "source": source, "plan": plan });
+        if let Some((k, v)) = extra {
+            out[k] = v;
+        }
+        ui.result_json(&out);
         return;
     }
     let ranges = plan.iter().any(|p| p.ranges.is_some_and(|r| r > 1));

@@ -78,6 +78,17 @@ pub fn verdict(verb: &str, results: &[NsResult]) -> Result<()> {
         Err(check_failed(format!(
             "{verb} finished with mismatches: {names}"
         )))
+    } else if failed.iter().all(|f| {
+        f.problem
+            .as_deref()
+            .is_some_and(|p| p.contains(" is truncated") || p.contains(" is corrupt"))
+    }) {
+        // Re-running reads the same damaged bytes: --resume cannot help.
+        Err(anyhow::anyhow!(
+            "{verb} failed for {}: {names}. The source itself is damaged, so re-running cannot help: \
+             use another backup or dump, or leave these namespaces out with --ns-exclude",
+            table::count(failed.len() as u64, "namespace", "namespaces")
+        ))
     } else {
         Err(anyhow::anyhow!(
             "{verb} failed for {}: {names}. Fix the cause and re-run with --resume",

@@ -1,7 +1,13 @@
-//! The restore engine: where the data comes from (our backups, mongodump
-//! directories and archives), how it is streamed into batches, and oplog replay. The
-//! target side (creating, inserting, indexes, counts, resume state) is `crate::load`.
+//! The restore engine: where the data comes from (our backups, mongodump directories and
+//! archives), how it is streamed into batches, and oplog replay (transactions, the indexes
+//! built after it). The target side (creating, inserting, counts, resume state) is
+//! `crate::load`.
 
+pub mod index_catalog;
+pub mod legacy_indexes;
 pub mod oplog_replay;
+pub mod oplog_source;
+pub mod oplog_txn;
 pub mod source;
 pub mod stream;
+pub mod users;

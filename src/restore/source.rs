@@ -51,6 +51,8 @@ pub enum OplogRef {
     },
     /// Spooled from an archive to a temporary file during demultiplexing.
     Archive,
+    /// A local file given with --oplog-file.
+    File(std::path::PathBuf),
 }
 
 pub enum SourceKind {
@@ -107,6 +109,9 @@ pub async fn open(spec: &str, s3: &S3Settings) -> Result<Source> {
             Location::Local(p) => p.is_file(),
             Location::S3 { .. } => pstore.head(&name).await.unwrap_or(None).is_some(),
         };
+        if is_file && is_bson_name(&name) {
+            return single_bson(&parent, &name, s3, spec).await;
+        }
         if is_file {
             return open_archive(pstore, name, spec).await;
         }
@@ -126,6 +131,21 @@ pub async fn open(spec: &str, s3: &S3Settings) -> Result<Source> {
              a mongodump folder or a mongodump archive"
         )));
     }
+    // A database's folder (mongorestore --db NAME dump/NAME): its files are that database's.
+    let top_level_data = objects.iter().all(|o| !o.key.contains('/'))
+        && objects
+            .iter()
+            .any(|o| o.key != "oplog.bson" && is_bson_name(&o.key));
+    if top_level_data {
+        if let Some((parent, db)) = split_last(&loc) {
+            let keys: Vec<String> = objects
+                .iter()
+                .filter(|o| !o.key.starts_with("oplog.bson"))
+                .map(|o| format!("{db}/{}", o.key))
+                .collect();
+            return dump_dir(Store::open(&parent, s3).await?, loc.to_string(), &keys).await;
+        }
+    }
     if objects.iter().any(|o| o.key == layout::STARTED) {
         return Err(usage(format!(
             "{spec} is an incomplete mongoshift backup: it has no manifest.json, so it was interrupted or failed. \
@@ -138,6 +158,38 @@ pub async fn open(spec: &str, s3: &S3Settings) -> Result<Source> {
         &objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>(),
     )
     .await
+}
+
+fn is_bson_name(name: &str) -> bool {
+    [".bson", ".bson.gz", ".bson.zst"]
+        .iter()
+        .any(|suffix| name.ends_with(suffix))
+}
+
+/// One collection's `.bson` (mongorestore's `dump/DB/COLL.bson`): the collection is named
+/// by the file, its database by the folder the file is in; its metadata file beside it is
+/// read when there is one.
+async fn single_bson(folder: &Location, name: &str, s3: &S3Settings, spec: &str) -> Result<Source> {
+    let Some((root, db)) = split_last(folder) else {
+        return Err(usage(format!(
+            "{spec}: a single .bson file is restored into the database named by its folder (DB/COLL.bson); this one has no folder"
+        )));
+    };
+    let store = Store::open(&root, s3).await?;
+    let mut keys = vec![format!("{db}/{name}")];
+    let stem = name
+        .trim_end_matches(".gz")
+        .trim_end_matches(".zst")
+        .trim_end_matches(".bson");
+    for meta in [
+        format!("{db}/{stem}.metadata.json"),
+        format!("{db}/{stem}.metadata.json.gz"),
+    ] {
+        if store.head(&meta).await?.is_some() {
+            keys.push(meta);
+        }
+    }
+    dump_dir(store, spec.to_string(), &keys).await
 }
 
 fn split_last(loc: &Location) -> Option<(Location, String)> {
@@ -214,8 +266,11 @@ fn kind_of(s: &str) -> Kind {
     }
 }
 
-/// Fill options and indexes from the metadata objects (our backups and dump folders).
-pub async fn load_metadata(src: &mut Source) -> Result<()> {
+/// Fill options and indexes from the metadata objects (our backups and dump folders), for
+/// the namespaces `selected` allows only: an unselected namespace's metadata is never read.
+/// A dump folder's `.bson` without a `.metadata.json`, or with an empty one, is a plain
+/// collection with no options and no indexes besides `_id`, as mongorestore takes it.
+pub async fn load_metadata(src: &mut Source, selected: &crate::namespace::Filter) -> Result<()> {
     if matches!(src.kind, SourceKind::Archive { .. }) {
         return Ok(());
     }
@@ -228,6 +283,9 @@ pub async fn load_metadata(src: &mut Source) -> Result<()> {
         _ => vec![None; src.namespaces.len()],
     };
     for (n, meta) in src.namespaces.iter_mut().zip(backup_meta) {
+        if !selected.allows(&n.ns) {
+            continue;
+        }
         let key = match (&meta, &n.metadata_key) {
             (Some((k, _)), _) => k.clone(),
             (None, Some(k)) => k.clone(),
@@ -238,17 +296,20 @@ pub async fn load_metadata(src: &mut Source) -> Result<()> {
                 };
                 // Dumps store metadata with the same compression as the data; views have no data.
                 let k = layout::metadata_key(&n.ns, c);
+                let other = layout::metadata_key(
+                    &n.ns,
+                    if c == Compression::None {
+                        Compression::Gzip
+                    } else {
+                        Compression::None
+                    },
+                );
                 if src.store.head(&k).await?.is_some() {
                     k
+                } else if src.store.head(&other).await?.is_some() {
+                    other
                 } else {
-                    layout::metadata_key(
-                        &n.ns,
-                        if c == Compression::None {
-                            Compression::Gzip
-                        } else {
-                            Compression::None
-                        },
-                    )
+                    continue;
                 }
             }
         };
@@ -263,8 +324,14 @@ pub async fn load_metadata(src: &mut Source) -> Result<()> {
                 bail!("{key} is corrupt: its sha256 is {got}, the manifest records {sha}");
             }
         }
+        if stored.is_empty() && meta.is_none() {
+            continue;
+        }
         let json = crate::codec::decompress_all(Compression::from_name(&key), &stored)
             .with_context(|| format!("decompressing {key}"))?;
+        if json.iter().all(u8::is_ascii_whitespace) && meta.is_none() {
+            continue;
+        }
         apply_metadata(n, &json, &key)?;
     }
     Ok(())
@@ -292,6 +359,10 @@ pub fn apply_metadata(n: &mut SourceNs, json: &[u8], what: &str) -> Result<()> {
 async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Source> {
     let mut namespaces: Vec<SourceNs> = Vec::new();
     let mut oplog = None;
+    // mongorestore's second choice: a dump of the local database's oplog.
+    let mut local_oplog = None;
+    // Users and roles (restored on request, see restore::users).
+    let mut saw_auth = false;
     let mut saw_gzip = false;
     let mut saw_plain = false;
     for key in keys {
@@ -308,6 +379,19 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
         let Some((db, file)) = key.split_once('/') else {
             continue;
         };
+        saw_auth |= db == "admin"
+            && (file.starts_with("system.users.bson") || file.starts_with("system.roles.bson"));
+        if db == "local" {
+            if let Some(rest) = file.strip_prefix("oplog.rs.bson") {
+                if matches!(rest, "" | ".gz" | ".zst") {
+                    local_oplog = Some(OplogRef::Object {
+                        key: key.clone(),
+                        compression: Compression::from_name(key),
+                        sha256: None,
+                    });
+                }
+            }
+        }
         if file.contains('/') || is_system_db(db) {
             continue;
         }
@@ -360,10 +444,11 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
             *compression = Compression::Gzip;
         }
     }
+    let oplog = oplog.or(local_oplog);
     namespaces.sort_by(|a, b| a.ns.cmp(&b.ns));
-    if namespaces.is_empty() {
+    if namespaces.is_empty() && oplog.is_none() && !saw_auth {
         return Err(usage(format!(
-            "{describe} holds no <db>/<collection>.bson or .metadata.json files: it is not a mongodump folder or backup"
+            "{describe} holds no <db>/<collection>.bson or .metadata.json files nor an oplog.bson: it is not a mongodump folder or backup"
         )));
     }
     Ok(Source {

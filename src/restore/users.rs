@@ -1,0 +1,96 @@
+//! Users and roles in a dump (`admin/system.users.bson`, `admin/system.roles.bson`),
+//! restored only when asked (`--users-and-roles`) the way mongorestore does it: the
+//! documents go into temporary collections and the server merges them into its own auth
+//! collections with `_mergeAuthzCollections`, which keeps the users' credentials as they
+//! were dumped. Nothing here ever prints a document: they hold password hashes.
+
+use anyhow::{Context, Result};
+use mongodb::bson::{doc, Document, RawDocumentBuf};
+use mongodb::Client;
+
+use crate::codec::{self, Compression};
+use crate::dump::bson_stream;
+use crate::restore::source::{Source, SourceKind};
+
+const TEMP_USERS: &str = "mongoshift_restore_users";
+const TEMP_ROLES: &str = "mongoshift_restore_roles";
+
+/// The users and roles a dump folder holds (documents, never shown).
+pub struct UsersAndRoles {
+    pub users: Vec<RawDocumentBuf>,
+    pub roles: Vec<RawDocumentBuf>,
+}
+
+async fn read(src: &Source, name: &str) -> Result<Vec<RawDocumentBuf>> {
+    for (key, c) in [
+        (format!("admin/{name}.bson"), Compression::None),
+        (format!("admin/{name}.bson.gz"), Compression::Gzip),
+    ] {
+        if src.store.head(&key).await?.is_none() {
+            continue;
+        }
+        let stored = src.store.get(&key).await?;
+        let mut c = c;
+        // mongodump --gzip keeps no .gz on some names; the bytes say.
+        if stored.starts_with(&[0x1f, 0x8b]) {
+            c = Compression::Gzip;
+        }
+        let bytes =
+            codec::decompress_all(c, &stored).with_context(|| format!("decompressing {key}"))?;
+        let mut out = Vec::new();
+        bson_stream::walk(&bytes[..], &key, |d| {
+            out.push(d.to_raw_document_buf());
+            Ok(())
+        })?;
+        return Ok(out);
+    }
+    Ok(vec![])
+}
+
+/// What the source holds (None: no users nor roles, or a source that cannot hold them).
+pub async fn find(src: &Source) -> Result<Option<UsersAndRoles>> {
+    if !matches!(src.kind, SourceKind::DumpDir) {
+        return Ok(None);
+    }
+    let found = UsersAndRoles {
+        users: read(src, "system.users").await?,
+        roles: read(src, "system.roles").await?,
+    };
+    Ok((!found.users.is_empty() || !found.roles.is_empty()).then_some(found))
+}
+
+/// Merge them into the target's users and roles; with `drop`, the target's other users and
+/// roles are removed (mongorestore --drop). Returns (users, roles) restored.
+pub async fn restore(client: &Client, found: &UsersAndRoles, drop: bool) -> Result<(usize, usize)> {
+    let admin = client.database("admin");
+    for (coll, docs) in [(TEMP_USERS, &found.users), (TEMP_ROLES, &found.roles)] {
+        let c = admin.collection::<RawDocumentBuf>(coll);
+        c.drop()
+            .await
+            .with_context(|| format!("dropping admin.{coll}"))?;
+        admin
+            .create_collection(coll)
+            .await
+            .with_context(|| format!("creating admin.{coll}"))?;
+        if !docs.is_empty() {
+            c.insert_many(docs.iter().cloned())
+                .await
+                .with_context(|| format!("loading the dump's users and roles into admin.{coll}"))?;
+        }
+    }
+    let merged = admin
+        .run_command(doc! {
+            "_mergeAuthzCollections": 1,
+            "tempUsersCollection": format!("admin.{TEMP_USERS}"),
+            "tempRolesCollection": format!("admin.{TEMP_ROLES}"),
+            "drop": drop,
+            "db": "",
+        })
+        .await
+        .context("merging the dump's users and roles (_mergeAuthzCollections)");
+    for coll in [TEMP_USERS, TEMP_ROLES] {
+        let _ = admin.collection::<Document>(coll).drop().await;
+    }
+    merged?;
+    Ok((found.users.len(), found.roles.len()))
+}
