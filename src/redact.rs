@@ -196,7 +196,7 @@ fn mask_embedded_uris(text: &str) -> String {
 }
 
 /// URI userinfo is percent-encoded like a path segment.
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     crate::namespace::unescape_file_name(s).unwrap_or_else(|_| s.to_string())
 }
 

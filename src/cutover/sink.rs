@@ -141,6 +141,41 @@ impl Sink {
 }
 
 impl Edit {
+    /// Put `original` back in place of `now` (a rollback): the whole file, byte for byte.
+    /// The file is checked to be writable, as `Sink::plan` does.
+    pub fn restore(sink: &Sink, now: String, original: String) -> Result<Edit> {
+        let a: Vec<&str> = now.lines().collect();
+        let b: Vec<&str> = original.lines().collect();
+        let mut lines: Vec<usize> = (0..a.len().max(b.len()))
+            .filter(|&i| a.get(i) != b.get(i))
+            .map(|i| i + 1)
+            .collect();
+        if sink.format == Format::K8sSecret {
+            // Shown as the key's decoded value, once.
+            lines.truncate(1);
+        }
+        let current = match sink.format {
+            Format::Dotenv => dotenv::get(&now, &sink.key),
+            Format::K8sSecret => k8s::get(&now, &sink.key),
+        };
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&sink.path)
+            .with_context(|| {
+                format!(
+                    "{} cannot be written (check its owner and mode)",
+                    sink.path.display()
+                )
+            })?;
+        Ok(Edit {
+            sink: sink.clone(),
+            before: now,
+            after: original,
+            lines,
+            old_values: current.into_iter().collect(),
+        })
+    }
+
     /// The changed lines as a diff, passwords masked (a Secret's base64 shown decoded).
     pub fn diff(&self, new_value: &str) -> String {
         let before: Vec<&str> = self.before.lines().collect();
