@@ -321,7 +321,7 @@ fn killed_in_the_migrate_step_it_resumes_there_and_finishes() {
             "--yes",
             "--no-progress",
         ])
-        .env("LEGACY_URI", &legacy_uri())
+        .env("LEGACY_URI", legacy_uri())
         .env("ATLAS_URI", &servers().atlas_uri)
         .env("ATLAS_APP_URI", &s.atlas_app)
         .env("AWS_ACCESS_KEY_ID", &servers().s3_access_key)

@@ -883,7 +883,10 @@ fn the_application_keeps_its_own_uri_and_rollback_restores_every_byte() {
         std::fs::read_to_string(&env).unwrap(),
         env_before.replace(&old_app, &new_app)
     );
-    assert_eq!(dotenv_values(&[env.clone()]), vec![new_app.clone()]);
+    assert_eq!(
+        dotenv_values(std::slice::from_ref(&env)),
+        vec![new_app.clone()]
+    );
     assert_eq!(
         std::fs::read_to_string(&secret).unwrap(),
         secret_before.replace(&b64.encode(&old_app), &b64.encode(&new_app))
@@ -1116,7 +1119,10 @@ fn derived_uri_admin_and_privilege_refusals_and_a_changed_file() {
     go(&["--allow-admin-uri"]).assert_code(0);
     let after = before.replace(&old_value, &derived);
     assert_eq!(std::fs::read_to_string(&env).unwrap(), after);
-    assert_eq!(dotenv_values(&[env.clone()]), vec![derived.clone()]);
+    assert_eq!(
+        dotenv_values(std::slice::from_ref(&env)),
+        vec![derived.clone()]
+    );
 
     // Someone edits the file after the switch: rollback names the change (not its value)
     // and changes nothing; --force puts back the file as it was before the switch.
