@@ -146,11 +146,18 @@ impl Edit {
     pub fn restore(sink: &Sink, now: String, original: String) -> Result<Edit> {
         let a: Vec<&str> = now.lines().collect();
         let b: Vec<&str> = original.lines().collect();
+        // Shown: the lines binding the key. Other lines someone changed since the switch
+        // are named (by number and key) in rollback's warning, never shown: they may hold
+        // other secrets.
+        let binds = |l: Option<&&str>| {
+            l.is_some_and(|l| dotenv::get(&format!("{l}\n"), &sink.key).is_some())
+        };
+        let k8s = sink.format == Format::K8sSecret;
         let mut lines: Vec<usize> = (0..a.len().max(b.len()))
-            .filter(|&i| a.get(i) != b.get(i))
+            .filter(|&i| a.get(i) != b.get(i) && (k8s || binds(a.get(i)) || binds(b.get(i))))
             .map(|i| i + 1)
             .collect();
-        if sink.format == Format::K8sSecret {
+        if k8s {
             // Shown as the key's decoded value, once.
             lines.truncate(1);
         }
