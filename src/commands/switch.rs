@@ -253,6 +253,13 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
                 }
             ),
         );
+        if !passed.admin.is_empty() {
+            ctx.ui.warn(format!(
+                "{} holds cluster-wide or admin rights ({}); written anyway (--allow-admin-uri)",
+                crate::redact::uri(v),
+                passed.admin.join("; ")
+            ));
+        }
         app_checked.push(v.clone());
     }
     let freeze = args.freeze_writes || forward.is_some();

@@ -33,6 +33,8 @@ pub struct Check<'a> {
 pub struct Passed {
     pub user: Option<String>,
     pub dbs: Vec<String>,
+    /// The admin rights written anyway (--allow-admin-uri), for a warning.
+    pub admin: Vec<String>,
 }
 
 impl Check<'_> {
@@ -68,7 +70,11 @@ impl Check<'_> {
                     crate::redact::scrub(&crate::mongo::errors::describe(&e))
                 )));
             }
-            return Ok(Passed { user: None, dbs });
+            return Ok(Passed {
+                user: None,
+                dbs,
+                admin: vec![],
+            });
         }
         let u = user.clone().unwrap_or_else(|| p.users.join(", "));
         let admin = p.admin_grants();
@@ -97,7 +103,11 @@ impl Check<'_> {
                 dbs.first().map(String::as_str).unwrap_or("DB")
             )));
         }
-        Ok(Passed { user: Some(u), dbs })
+        Ok(Passed {
+            user: Some(u),
+            dbs,
+            admin,
+        })
     }
 
     async fn connect(&self, who: &str) -> Result<Client> {
