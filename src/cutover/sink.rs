@@ -355,4 +355,23 @@ mod tests {
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
+
+    #[test]
+    fn restore_puts_back_every_byte_and_shows_only_the_key() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".env");
+        let original = "# app\r\nMONGO_URI=\"mongodb://app:old@h/x?w=1\"\r\n";
+        let now = "# app\r\nMONGO_URI=\"mongodb://app:new@h2/x?w=1\"\r\nTOKEN=t0ken\r\n";
+        std::fs::write(&p, now).unwrap();
+        let s = Sink::parse(p.to_str().unwrap(), Format::Dotenv).unwrap();
+        let e = Edit::restore(&s, now.into(), original.into()).unwrap();
+        assert_eq!(e.lines, vec![2]);
+        let diff = e.diff("mongodb://app:old@h/x?w=1");
+        assert!(
+            diff.contains("app:****@h2") && !diff.contains("t0ken"),
+            "{diff}"
+        );
+        e.write().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), original.as_bytes());
+    }
 }
