@@ -64,6 +64,29 @@ def initiate_secure(uri: str, set_name: str, host: str, ca: str, user: str, pass
     anonymous.admin.command("createUser", user, pwd=password, roles=["root"])
 
 
+def initiate_auth(uri: str, set_name: str, host: str, admin: str, admin_pw: str,
+                  app: str, app_pw: str, app_db: str) -> None:
+    """Initiate a keyFile-auth replica set (no TLS) with the tool's root user and the
+    application's user (readWrite on app_db only). Idempotent like initiate_secure: on a
+    restart the users exist and the localhost exception is closed, so log in."""
+    anonymous = wait_ready(uri)
+    root = MongoClient(uri, directConnection=True, serverSelectionTimeoutMS=5000,
+                       username=admin, password=admin_pw, authSource="admin")
+    try:
+        root.admin.command("connectionStatus")
+        initiate_client(root, set_name, host)
+    except OperationFailure as exc:
+        if exc.code != 18:  # AuthenticationFailed: a fresh data dir
+            raise
+        initiate_client(anonymous, set_name, host)
+        anonymous.admin.command("createUser", admin, pwd=admin_pw, roles=["root"])
+        root = MongoClient(uri, directConnection=True, serverSelectionTimeoutMS=5000,
+                           username=admin, password=admin_pw, authSource="admin")
+    if not root.admin.command("usersInfo", app)["users"]:
+        root.admin.command("createUser", app, pwd=app_pw,
+                           roles=[{"role": "readWrite", "db": app_db}])
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "ready":
@@ -74,5 +97,11 @@ if __name__ == "__main__":
         # The password comes on stdin so that it never shows in `ps`.
         initiate_secure(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6],
                         sys.stdin.readline().strip())
+    elif cmd == "initiate-auth":
+        # Both passwords come on stdin (admin's, then the application's): never in `ps`.
+        admin_pw = sys.stdin.readline().strip()
+        app_pw = sys.stdin.readline().strip()
+        initiate_auth(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], admin_pw,
+                      sys.argv[6], app_pw, sys.argv[7])
     else:
         sys.exit(f"unknown command {cmd}")

@@ -32,6 +32,10 @@ pub struct Target {
     pub uri: String,
     #[serde(default)]
     pub read_preference: Option<String>,
+    /// The connection string `switch` writes for the application when this target is its
+    /// NEW side (the tool keeps connecting with `uri`); interpolated like `uri`.
+    #[serde(default)]
+    pub app_uri: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -128,6 +132,17 @@ impl Config {
             uri,
             read_preference: t.read_preference.clone(),
         })
+    }
+
+    /// A target's `app_uri`, interpolated; None when the target has none (or is unknown).
+    pub fn app_uri(&self, name: &str) -> Result<Option<String>> {
+        match self.targets.get(name).and_then(|t| t.app_uri.as_ref()) {
+            Some(raw) => {
+                let v = interpolate(raw, &format!("targets.{name}.app_uri"), &self.name())?;
+                Ok((!v.is_empty()).then_some(v))
+            }
+            None => Ok(None),
+        }
     }
 
     /// The default backup location, interpolated.
@@ -305,7 +320,7 @@ mod tests {
         let text = r#"
 targets:
   legacy: { uri: "${LEGACY_MONGO_URI}" }
-  atlas:  { uri: "${ATLAS_MONGO_URI}", read_preference: secondaryPreferred }
+  atlas:  { uri: "${ATLAS_MONGO_URI}", read_preference: secondaryPreferred, app_uri: "${ATLAS_APP_URI:-mongodb://app@h/predixi}" }
 storage:
   backups: "s3://predixi-backups/mongo"
   s3: { endpoint: "${S3_ENDPOINT:-}", region: us-east-1, path_style: true }
@@ -317,5 +332,10 @@ storage:
             Some("secondaryPreferred")
         );
         assert_eq!(c.storage.s3.path_style, Some(true));
+        assert_eq!(
+            c.app_uri("atlas").unwrap().as_deref(),
+            Some("mongodb://app@h/predixi")
+        );
+        assert_eq!(c.app_uri("legacy").unwrap(), None);
     }
 }

@@ -197,7 +197,7 @@ fn mask_embedded_uris(text: &str) -> String {
 
 /// URI userinfo is percent-encoded like a path segment (`+` is itself, not a space);
 /// anything that does not decode to UTF-8 is kept as written.
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -1,6 +1,6 @@
 //! `playbook plan|run|status` against the real servers: the shipped
-//! `playbooks/atlas-phase1.yaml` from the legacy replica set to the auth + TLS `atlas`
-//! server with backups on Garage; killed in its migrate step and resumed; dry-run writing
+//! `playbooks/atlas-phase1.yaml` from the auth-enabled legacy replica set to the auth + TLS
+//! `atlas` server with backups on Garage, the application with its own user on each; killed in its migrate step and resumed; dry-run writing
 //! nothing; a failing step running on_failure; malformed playbooks refused with
 //! file:line:column before anything runs.
 //!
@@ -22,6 +22,33 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The legacy side: the auth-enabled replica set, as the tool's admin (it may write through
+/// the cutover's freeze for the reverse sync).
+fn legacy_uri() -> String {
+    common::legacy_auth().admin_uri
+}
+
+/// `uri` with the user part `user:pw` and the database path `db`.
+fn app_uri_on(uri: &str, user: &str, pw: &str, db: &str) -> String {
+    let (scheme, rest) = uri.split_once("://").unwrap();
+    let rest = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+    let (hosts, tail) = rest.split_once('/').unwrap();
+    let query = tail.split_once('?').map(|(_, q)| q).unwrap_or("");
+    format!("{scheme}://{user}:{pw}@{hosts}/{db}?{query}&retryWrites=true&w=majority")
+}
+
+/// The application's own user on `uri`'s server: readWrite on `db` only.
+fn app_user(uri: &str, user: &str, pw: &str, db: &str) {
+    block_on(async {
+        let admin = client(uri).await.database("admin");
+        let _ = admin.run_command(doc! { "dropUser": user }).await;
+        admin
+            .run_command(doc! { "createUser": user, "pwd": pw, "roles": [ { "role": "readWrite", "db": db } ] })
+            .await
+            .unwrap();
+    });
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -33,13 +60,15 @@ fn phase1() -> String {
         .to_string()
 }
 
-/// A working folder as a user has it: mongoshift.yaml naming `legacy` and `atlas` (URIs
-/// through ${VARS}), storage.backups on Garage, the application's .env pointing at legacy,
-/// index specs for the database; the database loaded with the predixi sample on legacy.
+/// A working folder as a user has it: mongoshift.yaml naming `legacy` and `atlas` (the
+/// tool's URIs and the application's `app_uri` through ${VARS}), storage.backups on Garage,
+/// the application's .env pointing at legacy with its own user, index specs for the
+/// database; the database loaded with the predixi sample on legacy.
 struct Setup {
     dir: tempfile::TempDir,
     db: String,
     backups: String,
+    atlas_app: String,
 }
 
 impl Setup {
@@ -48,24 +77,35 @@ impl Setup {
         let db = common::unique_db(purpose);
         let backups = common::s3_location(purpose);
         let s = servers();
+        // The application's user on each side, named after the database (the users are global).
+        let user = format!("app_{}", &db[2..]);
+        app_user(&legacy_uri(), &user, "app-pw-1", &db);
+        app_user(&s.atlas_uri, &user, "app-pw-2", &db);
+        let legacy_app = app_uri_on(&legacy_uri(), &user, "app-pw-1", &db);
+        let atlas_app = app_uri_on(&s.atlas_uri, &user, "app-pw-2", &db);
         std::fs::write(
             dir.path().join("mongoshift.yaml"),
             format!(
-                "targets:\n  legacy: {{ uri: \"${{LEGACY_URI}}\" }}\n  atlas: {{ uri: \"${{ATLAS_URI}}\" }}\nstorage:\n  backups: \"{backups}\"\n  s3: {{ endpoint: \"{}\", region: {}, path_style: true }}\n",
+                "targets:\n  legacy: {{ uri: \"${{LEGACY_URI}}\" }}\n  atlas: {{ uri: \"${{ATLAS_URI}}\", app_uri: \"${{ATLAS_APP_URI}}\" }}\nstorage:\n  backups: \"{backups}\"\n  s3: {{ endpoint: \"{}\", region: {}, path_style: true }}\n",
                 s.s3_endpoint, s.s3_region
             ),
         )
         .unwrap();
         std::fs::write(
             dir.path().join(".env"),
-            format!("# the app\nMONGO_URI=\"{}\"\n", s.rs_uri),
+            format!("# the app\nMONGO_URI=\"{legacy_app}\"\n"),
         )
         .unwrap();
         let spec = std::fs::read_to_string(repo().join("index-specs/predixi.yaml"))
             .unwrap()
             .replace("database: predixi", &format!("database: {db}"));
         std::fs::write(dir.path().join("spec.yaml"), spec).unwrap();
-        let setup = Setup { dir, db, backups };
+        let setup = Setup {
+            dir,
+            db,
+            backups,
+            atlas_app,
+        };
         setup
             .cli()
             .run([
@@ -75,7 +115,7 @@ impl Setup {
         if extra_docs > 0 {
             // One bigger collection, so that the copy takes long enough to be killed.
             common::numbered(
-                &s.rs_uri,
+                &legacy_uri(),
                 &setup.db,
                 "events",
                 100,
@@ -93,8 +133,9 @@ impl Setup {
     fn cli(&self) -> Cli {
         Cli::new(self.path())
             .s3_env()
-            .env("LEGACY_URI", &servers().rs_uri)
+            .env("LEGACY_URI", &legacy_uri())
             .env("ATLAS_URI", &servers().atlas_uri)
+            .env("ATLAS_APP_URI", &self.atlas_app)
     }
 
     /// `playbook run` of the shipped phase 1 on this database.
@@ -132,7 +173,7 @@ impl Drop for Setup {
             ]);
         }
         block_on(async {
-            for uri in [&s.rs_uri, &s.atlas_uri] {
+            for uri in [&legacy_uri(), &s.atlas_uri] {
                 let c = client(uri).await;
                 let _ = c
                     .database("admin")
@@ -244,7 +285,7 @@ fn the_shipped_phase1_runs_end_to_end_and_records_every_step() {
     assert_no_secret(&r.all(), "the playbook's output");
     // Nothing lost: both sides hold the same data (the reverse sync keeps legacy in step).
     assert_eq!(
-        hashes(&servers().rs_uri, &s.db),
+        hashes(&legacy_uri(), &s.db),
         hashes(&servers().atlas_uri, &s.db)
     );
     // `playbook status` shows the run.
@@ -280,8 +321,9 @@ fn killed_in_the_migrate_step_it_resumes_there_and_finishes() {
             "--yes",
             "--no-progress",
         ])
-        .env("LEGACY_URI", &servers().rs_uri)
+        .env("LEGACY_URI", legacy_uri())
         .env("ATLAS_URI", &servers().atlas_uri)
+        .env("ATLAS_APP_URI", &s.atlas_app)
         .env("AWS_ACCESS_KEY_ID", &servers().s3_access_key)
         .env("AWS_SECRET_ACCESS_KEY", &servers().s3_secret_key)
         .env("AWS_REGION", &servers().s3_region)
@@ -384,7 +426,7 @@ fn killed_in_the_migrate_step_it_resumes_there_and_finishes() {
     );
     assert_eq!(s.records().len(), 1, "the resumed run keeps its record");
     assert_eq!(
-        hashes(&servers().rs_uri, &s.db),
+        hashes(&legacy_uri(), &s.db),
         hashes(&servers().atlas_uri, &s.db)
     );
 }
@@ -394,8 +436,8 @@ fn a_dry_run_of_the_whole_playbook_writes_nothing() {
     let _g = serial();
     let s = Setup::new("pbdry", 0);
     let env_before = std::fs::read(s.path().join(".env")).unwrap();
-    let legacy_before = hashes(&servers().rs_uri, &s.db);
-    let dbs_before = (db_names(&servers().rs_uri), db_names(&servers().atlas_uri));
+    let legacy_before = hashes(&legacy_uri(), &s.db);
+    let dbs_before = (db_names(&legacy_uri()), db_names(&servers().atlas_uri));
     let bucket_before = bucket_listing(&s.backups);
     let r = s.run_phase1(&["--dry-run", "--yes"]);
     r.assert_code(0);
@@ -415,9 +457,9 @@ fn a_dry_run_of_the_whole_playbook_writes_nothing() {
     assert!(r.stderr.contains("indexes plan"), "{}", r.stderr);
     assert!(r.stderr.contains("would ask: Cut"), "{}", r.stderr);
     assert_eq!(std::fs::read(s.path().join(".env")).unwrap(), env_before);
-    assert_eq!(hashes(&servers().rs_uri, &s.db), legacy_before);
+    assert_eq!(hashes(&legacy_uri(), &s.db), legacy_before);
     assert_eq!(
-        (db_names(&servers().rs_uri), db_names(&servers().atlas_uri)),
+        (db_names(&legacy_uri()), db_names(&servers().atlas_uri)),
         dbs_before
     );
     assert_eq!(bucket_listing(&s.backups), bucket_before);
@@ -644,7 +686,7 @@ fn the_shipped_nightly_backup_backs_up_drills_and_prunes() {
         .collect();
     assert_eq!(ids.into_iter().collect::<Vec<_>>(), vec![kept]);
     // The drill's scratch database is gone.
-    assert!(!db_names(&servers().rs_uri)
+    assert!(!db_names(&legacy_uri())
         .iter()
         .any(|d| d.starts_with("mongoshift_restore_test_")));
 }

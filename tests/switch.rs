@@ -25,12 +25,13 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Unfreezes both servers when a test ends, passing or not.
+/// Unfreezes the servers when a test ends, passing or not.
 struct Thaw;
 impl Drop for Thaw {
     fn drop(&mut self) {
+        let legacy = common::legacy_auth().admin_uri;
         block_on(async {
-            for uri in [&servers().rs_uri, &servers().atlas_uri] {
+            for uri in [&servers().rs_uri, &servers().atlas_uri, &legacy] {
                 let _ = client(uri)
                     .await
                     .database("admin")
@@ -75,15 +76,15 @@ fn small_db(purpose: &str, docs: i32, on_new: bool) -> String {
     db
 }
 
-/// NEW's URI as an application would hold it: its own user whose password needs
-/// percent-encoding, `&`-separated options, retryWrites and w=majority.
-fn app_uri() -> String {
+/// NEW's URI as an application would hold it: its own user (readWrite on `db` only) whose
+/// password needs percent-encoding, `&`-separated options, retryWrites and w=majority.
+fn app_uri(db: &str) -> String {
     let pw = "p@ss&w%rd/1";
     block_on(async {
         let admin = client(&servers().atlas_uri).await.database("admin");
         let _ = admin.run_command(doc! { "dropUser": "swapp" }).await;
         admin
-            .run_command(doc! { "createUser": "swapp", "pwd": pw, "roles": [ { "role": "readWriteAnyDatabase", "db": "admin" } ] })
+            .run_command(doc! { "createUser": "swapp", "pwd": pw, "roles": [ { "role": "readWrite", "db": db } ] })
             .await
             .unwrap();
     });
@@ -150,7 +151,7 @@ fn env_files_of_every_shape_change_only_the_value_and_read_back_exactly() {
     let _serial = serial();
     let db = small_db("swshape", 3, true);
     let old = servers().rs_uri.clone();
-    let new = app_uri();
+    let new = app_uri(&db);
     let dir = tempdir();
     let shapes: Vec<(&str, String)> = vec![
         ("plain", format!("# the app\n\nMONGO_URI={old}\nOTHER=x\n")),
@@ -187,6 +188,8 @@ fn env_files_of_every_shape_change_only_the_value_and_read_back_exactly() {
         "--from".into(),
         old.clone(),
         "--to".into(),
+        servers().atlas_uri.clone(),
+        "--app-uri".into(),
         new.clone(),
         "--db".into(),
         db.clone(),
@@ -282,7 +285,16 @@ fn every_failure_leaves_the_files_byte_identical_and_old_writable() {
         assert!(!dir.path().join(".mongoshift/history.jsonl").exists());
     };
     let base = |extra: &[&str]| -> common::Run {
-        let mut a = vec!["--from", &old, "--to", &atlas, "--db", &db, "--yes"];
+        let mut a = vec![
+            "--from",
+            &old,
+            "--to",
+            &atlas,
+            "--db",
+            &db,
+            "--yes",
+            "--allow-admin-uri",
+        ];
         a.extend_from_slice(extra);
         switch(dir.path(), &a)
     };
@@ -342,6 +354,16 @@ fn every_failure_leaves_the_files_byte_identical_and_old_writable() {
     assert!(r.stderr.contains("count 10 vs 9"), "{}", r.stderr);
     assert_no_secret(&r.all(), "switch output");
     unchanged();
+    // A reverse sync into an OLD that cannot stay frozen (no auth: nobody writes through the
+    // block) is refused before the freeze, with the two ways out.
+    let r = base(&["--env-file", &env_s, "--freeze-writes", "--reverse-sync"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("restore role") && r.stderr.contains("--unfreeze-old"),
+        "{}",
+        r.stderr
+    );
+    unchanged();
     // A standalone OLD cannot be frozen: exit 2 with the choice explained.
     let r = switch(
         dir.path(),
@@ -355,10 +377,12 @@ fn every_failure_leaves_the_files_byte_identical_and_old_writable() {
             "--env-file",
             &env_s,
             "--freeze-writes",
+            "--allow-admin-uri",
             "--yes",
         ],
     );
     assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("standalone"), "{}", r.stderr);
     unchanged();
     block_on(async {
         client(&old).await.database(&db).drop().await.unwrap();
@@ -452,6 +476,9 @@ fn a_live_writer_loses_nothing_through_switch_reverse_sync_and_rollback() {
             &env_s,
             "--freeze-writes",
             "--reverse-sync",
+            // The legacy replica set runs without auth: nobody writes through its block.
+            "--unfreeze-old",
+            "--allow-admin-uri",
             "--verify",
             "documents",
             "--yes",
@@ -459,6 +486,8 @@ fn a_live_writer_loses_nothing_through_switch_reverse_sync_and_rollback() {
     );
     r.assert_code(0);
     assert_no_secret(&r.all(), "switch output");
+    let hist = std::fs::read_to_string(dir.path().join(".mongoshift/history.jsonl")).unwrap();
+    assert!(hist.contains("\"unfreeze_old\":true"), "{hist}");
     // More writes, now on NEW, followed back into OLD.
     std::thread::sleep(std::time::Duration::from_secs(2));
     let acked = writer.finish();
@@ -546,6 +575,7 @@ fn rollback_without_reverse_sync_counts_what_new_took_and_refuses() {
             &db,
             "--env-file",
             &env_s,
+            "--allow-admin-uri",
             "--yes",
         ],
     )
@@ -645,6 +675,7 @@ fn sigterm_during_the_drain_unfreezes_old_and_writes_nothing() {
             &new,
             "--env-file",
             env.to_str().unwrap(),
+            "--allow-admin-uri",
             "--yes",
             "--no-progress",
         ])
@@ -717,4 +748,422 @@ fn freeze_blocks_reports_and_lifts_user_writes() {
     let r = mongoshift(dir.path(), ["freeze", "--uri", &servers().standalone_uri]);
     r.assert_code(2);
     assert!(r.stderr.contains("standalone"), "{}", r.stderr);
+}
+
+/// (Re)create `user` on the server of `admin_uri` with `roles`.
+fn user_on(admin_uri: &str, user: &str, pw: &str, roles: Vec<Document>) {
+    block_on(async {
+        let admin = client(admin_uri).await.database("admin");
+        let _ = admin.run_command(doc! { "dropUser": user }).await;
+        admin
+            .run_command(doc! { "createUser": user, "pwd": pw, "roles": roles })
+            .await
+            .unwrap();
+    });
+}
+
+/// `uri` with its user part replaced by `user:pw` and its database path by `db`.
+fn with_user_and_db(uri: &str, user: &str, pw: &str, db: &str) -> String {
+    let (scheme, rest) = uri.split_once("://").unwrap();
+    let rest = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+    let (hosts, tail) = rest.split_once('/').unwrap();
+    let query = tail.split_once('?').map(|(_, q)| q).unwrap_or("");
+    format!("{scheme}://{user}:{pw}@{hosts}/{db}?{query}")
+}
+
+fn unfreeze(uri: &str) {
+    block_on(async {
+        let _ = client(uri)
+            .await
+            .database("admin")
+            .run_command(doc! { "setUserWriteBlockMode": 1, "global": false })
+            .await;
+    });
+}
+
+fn count(uri: &str, db: &str, coll: &str) -> u64 {
+    block_on(async {
+        client(uri)
+            .await
+            .database(db)
+            .collection::<Document>(coll)
+            .count_documents(doc! {})
+            .await
+            .unwrap()
+    })
+}
+
+/// The issue's setup: an auth-enabled legacy replica set where the tool is admin and the
+/// application has its own readWrite user; NEW gets an application user of its own, named
+/// in the config target's `app_uri`. Through a frozen switch with a reverse sync the .env
+/// and the Secret hold exactly the application's URI; the application's user cannot write
+/// OLD while the reverse sync does; rollback puts both files back byte for byte.
+#[test]
+fn the_application_keeps_its_own_uri_and_rollback_restores_every_byte() {
+    let _serial = serial();
+    let _thaw = Thaw;
+    let legacy = common::legacy_auth();
+    let atlas = servers().atlas_uri.clone();
+    let db = legacy.app_db.clone();
+    let new_pw = "n3w-app/pw";
+    user_on(
+        &atlas,
+        "app",
+        new_pw,
+        vec![doc! { "role": "readWrite", "db": &db }],
+    );
+    let new_app = with_user_and_db(&atlas, "app", "n3w-app%2Fpw", &db)
+        + "&retryWrites=true&w=majority&maxPoolSize=50";
+    block_on(async {
+        for uri in [&legacy.admin_uri, &atlas] {
+            client(uri).await.database(&db).drop().await.unwrap();
+        }
+        client(&legacy.admin_uri)
+            .await
+            .database(&db)
+            .collection::<Document>("bets")
+            .insert_many((0..20).map(|i| doc! { "_id": i, "stake": i }))
+            .await
+            .unwrap();
+    });
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("mongoshift.yaml"),
+        "targets:\n  legacy: { uri: \"${LEGACY_URI}\" }\n  atlas: { uri: \"${ATLAS_URI}\", app_uri: \"${ATLAS_APP_URI}\" }\n",
+    )
+    .unwrap();
+    let cli = || {
+        common::Cli::new(dir.path())
+            .env("LEGACY_URI", &legacy.admin_uri)
+            .env("ATLAS_URI", &atlas)
+            .env("ATLAS_APP_URI", &new_app)
+    };
+    let old_app = format!(
+        "{}&retryWrites=true&w=majority&maxPoolSize=50",
+        legacy.app_uri
+    );
+    let env = dir.path().join(".env");
+    let env_before = format!("# predixi\r\nAPP_NAME=predixi\r\nMONGO_URI=\"{old_app}\" # primary\r\nREDIS_URL=redis://cache:6379\r\n");
+    std::fs::write(&env, &env_before).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let secret = dir.path().join("secret.yaml");
+    let secret_before = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: predixi-api\ntype: Opaque\ndata:\n  MONGO_URI: {}\n  OTHER: eA==\n",
+        b64.encode(&old_app)
+    );
+    std::fs::write(&secret, &secret_before).unwrap();
+    let (env_s, secret_s) = (
+        env.display().to_string(),
+        format!("{}:MONGO_URI", secret.display()),
+    );
+    follow_detached_cli(&cli, &db);
+    let r = cli().run([
+        "switch",
+        "--from",
+        "legacy",
+        "--to",
+        "atlas",
+        "--env-file",
+        &env_s,
+        "--k8s-secret",
+        &secret_s,
+        "--freeze-writes",
+        "--reverse-sync",
+        "--verify",
+        "documents",
+        "--yes",
+        "--no-progress",
+    ]);
+    r.assert_code(0);
+    assert!(r.all().contains("app:****@"), "{}", r.all());
+    assert!(!r.all().contains("n3w-app"), "the app's password shows");
+    assert_no_secret(&r.all(), "switch output");
+    // Exactly the application's URI, every other byte kept, as the application reads it.
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        env_before.replace(&old_app, &new_app)
+    );
+    assert_eq!(
+        dotenv_values(std::slice::from_ref(&env)),
+        vec![new_app.clone()]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        secret_before.replace(&b64.encode(&old_app), &b64.encode(&new_app))
+    );
+    // The application's user is refused on the frozen OLD; on NEW it writes, and the
+    // reverse sync (the tool's admin, which may write through the block) carries it to OLD.
+    let refused = block_on(async {
+        client(&legacy.app_uri)
+            .await
+            .database(&db)
+            .collection::<Document>("bets")
+            .insert_one(doc! { "_id": "straggler" })
+            .await
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(
+        refused.contains("User writes blocked") || refused.contains("371"),
+        "{refused}"
+    );
+    block_on(async {
+        client(&new_app)
+            .await
+            .database(&db)
+            .collection::<Document>("bets")
+            .insert_many((100..105).map(|i| doc! { "_id": i }))
+            .await
+            .unwrap();
+    });
+    let started = std::time::Instant::now();
+    while count(&legacy.admin_uri, &db, "bets") < 25 {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the reverse sync did not write into the frozen OLD"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(blocked(&legacy.admin_uri), "OLD stays frozen");
+    // The copies for rollback are private, and the history holds no password.
+    let hist_path = dir.path().join(".mongoshift/history.jsonl");
+    let hist = std::fs::read_to_string(&hist_path).unwrap();
+    assert_no_secret(&hist, "the history");
+    assert!(!hist.contains("n3w-app") && !hist.contains("MONGO_URI=\""));
+    assert!(hist.contains("targets.atlas.app_uri"), "{hist}");
+    use std::os::unix::fs::PermissionsExt;
+    for e in std::fs::read_dir(dir.path().join(".mongoshift/snapshots")).unwrap() {
+        let m = e.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, 0o600);
+    }
+
+    // No file named: every sink the switch wrote.
+    let r = cli().run(["rollback", "--yes", "--no-progress"]);
+    r.assert_code(0);
+    assert!(!r.all().contains("n3w-app"), "the app's password shows");
+    assert_no_secret(&r.all(), "rollback output");
+    assert_eq!(std::fs::read(&env).unwrap(), env_before.as_bytes());
+    assert_eq!(std::fs::read(&secret).unwrap(), secret_before.as_bytes());
+    let entry: serde_json::Value = serde_json::from_str(hist.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        entry["sinks"][0]["sha256_before"].as_str().unwrap(),
+        mongoshift::cutover::sink::sha256(&std::fs::read(&env).unwrap())
+    );
+    // OLD takes the application's writes again.
+    assert!(!blocked(&legacy.admin_uri));
+    block_on(async {
+        client(&legacy.app_uri)
+            .await
+            .database(&db)
+            .collection::<Document>("bets")
+            .insert_one(doc! { "_id": "after-rollback" })
+            .await
+            .unwrap();
+    });
+    unfreeze(&atlas);
+    unfreeze(&legacy.admin_uri);
+    block_on(async {
+        client(&legacy.admin_uri)
+            .await
+            .database(&db)
+            .drop()
+            .await
+            .unwrap();
+        client(&atlas).await.database(&db).drop().await.unwrap();
+    });
+}
+
+fn follow_detached_cli(cli: &dyn Fn() -> common::Cli, db: &str) {
+    cli()
+        .run([
+            "migrate",
+            "--from",
+            "legacy",
+            "--to",
+            "atlas",
+            "--db",
+            db,
+            "--follow",
+            "--detach",
+            "--yes",
+            "--no-progress",
+        ])
+        .assert_code(0);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+}
+
+/// Without --app-uri the written URI is derived: the application's database and options
+/// kept, NEW's hosts, TLS, replicaSet, authSource and credentials. The tool's root user is
+/// refused there unless --allow-admin-uri; a user lacking a privilege, or a default database
+/// missing on NEW, is refused; a file changed since the switch is not rolled back without
+/// --force, which then restores it byte for byte.
+#[test]
+fn derived_uri_admin_and_privilege_refusals_and_a_changed_file() {
+    let _serial = serial();
+    let _thaw = Thaw;
+    let legacy = common::legacy_auth();
+    let atlas = servers().atlas_uri.clone();
+    let db = common::unique_db("swderive");
+    let only_old = common::unique_db("swonlyold");
+    block_on(async {
+        for uri in [&legacy.admin_uri, &atlas] {
+            client(uri)
+                .await
+                .database(&db)
+                .collection::<Document>("orders")
+                .insert_many((0..5).map(|i| doc! { "_id": i }))
+                .await
+                .unwrap();
+        }
+        client(&legacy.admin_uri)
+            .await
+            .database(&only_old)
+            .collection::<Document>("x")
+            .insert_one(doc! { "_id": 1 })
+            .await
+            .unwrap();
+    });
+    let (legacy_pw, _) = common::uri_password(&legacy.app_uri);
+    let old_value = format!(
+        "{}&retryWrites=true&w=majority&maxPoolSize=50&appName=api",
+        with_user_and_db(&legacy.app_uri, "app", &legacy_pw, &db)
+    );
+    let dir = tempdir();
+    let env = dir.path().join(".env");
+    let before = format!("A=1\nMONGO_URI='{old_value}'\n");
+    std::fs::write(&env, &before).unwrap();
+    let env_s = env.display().to_string();
+    let go = |extra: &[&str]| {
+        let mut a = vec![
+            "switch",
+            "--no-progress",
+            "--from",
+            &legacy.admin_uri,
+            "--to",
+            &atlas,
+            "--db",
+            &db,
+            "--env-file",
+            &env_s,
+            "--yes",
+        ];
+        a.extend_from_slice(extra);
+        mongoshift(dir.path(), a)
+    };
+    let unchanged = || {
+        assert_eq!(std::fs::read_to_string(&env).unwrap(), before);
+        assert!(!dir.path().join(".mongoshift/history.jsonl").exists());
+    };
+    // The derived URI carries --to's root user: refused, saying why.
+    let r = go(&[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("root@admin") && r.stderr.contains("--allow-admin-uri"),
+        "{}",
+        r.stderr
+    );
+    assert_no_secret(&r.all(), "switch output");
+    unchanged();
+    // A user that may only read: refused, naming what it lacks.
+    user_on(
+        &atlas,
+        "swreader",
+        "r3ader-pw",
+        vec![doc! { "role": "read", "db": &db }],
+    );
+    let reader = with_user_and_db(&atlas, "swreader", "r3ader-pw", &db);
+    let r = go(&["--app-uri", &reader]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("swreader")
+            && r.stderr
+                .contains(&format!("insert, update, remove on {db}")),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.all().contains("r3ader-pw"));
+    unchanged();
+    // A default database that is on OLD but not on NEW: refused.
+    user_on(
+        &atlas,
+        "swwriter",
+        "wr1ter-pw",
+        vec![
+            doc! { "role": "readWrite", "db": &db },
+            doc! { "role": "readWrite", "db": &only_old },
+        ],
+    );
+    let r = go(&[
+        "--app-uri",
+        &with_user_and_db(&atlas, "swwriter", "wr1ter-pw", &only_old),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("on OLD but not on NEW"), "{}", r.stderr);
+    unchanged();
+
+    // Allowed: the application's path and options, NEW's connection.
+    let (_, atlas_query) = atlas.split_once('?').unwrap();
+    let derived = format!(
+        "{}/{db}?retryWrites=true&w=majority&maxPoolSize=50&appName=api&{atlas_query}",
+        atlas.split_once("/?").unwrap().0
+    );
+    let r = go(&["--allow-admin-uri", "--dry-run"]);
+    r.assert_code(0);
+    assert!(
+        r.stdout.contains(&mongoshift::redact::uri(&derived)),
+        "{}",
+        r.stdout
+    );
+    assert_no_secret(&r.all(), "switch output");
+    unchanged();
+    go(&["--allow-admin-uri"]).assert_code(0);
+    let after = before.replace(&old_value, &derived);
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), after);
+    assert_eq!(
+        dotenv_values(std::slice::from_ref(&env)),
+        vec![derived.clone()]
+    );
+
+    // Someone edits the file after the switch: rollback names the change (not its value)
+    // and changes nothing; --force puts back the file as it was before the switch.
+    std::fs::write(&env, format!("{after}TOKEN=s3cr3t-token\n")).unwrap();
+    let back = |extra: &[&str]| {
+        let mut a = vec![
+            "rollback",
+            "--env-file",
+            &env_s,
+            "--to",
+            &legacy.admin_uri,
+            "--from",
+            &atlas,
+            "--yes",
+            "--no-progress",
+        ];
+        a.extend_from_slice(extra);
+        mongoshift(dir.path(), a)
+    };
+    let r = back(&[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("line 3 added (TOKEN)") && r.stderr.contains("--force"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.all().contains("s3cr3t-token"));
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        format!("{after}TOKEN=s3cr3t-token\n")
+    );
+    let r = back(&["--force"]);
+    r.assert_code(0);
+    assert!(!r.all().contains("s3cr3t-token"));
+    assert_no_secret(&r.all(), "rollback output");
+    assert_eq!(std::fs::read(&env).unwrap(), before.as_bytes());
+    block_on(async {
+        for uri in [&legacy.admin_uri, &atlas] {
+            let c = client(uri).await;
+            c.database(&db).drop().await.unwrap();
+            c.database(&only_old).drop().await.unwrap();
+        }
+    });
 }

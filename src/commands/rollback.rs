@@ -3,6 +3,11 @@
 //! OLD, write the old connection string back, run the hooks. Without one: count the writes
 //! NEW took since the switch (its oplog) and refuse unless `--accept-divergence`, since
 //! they would be left behind.
+//!
+//! Each file is put back byte for byte as it was before the switch (its copy kept beside the
+//! history, checked against the history's SHA-256), so the application gets its own URI
+//! back, not the tool's. A file someone changed since the switch is left alone without
+//! `--force`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +19,7 @@ use crate::cli::{parse_duration, resolve_side, Ctx};
 use crate::cutover::history::{self, Entry, SinkEntry, Timeline};
 use crate::cutover::hooks;
 use crate::cutover::sink::{self, Format, Sink};
+use crate::cutover::snapshot;
 use crate::follow::record::{self, Phase, Record};
 use crate::mongo::write_block;
 
@@ -45,6 +51,10 @@ pub struct RollbackArgs {
     pub exec: Vec<String>,
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Put the files back even when someone changed them since the switch (their changes
+    /// are lost).
+    #[arg(long)]
+    pub force: bool,
     /// Run every check and show every change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -77,6 +87,77 @@ fn sink_of(e: &SinkEntry) -> Sink {
     }
 }
 
+fn same_sink(e: &SinkEntry, s: &Sink) -> bool {
+    e.key == s.key && std::path::Path::new(&e.path) == s.path
+}
+
+/// The change that puts `s` back: its bytes from before the switch, when the switch kept
+/// them; else (a history written before snapshots were kept) `old_uri` written into the
+/// key, as rollback did then. Returns the edit and the value it writes back.
+fn plan_back(
+    ctx: &Ctx,
+    args: &RollbackArgs,
+    hist: &std::path::Path,
+    last: &Entry,
+    s: &Sink,
+    old_uri: &str,
+) -> Result<(sink::Edit, String)> {
+    let Some(x) = last.sinks.iter().find(|x| same_sink(x, s)) else {
+        return Err(crate::exit::usage(format!(
+            "{} was not written by the switch being rolled back ({} wrote {}); name only files it wrote, or none",
+            s.describe(),
+            hist.display(),
+            last.sinks
+                .iter()
+                .map(|x| format!("{}:{}", x.path, x.key))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    if !x.snapshot {
+        ctx.ui.warn(format!(
+            "{}: the history keeps no copy of it from before the switch (an older mongoshift); writing OLD's URI into {} instead",
+            s.path.display(),
+            s.key
+        ));
+        return Ok((s.plan(old_uri)?, old_uri.to_string()));
+    }
+    let original = snapshot::load(hist, &x.sha256_before).with_context(|| {
+        format!(
+            "the copy of {} from before the switch (kept beside {})",
+            s.path.display(),
+            hist.display()
+        )
+    })?;
+    let original = String::from_utf8(original)
+        .with_context(|| format!("the copy of {} is not UTF-8 text", s.path.display()))?;
+    let now = s.read()?;
+    if sink::sha256(now.as_bytes()) != x.sha256_after {
+        let what = match snapshot::load(hist, &x.sha256_after) {
+            Ok(after) => snapshot::changed_lines(&String::from_utf8_lossy(&after), &now),
+            Err(_) => "its checksum differs from the one the switch wrote".into(),
+        };
+        if !args.force {
+            return Err(crate::exit::usage(format!(
+                "{} changed since the switch ({what}); rolling back would overwrite that change. Nothing was changed. \
+                 Pass --force to put back the file as it was before the switch anyway",
+                s.path.display()
+            )));
+        }
+        ctx.ui.warn(format!(
+            "{} changed since the switch ({what}); --force: it is put back as it was before the switch",
+            s.path.display()
+        ));
+    }
+    let value = match s.format {
+        Format::Dotenv => crate::cutover::dotenv::get(&original, &s.key),
+        Format::K8sSecret => crate::cutover::k8s::get(&original, &s.key),
+    }
+    .unwrap_or_default();
+    crate::redact::register_uri(&value);
+    Ok((sink::Edit::restore(s, now, original)?, value))
+}
+
 pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
     let given = sink::from_args(&args.env_files, &args.k8s_secrets)?;
     let hist = args.history.clone().unwrap_or_else(|| match given.first() {
@@ -97,10 +178,16 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
     };
     let mut tl = Timeline::new(&ctx.ui);
     let old_arg = side(args.to.as_deref(), &last.from, "--to")?;
-    // NEW is what the switch wrote into the files, password included.
+    // NEW, when the history masks its password: the files hold it when the switch wrote the
+    // tool's own URI (not the application's, which may lack the rights to freeze NEW).
     let in_files = match args.from.as_deref() {
         Some(v) => Some(v.to_string()),
-        None => sinks.first().map(|s| s.current()).transpose()?.flatten(),
+        None => sinks
+            .first()
+            .map(|s| s.current())
+            .transpose()?
+            .flatten()
+            .filter(|v| crate::redact::uri(v) == last.to),
     };
     let new_arg = side(in_files.as_deref(), &last.to, "--from")?;
     let old_t = resolve_side(&old_arg, &ctx.config).context("OLD (--to)")?;
@@ -117,11 +204,14 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
     let new = new.with_context(|| format!("NEW ({new_l})"))?;
     old.list_database_names()
         .await
-        .with_context(|| format!("reading from OLD ({old_l}) with the URI to be written back"))?;
-    let edits: Vec<sink::Edit> = sinks
-        .iter()
-        .map(|s| s.plan(&old_t.uri))
-        .collect::<Result<_>>()?;
+        .with_context(|| format!("reading from OLD ({old_l})"))?;
+    let mut edits = Vec::new();
+    let mut values = Vec::new();
+    for s in &sinks {
+        let (e, v) = plan_back(ctx, &args, &hist, &last, s, &old_t.uri)?;
+        edits.push(e);
+        values.push(v);
+    }
 
     // The reverse sync, if the switch started one and it still runs.
     let reverse = match &last.reverse_sync {
@@ -161,7 +251,12 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
         .collect::<Vec<_>>()
         .join(", ");
     if !ctx.ui.json() {
-        let diffs: Vec<String> = edits.iter().map(|e| e.diff(&old_t.uri)).collect();
+        let diffs: Vec<String> = edits
+            .iter()
+            .zip(&values)
+            .filter(|(e, _)| e.before != e.after)
+            .map(|(e, v)| e.diff(v))
+            .collect();
         let how = if reverse.is_some() {
             format!(
                 "freeze {new_l}, drain the reverse sync into {old_l}, stop it, unfreeze {old_l}"
@@ -236,6 +331,28 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
         tl.done("unfreeze", format!("user writes allowed on {old_l}"));
     }
     let modes = sink::write_all(&edits)?;
+    // Backed by a check: each file restored from a snapshot now has the checksum it had
+    // before the switch.
+    for e in &edits {
+        let recorded = last
+            .sinks
+            .iter()
+            .find(|x| x.snapshot && same_sink(x, &e.sink));
+        if let Some(x) = recorded {
+            let now = sink::sha256(
+                &std::fs::read(&e.sink.path)
+                    .with_context(|| format!("reading {} back", e.sink.path.display()))?,
+            );
+            if now != x.sha256_before {
+                return Err(anyhow::anyhow!(
+                    "{} was written back but its SHA-256 is {now}, not {} as before the switch; someone is \
+                     writing it at the same time. Check the file",
+                    e.sink.path.display(),
+                    x.sha256_before
+                ));
+            }
+        }
+    }
     tl.done(
         "switch back",
         format!(
@@ -268,6 +385,9 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
         steps: tl.steps.clone(),
         reverse_sync: None,
         old_frozen: false,
+        unfreeze_old: false,
+        app_uri: None,
+        allow_admin_uri: false,
         ok: outcomes.iter().all(|o| o.ok),
     };
     history::append(&hist, &entry)?;

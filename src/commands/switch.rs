@@ -1,6 +1,6 @@
 //! `mongoshift switch`: move the application from OLD to NEW. Pre-flight (NEW reachable
-//! with the exact URI that will be written, holding the databases; every file's change
-//! planned and shown), freeze OLD's user writes and drain the running tail past the freeze,
+//! with the exact URI that will be written — the application's own, see `cutover::app_uri`
+//! and `cutover::app_check` — holding the databases; every file's change planned and shown), freeze OLD's user writes and drain the running tail past the freeze,
 //! verify, rewrite every sink atomically, run the hooks, optionally start the reverse sync
 //! (NEW → OLD), and record it all in the history. Until the files are written, any failure
 //! unfreezes OLD and leaves every file as it was.
@@ -14,9 +14,10 @@ use mongodb::Client;
 use crate::cli::{parse_duration, Ctx, SidesArgs};
 use crate::compare::verdict::{self, Level};
 use crate::cutover::history::{self, Entry, SinkEntry, Timeline};
-use crate::cutover::{hooks, sink};
+use crate::cutover::{app_check, app_uri, hooks, sink, snapshot};
 use crate::follow::apply::Selection;
 use crate::follow::record::Record;
+use crate::mongo::privileges::Privileges;
 use crate::mongo::{namespaces, write_block};
 use crate::namespace::{Filter, Renamer};
 use crate::report::progress::Progress;
@@ -61,12 +62,64 @@ pub struct SwitchArgs {
     /// A command run with `sh -c` after the files are written (repeatable, in order).
     #[arg(long = "exec", value_name = "CMD")]
     pub exec: Vec<String>,
+    /// The connection string to write for the application (default: the target's app_uri
+    /// in the config, else derived from the sink's value: its database and options kept,
+    /// hosts, TLS, replicaSet, authSource and credentials from --to).
+    #[arg(long, value_name = "URI")]
+    pub app_uri: Option<String>,
+    /// Write a URI whose user holds cluster-wide or admin roles (refused otherwise).
+    #[arg(long)]
+    pub allow_admin_uri: bool,
+    /// With --freeze-writes --reverse-sync, when OLD's connection cannot write through the
+    /// block: unfreeze OLD for the reverse sync, accepting that a client still on OLD may
+    /// diverge from NEW (recorded in the history).
+    #[arg(long)]
+    pub unfreeze_old: bool,
     /// Run every check and show every change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Do it without asking.
     #[arg(long)]
     pub yes: bool,
+}
+
+/// The application's new connection string for each sink, and where it came from.
+fn app_values(
+    ctx: &Ctx,
+    args: &SwitchArgs,
+    new_t: &crate::config::ResolvedTarget,
+    sinks: &[sink::Sink],
+) -> Result<(Vec<String>, String)> {
+    let given = match (&args.app_uri, &new_t.name) {
+        (Some(u), _) => Some((u.clone(), "--app-uri".to_string())),
+        (None, Some(n)) => ctx
+            .config
+            .app_uri(n)?
+            .map(|u| (u, format!("targets.{n}.app_uri"))),
+        (None, None) => None,
+    };
+    if let Some((u, from)) = given {
+        crate::redact::register_uri(&u);
+        if app_uri::parse(&u).is_none() {
+            return Err(crate::exit::usage(format!(
+                "{from} is not a mongodb:// or mongodb+srv:// URI"
+            )));
+        }
+        return Ok((vec![u; sinks.len()], from));
+    }
+    let values = sinks
+        .iter()
+        .map(|s| match s.current()? {
+            Some(cur) => {
+                crate::redact::register_uri(&cur);
+                app_uri::derive(&cur, &new_t.uri)
+                    .map_err(|e| crate::exit::usage(format!("{}: {e:#}", s.describe())))
+            }
+            // No such key: planning the edit names the file and the key.
+            None => Ok(new_t.uri.clone()),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((values, "derived".into()))
 }
 
 pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
@@ -119,9 +172,16 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
             new_l
         )));
     }
+    if args.unfreeze_old && !args.reverse_sync {
+        return Err(crate::exit::usage(
+            "--unfreeze-old goes with --freeze-writes --reverse-sync (it lets the reverse sync write into an unfrozen OLD)",
+        ));
+    }
+    let (values, app_from) = app_values(ctx, &args, &new_t, &sinks)?;
     let edits: Vec<sink::Edit> = sinks
         .iter()
-        .map(|s| s.plan(&new_t.uri))
+        .zip(&values)
+        .map(|(s, v)| s.plan(v))
         .collect::<Result<_>>()?;
     for e in edits.iter().filter(|e| e.lines.len() > 1) {
         ctx.ui.warn(format!(
@@ -142,6 +202,66 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         ));
         return Ok(());
     }
+    // The application's own credentials, once per distinct URI.
+    let old_dbs = old
+        .list_database_names()
+        .await
+        .with_context(|| format!("OLD ({old_l})"))?;
+    let app_dbs: Vec<String> = if !dbs.is_empty() {
+        dbs.clone()
+    } else if values.iter().all(|v| app_uri::default_db(v).is_some()) {
+        Vec::new()
+    } else {
+        wanted.clone()
+    };
+    let mut app_checked = Vec::new();
+    for v in &values {
+        if app_checked.contains(v) {
+            continue;
+        }
+        let on: Vec<String> = sinks
+            .iter()
+            .zip(&values)
+            .filter(|(_, w)| *w == v)
+            .map(|(s, _)| s.describe())
+            .collect();
+        let passed = app_check::Check {
+            uri: v,
+            sinks: on.join(", "),
+            new_l: &new_l,
+            dbs: &app_dbs,
+            old_dbs: &old_dbs,
+            new_dbs: &new_dbs,
+            allow_admin: args.allow_admin_uri,
+            timeout: args.sides.timeout,
+        }
+        .run()
+        .await?;
+        tl.done(
+            "application's URI",
+            format!(
+                "{} ({app_from}) reads and writes {} on {new_l}{}",
+                crate::redact::uri(v),
+                if passed.dbs.is_empty() {
+                    "its databases".to_string()
+                } else {
+                    passed.dbs.join(", ")
+                },
+                match &passed.user {
+                    Some(u) => format!(" as {u}"),
+                    None => " (no auth)".into(),
+                }
+            ),
+        );
+        if !passed.admin.is_empty() {
+            ctx.ui.warn(format!(
+                "{} holds cluster-wide or admin rights ({}); written anyway (--allow-admin-uri)",
+                crate::redact::uri(v),
+                passed.admin.join("; ")
+            ));
+        }
+        app_checked.push(v.clone());
+    }
     let freeze = args.freeze_writes || forward.is_some();
     if freeze && !crate::mongo::oplog::has_oplog(&old).await.context("OLD")? {
         return Err(crate::exit::usage(format!(
@@ -158,6 +278,27 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
             ));
         }
         crate::follow::require_replica_set(&new, &new_l).await?;
+        // The reverse sync writes into a frozen OLD only through bypassWriteBlockingMode:
+        // find out now, before anything is frozen, not after the files are written.
+        let p = Privileges::of(&old, &format!("OLD ({old_l})")).await?;
+        if !p.can_bypass_write_block() && !args.unfreeze_old {
+            let why = if p.authenticated() {
+                format!(
+                    "its user {} lacks the bypassWriteBlockingMode privilege",
+                    p.users.join(", ")
+                )
+            } else {
+                "it has no user (a server without auth lets nobody write through the block)"
+                    .to_string()
+            };
+            return Err(crate::exit::usage(format!(
+                "--freeze-writes --reverse-sync: OLD ({old_l}) must stay frozen while the reverse sync writes into \
+                 it, but this connection cannot write through the block: {why}. Either give the tool's user on OLD \
+                 the restore role (`db.grantRolesToUser(\"USER\", [{{role: \"restore\", db: \"admin\"}}])`; root \
+                 has it too), or pass --unfreeze-old to unfreeze OLD after the switch and accept that a client \
+                 still writing to it would diverge from NEW (recorded in the history). Nothing was changed"
+            )));
+        }
     }
     let verify_level = match args.verify {
         SwitchVerify::Counts => Some(Level::Metadata),
@@ -198,8 +339,9 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
     if !ctx.ui.json() {
         let diffs: Vec<String> = edits
             .iter()
-            .filter(|e| e.before != e.after)
-            .map(|e| e.diff(&new_t.uri))
+            .zip(&values)
+            .filter(|(e, _)| e.before != e.after)
+            .map(|(e, v)| e.diff(v))
             .collect();
         ctx.ui.result(format!(
             "{}\n\n{}",
@@ -232,13 +374,15 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         )?;
     }
 
+    let hist = history::path_for(&sinks[0].path);
     // 2–4. From the freeze until the files are written, a failure unfreezes OLD.
     let s = Switch {
         ctx,
         args: &args,
         old: &old,
         new: &new,
-        new_uri: &new_t.uri,
+        values: &values,
+        hist: &hist,
         labels: (&old_l, &new_l),
         dbs: &dbs,
     };
@@ -277,13 +421,15 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
     let mut reverse = None;
     if let Some(token) = token {
         let side = format!("OLD ({old_l})");
+        // Checked in the pre-flight; probed again, since a role may have changed meanwhile.
         if !write_block::can_bypass(&old, &side).await? {
             write_block::set(&old, false, &side).await?;
             old_frozen = false;
             ctx.ui.warn(format!(
-                "{old_l} is writable again: this connection cannot write through the block (auth is disabled, or the \
+                "{old_l} is writable again{}: this connection cannot write through the block (auth is disabled, or the \
                  user lacks bypassWriteBlockingMode, e.g. the restore or root role), and the reverse sync must write \
-                 into it. A client still writing to {old_l} would now diverge from {new_l}."
+                 into it. A client still writing to {old_l} would now diverge from {new_l}.",
+                if args.unfreeze_old { " (--unfreeze-old)" } else { "" }
             ));
         }
         let (run, pid, log) = crate::commands::migrate::follow_detached(
@@ -296,7 +442,9 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         .await
         .with_context(|| {
             format!(
-                "the files point at {new_l} and the switch is done, but the reverse sync could not start                  (a rollback would count NEW's writes instead); start it by hand with                  `mongoshift migrate --from NEW --to OLD --db … --follow --detach --append`"
+                "the files point at {new_l} and the switch is done, but the reverse sync could not start \
+                 (a rollback would count NEW's writes instead); start it by hand with \
+                 `mongoshift migrate --from NEW --to OLD --db … --follow --detach --append`"
             )
         })?;
         tl.done(
@@ -319,14 +467,22 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         from: side_as_given(args.sides.from.as_deref().unwrap_or_default()),
         to: side_as_given(args.sides.to.as_deref().unwrap_or_default()),
         dbs: dbs.clone(),
-        sinks: SinkEntry::of(&edits, &modes),
+        sinks: SinkEntry::of(&edits, &modes)
+            .into_iter()
+            .map(|s| SinkEntry {
+                snapshot: true,
+                ..s
+            })
+            .collect(),
         hooks: args.exec.iter().map(|c| crate::redact::scrub(c)).collect(),
         steps: tl.steps.clone(),
         reverse_sync: reverse.clone(),
         old_frozen,
+        unfreeze_old: args.unfreeze_old,
+        app_uri: Some(app_from.clone()),
+        allow_admin_uri: args.allow_admin_uri,
         ok: outcomes.iter().all(|o| o.ok),
     };
-    let hist = history::path_for(&sinks[0].path);
     history::append(&hist, &entry)?;
     let own = tl.own_ms();
     if ctx.ui.json() {
@@ -376,7 +532,8 @@ struct Switch<'a> {
     args: &'a SwitchArgs,
     old: &'a Client,
     new: &'a Client,
-    new_uri: &'a str,
+    values: &'a [String],
+    hist: &'a std::path::Path,
     labels: (&'a str, &'a str),
     dbs: &'a [String],
 }
@@ -480,6 +637,12 @@ impl Switch<'_> {
         let at = crate::mongo::oplog::majority_time(self.new)
             .await
             .with_context(|| format!("NEW ({new_l})"))?;
+        // The bytes before and after, beside the history, so that rollback restores each
+        // file exactly (and can tell a later change); kept before any file is written.
+        for e in edits {
+            snapshot::save(self.hist, e.before.as_bytes())?;
+            snapshot::save(self.hist, e.after.as_bytes())?;
+        }
         let modes = sink::write_all(edits)?;
         tl.done(
             "switch",
@@ -490,7 +653,12 @@ impl Switch<'_> {
                     .map(|e| e.sink.describe())
                     .collect::<Vec<_>>()
                     .join(", "),
-                crate::redact::uri(self.new_uri)
+                {
+                    let mut v: Vec<String> =
+                        self.values.iter().map(|v| crate::redact::uri(v)).collect();
+                    v.dedup();
+                    v.join(", ")
+                }
             ),
         );
         Ok((at, token, modes))

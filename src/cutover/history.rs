@@ -17,6 +17,10 @@ pub struct SinkEntry {
     pub sha256_before: String,
     pub sha256_after: String,
     pub write_mode: String,
+    /// Whether the bytes before and after are kept in the snapshot folder beside the
+    /// history (see `snapshot`); false in entries written before they were.
+    #[serde(default)]
+    pub snapshot: bool,
 }
 
 impl SinkEntry {
@@ -33,6 +37,7 @@ impl SinkEntry {
                 sha256_before: super::sink::sha256(e.before.as_bytes()),
                 sha256_after: super::sink::sha256(e.after.as_bytes()),
                 write_mode: format!("{m:?}"),
+                snapshot: false,
             })
             .collect()
     }
@@ -68,6 +73,17 @@ pub struct Entry {
     /// Whether OLD was left blocked for user writes.
     #[serde(default)]
     pub old_frozen: bool,
+    /// `--unfreeze-old`: OLD was unfrozen for a reverse sync that cannot write through the
+    /// block, the risk of a straggling client diverging accepted.
+    #[serde(default)]
+    pub unfreeze_old: bool,
+    /// Where the written connection string came from: `--app-uri`, `targets.NAME.app_uri`
+    /// or `derived` (from the sink's value and NEW's URI).
+    #[serde(default)]
+    pub app_uri: Option<String>,
+    /// `--allow-admin-uri`: the written URI's user holds cluster-wide or admin rights.
+    #[serde(default)]
+    pub allow_admin_uri: bool,
     pub ok: bool,
 }
 

@@ -141,6 +141,48 @@ impl Sink {
 }
 
 impl Edit {
+    /// Put `original` back in place of `now` (a rollback): the whole file, byte for byte.
+    /// The file is checked to be writable, as `Sink::plan` does.
+    pub fn restore(sink: &Sink, now: String, original: String) -> Result<Edit> {
+        let a: Vec<&str> = now.lines().collect();
+        let b: Vec<&str> = original.lines().collect();
+        // Shown: the lines binding the key. Other lines someone changed since the switch
+        // are named (by number and key) in rollback's warning, never shown: they may hold
+        // other secrets.
+        let binds = |l: Option<&&str>| {
+            l.is_some_and(|l| dotenv::get(&format!("{l}\n"), &sink.key).is_some())
+        };
+        let k8s = sink.format == Format::K8sSecret;
+        let mut lines: Vec<usize> = (0..a.len().max(b.len()))
+            .filter(|&i| a.get(i) != b.get(i) && (k8s || binds(a.get(i)) || binds(b.get(i))))
+            .map(|i| i + 1)
+            .collect();
+        if k8s {
+            // Shown as the key's decoded value, once.
+            lines.truncate(1);
+        }
+        let current = match sink.format {
+            Format::Dotenv => dotenv::get(&now, &sink.key),
+            Format::K8sSecret => k8s::get(&now, &sink.key),
+        };
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&sink.path)
+            .with_context(|| {
+                format!(
+                    "{} cannot be written (check its owner and mode)",
+                    sink.path.display()
+                )
+            })?;
+        Ok(Edit {
+            sink: sink.clone(),
+            before: now,
+            after: original,
+            lines,
+            old_values: current.into_iter().collect(),
+        })
+    }
+
     /// The changed lines as a diff, passwords masked (a Secret's base64 shown decoded).
     pub fn diff(&self, new_value: &str) -> String {
         let before: Vec<&str> = self.before.lines().collect();
@@ -312,5 +354,24 @@ mod tests {
         );
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn restore_puts_back_every_byte_and_shows_only_the_key() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".env");
+        let original = "# app\r\nMONGO_URI=\"mongodb://app:old@h/x?w=1\"\r\n";
+        let now = "# app\r\nMONGO_URI=\"mongodb://app:new@h2/x?w=1\"\r\nTOKEN=t0ken\r\n";
+        std::fs::write(&p, now).unwrap();
+        let s = Sink::parse(p.to_str().unwrap(), Format::Dotenv).unwrap();
+        let e = Edit::restore(&s, now.into(), original.into()).unwrap();
+        assert_eq!(e.lines, vec![2]);
+        let diff = e.diff("mongodb://app:old@h/x?w=1");
+        assert!(
+            diff.contains("app:****@h2") && !diff.contains("t0ken"),
+            "{diff}"
+        );
+        e.write().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), original.as_bytes());
     }
 }

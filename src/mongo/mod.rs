@@ -6,6 +6,7 @@ pub mod errors;
 pub mod health;
 pub mod namespaces;
 pub mod oplog;
+pub mod privileges;
 pub mod raw_read;
 pub mod raw_write;
 pub mod schema;

@@ -44,9 +44,10 @@ pub fn run_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-pub fn servers() -> &'static Servers {
-    static S: OnceLock<Servers> = OnceLock::new();
-    S.get_or_init(|| {
+/// The variables of the env file `scripts/servers start` writes.
+fn env_vars() -> &'static HashMap<String, String> {
+    static V: OnceLock<HashMap<String, String>> = OnceLock::new();
+    V.get_or_init(|| {
         let path = env_file();
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
@@ -55,8 +56,7 @@ pub fn servers() -> &'static Servers {
                 path.display()
             )
         });
-        let vars: HashMap<String, String> = text
-            .lines()
+        text.lines()
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| {
                 // Values the scripts must `source` safely are single-quoted.
@@ -64,12 +64,24 @@ pub fn servers() -> &'static Servers {
                 let v = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).unwrap_or(v);
                 (k.trim().to_string(), v.to_string())
             })
-            .collect();
-        let get = |k: &str| {
-            vars.get(k)
-                .cloned()
-                .unwrap_or_else(|| panic!("{} lacks {k}; re-run `scripts/servers start`", path.display()))
-        };
+            .collect()
+    })
+}
+
+/// One variable of the env file; a missing one says to restart the servers.
+pub fn env_value(k: &str) -> String {
+    env_vars().get(k).cloned().unwrap_or_else(|| {
+        panic!(
+            "{} lacks {k}; re-run `scripts/servers start`",
+            env_file().display()
+        )
+    })
+}
+
+pub fn servers() -> &'static Servers {
+    static S: OnceLock<Servers> = OnceLock::new();
+    S.get_or_init(|| {
+        let get = env_value;
         Servers {
             rs_uri: get("MONGOSHIFT_TEST_RS_URI"),
             standalone_uri: get("MONGOSHIFT_TEST_STANDALONE_URI"),
@@ -83,6 +95,30 @@ pub fn servers() -> &'static Servers {
             s3_secret_key: get("MONGOSHIFT_TEST_S3_SECRET_KEY"),
         }
     })
+}
+
+/// The auth-enabled legacy replica set (keyFile auth, no TLS): the tool's admin (root) and
+/// the application's user (readWrite on `app_db` only), both URIs as the scripts write them.
+pub struct LegacyAuth {
+    pub admin_uri: String,
+    pub app_uri: String,
+    pub app_db: String,
+}
+
+pub fn legacy_auth() -> LegacyAuth {
+    LegacyAuth {
+        admin_uri: env_value("MONGOSHIFT_TEST_LEGACY_AUTH_URI"),
+        app_uri: env_value("MONGOSHIFT_TEST_LEGACY_AUTH_APP_URI"),
+        app_db: env_value("MONGOSHIFT_TEST_LEGACY_AUTH_APP_DB"),
+    }
+}
+
+/// The password in a URI's user part, percent-encoded as it stands and decoded.
+pub fn uri_password(uri: &str) -> (String, String) {
+    let userinfo = uri.split_once("://").unwrap().1.rsplit_once('@').unwrap().0;
+    let encoded = userinfo.split_once(':').unwrap().1.to_string();
+    let decoded = encoded.replace("%2F", "/");
+    (encoded, decoded)
 }
 
 /// The result of one run of the binary, with both streams as text.
@@ -337,16 +373,23 @@ pub fn atlas_password() -> (String, String) {
     (encoded, decoded)
 }
 
-/// Fail when any server secret (the atlas password in either form, Garage's secret key)
-/// appears in `text`.
+/// Fail when any server secret (the atlas and legacy-auth passwords in either form,
+/// Garage's secret key) appears in `text`.
 #[track_caller]
 pub fn assert_no_secret(text: &str, what: &str) {
     let (encoded, decoded) = atlas_password();
-    for secret in [
-        encoded.as_str(),
-        decoded.as_str(),
-        servers().s3_secret_key.as_str(),
+    let mut secrets = vec![encoded, decoded, servers().s3_secret_key.clone()];
+    // The legacy-auth passwords, when the servers have that replica set.
+    for k in [
+        "MONGOSHIFT_TEST_LEGACY_AUTH_URI",
+        "MONGOSHIFT_TEST_LEGACY_AUTH_APP_URI",
     ] {
+        if let Some(u) = env_vars().get(k) {
+            let (e, d) = uri_password(u);
+            secrets.extend([e, d]);
+        }
+    }
+    for secret in &secrets {
         assert!(
             !text.contains(secret),
             "a server secret appears in {what} (not printed here)"
