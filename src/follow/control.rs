@@ -99,7 +99,7 @@ pub async fn restore_relaxed(target: &Client, run: &Run) -> Result<Vec<String>> 
                     .forget_relaxed(&r.ns, Some(r.index.as_deref().unwrap_or("")))
                     .await?
             }
-            Err(e) => failed.push(format!("{e:#}")),
+            Err(e) => failed.push(crate::mongo::errors::chain_text(&e)),
         }
     }
     if !failed.is_empty() {

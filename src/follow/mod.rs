@@ -257,7 +257,8 @@ impl Tail {
             let mut last_percentiles = Instant::now();
             let (mut p50, mut p99) = (0, 0);
             loop {
-                if let Some(sig) = *stop.lock().unwrap_or_else(|p| p.into_inner()) {
+                let signalled = *stop.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(sig) = signalled {
                     self.sync_system_js().await?;
                     line.finish();
                     return Ok((Ended::Signal(sig), stats));
