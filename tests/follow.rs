@@ -1078,7 +1078,11 @@ fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
             .cloned()
             .unwrap_or_default()
     };
-    assert_eq!(ix("at_ttl")["expireAfterSeconds"], 3600, "{after:?}");
+    assert_eq!(
+        ix("at_ttl")["expireAfterSeconds"]["$numberInt"],
+        "3600",
+        "{after:?}"
+    );
     assert_eq!(ix("p_1")["prepareUnique"], true, "{after:?}");
     block_on(async {
         client(atlas)
@@ -1125,4 +1129,74 @@ fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
         schema_of(atlas, &db),
         "no stale TTL after a fresh run"
     );
+}
+
+/// Issue 28 points 1 and 8: a collection renamed on the source after `migrate` listed it but
+/// before its own copy began is never reported "ok" with what was read under its old name:
+/// the run fails naming it, or (when the copy beat the rename) the tail brings the renamed
+/// collection whole. And `migrate status --output json` says what a controller needs.
+#[test]
+fn a_rename_before_its_copy_never_passes_as_ok_and_status_tells_a_controller() {
+    let (rs, atlas) = (&servers().rs_uri, &servers().atlas_uri);
+    let db = common::unique_db("fwren");
+    // Copied first (names sort), big enough to keep --parallel 1 busy while we rename.
+    common::numbered(rs, &db, "a_big", 200, 200, &"p".repeat(900));
+    block_on(async {
+        client(rs)
+            .await
+            .database(&db)
+            .collection::<Document>("b_small")
+            .insert_many((0..1001).map(|i| doc! { "_id": i }))
+            .await
+            .unwrap();
+    });
+    let dir = tempdir();
+    let dbs = [db.as_str()];
+    let mut child = start_follow(dir.path(), &[(&db, &db)], &["--parallel", "1"]);
+    wait_for("the copy", Duration::from_secs(60), || {
+        status(dir.path(), &dbs)["phase"] != serde_json::Value::Null
+    });
+    block_on(async {
+        client(rs)
+            .await
+            .database("admin")
+            .run_command(doc! { "renameCollection": format!("{db}.b_small"), "to": format!("{db}.b_renamed") })
+            .await
+            .unwrap();
+    });
+    let mut outcome = None;
+    wait_for("the copy's end", Duration::from_secs(120), || {
+        let c = child.0.as_mut().unwrap();
+        if let Some(code) = c.try_wait().unwrap() {
+            outcome = Some(code.code().unwrap_or(-1));
+            return true;
+        }
+        status(dir.path(), &dbs)["phase"] == "following"
+    });
+    match outcome {
+        Some(code) => {
+            let err = std::fs::read_to_string(dir.path().join("err.txt")).unwrap();
+            assert_ne!(code, 0, "{err}");
+            assert!(
+                err.contains("b_small") && err.contains("renamed or dropped"),
+                "{err}"
+            );
+        }
+        None => {
+            // The copy finished before the rename: the tail applied it.
+            let s = wait_caught_up(dir.path(), &dbs);
+            assert_eq!(s["state"], "following", "{s}");
+            assert_eq!(s["initial_copy_complete"], true, "{s}");
+            assert!(s["applied_optime"]["t"].as_u64().unwrap() > 0, "{s}");
+            assert_eq!(hashes(rs, &db), hashes(atlas, &db));
+            control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+            // Stopped means gone: the process has exited by the time stop returns.
+            let c = child.0.as_mut().unwrap();
+            assert!(
+                c.try_wait().unwrap().is_some(),
+                "the tail is still running after stop"
+            );
+            assert_eq!(status(dir.path(), &dbs)["state"], "stopped");
+        }
+    }
 }

@@ -60,7 +60,13 @@ pub async fn stop(rec: &Record, wait: Duration) -> Result<Run> {
             .get()
             .await?
             .context("the migration record disappeared")?;
-        if r.phase != Phase::Following || !record::alive(&r) {
+        // Stopped means the process is gone too (when it runs here), not only that its
+        // record says so: a controller may start the next step at once.
+        let process_gone = match (r.pid, &r.host) {
+            (Some(pid), Some(h)) if *h == record::hostname() => !record::pid_alive(pid),
+            _ => true,
+        };
+        if (r.phase != Phase::Following || !record::alive(&r)) && process_gone {
             return Ok(r);
         }
         if started.elapsed() > wait {

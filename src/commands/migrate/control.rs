@@ -96,8 +96,23 @@ struct RunStatus<'a> {
     #[serde(flatten)]
     run: &'a Run,
     alive: bool,
+    /// What a controller needs without polling the source: copying, following, stopping
+    /// (a stop was asked and the tail is still alive), stopped or failed.
+    state: &'static str,
+    /// The initial copy finished and was checked.
+    initial_copy_complete: bool,
+    /// The source's cluster time up to which every change is applied, `{t, i}`.
+    applied_optime: Option<serde_json::Value>,
     position: String,
     heartbeat_age_secs: f64,
+}
+
+fn state_of(r: &Run, alive: bool) -> &'static str {
+    match r.phase {
+        Phase::Following if r.stop_requested && alive => "stopping",
+        Phase::Following | Phase::Copying if !alive => "stopped",
+        p => p.as_str(),
+    }
 }
 
 pub async fn status(ctx: &Ctx, args: ControlArgs) -> Result<()> {
@@ -109,6 +124,14 @@ pub async fn status(ctx: &Ctx, args: ControlArgs) -> Result<()> {
         .map(|r| RunStatus {
             run: r,
             alive: record::alive(r),
+            state: state_of(r, record::alive(r)),
+            initial_copy_complete: r.copied,
+            applied_optime: r
+                .token
+                .as_ref()
+                .and_then(crate::follow::event::token_time)
+                .filter(|_| r.copied)
+                .map(|t| serde_json::json!({ "t": t.time, "i": t.increment })),
             position: super::position_text(r.position_secs),
             heartbeat_age_secs: (now - r.heartbeat_ms) as f64 / 1000.0,
         })
