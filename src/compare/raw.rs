@@ -131,108 +131,16 @@ pub fn le_i32(b: &[u8], at: usize) -> Option<i32> {
         .map(|s| i32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-fn cstring_len(b: &[u8], at: usize) -> Option<usize> {
-    b.get(at..)?.iter().position(|&c| c == 0)
-}
-
-/// The size of a value of type `t` starting at `b[at]`.
-fn value_len(t: u8, b: &[u8], at: usize) -> Option<usize> {
-    let fixed = match t {
-        ty::DOUBLE | ty::DATE | ty::TIMESTAMP | ty::INT64 => Some(8),
-        ty::UNDEFINED | ty::NULL | ty::MIN_KEY | ty::MAX_KEY => Some(0),
-        ty::OBJECT_ID => Some(12),
-        ty::BOOL => Some(1),
-        ty::INT32 => Some(4),
-        ty::DECIMAL128 => Some(16),
-        _ => None,
-    };
-    if let Some(n) = fixed {
-        return Some(n);
-    }
-    let n = match t {
-        ty::STRING | ty::CODE | ty::SYMBOL => {
-            4 + le_i32(b, at)?.try_into().ok().filter(|&n: &usize| n >= 1)?
-        }
-        ty::DOCUMENT | ty::ARRAY | ty::CODE_W_SCOPE => {
-            le_i32(b, at)?.try_into().ok().filter(|&n: &usize| n >= 5)?
-        }
-        ty::BINARY => 5 + usize::try_from(le_i32(b, at)?).ok()?,
-        ty::DB_POINTER => 4 + usize::try_from(le_i32(b, at)?).ok().filter(|&n| n >= 1)? + 12,
-        ty::REGEX => {
-            let p = cstring_len(b, at)? + 1;
-            p + cstring_len(b, at + p)? + 1
-        }
-        _ => return None,
-    };
-    Some(n)
-}
-
-/// The elements of a document (or array) in their stored order, lazily.
-pub struct Elements<'a> {
-    doc: &'a [u8],
-    at: usize,
-    end: usize,
-    failed: bool,
-}
-
-/// Iterate the elements of `doc`; a malformed document yields one error and stops.
-pub fn elements(doc: &[u8]) -> Elements<'_> {
-    let end = le_i32(doc, 0)
-        .and_then(|n| usize::try_from(n).ok())
-        .filter(|&n| n >= 5 && n <= doc.len())
-        .map(|n| n - 1);
-    Elements {
-        doc,
-        at: 4,
-        end: end.unwrap_or(0),
-        failed: end.is_none(),
-    }
-}
-
-impl<'a> Iterator for Elements<'a> {
-    type Item = Result<Element<'a>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            self.failed = false;
-            self.at = usize::MAX;
-            return Some(Err(anyhow::anyhow!("a malformed BSON document")));
-        }
-        if self.at >= self.end {
-            return None;
-        }
-        let (doc, at, end) = (self.doc, self.at, self.end);
-        let one = || -> Option<(Element<'a>, usize)> {
-            let t = *doc.get(at)?;
-            let k = at + 1;
-            let klen = cstring_len(doc, k)?;
-            let v = k + klen + 1;
-            let vlen = value_len(t, doc, v)?;
-            if v + vlen > end {
-                return None;
-            }
-            Some((
-                Element {
-                    ty: t,
-                    key: &doc[k..k + klen],
-                    value: &doc[v..v + vlen],
-                },
-                v + vlen,
-            ))
-        };
-        match one() {
-            Some((e, next)) => {
-                self.at = next;
-                Some(Ok(e))
-            }
-            None => {
-                self.at = usize::MAX;
-                Some(Err(anyhow::anyhow!(
-                    "a malformed BSON document (bad element at byte {at})"
-                )))
-            }
-        }
-    }
+/// Iterate the elements of `doc` in their stored order (framing checked by the one
+/// walker every raw path shares, `rawbson`); a malformed document yields one error and stops.
+pub fn elements(doc: &[u8]) -> impl Iterator<Item = Result<Element<'_>>> {
+    crate::rawbson::iter(doc).map(|r| {
+        r.map(|e| Element {
+            ty: e.kind,
+            key: e.key,
+            value: e.value,
+        })
+    })
 }
 
 /// The element named `key` of `doc`, if any.
