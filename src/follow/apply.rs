@@ -9,7 +9,7 @@
 //! whatever the collection's default.
 
 use anyhow::{anyhow, Context, Result};
-use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
 use mongodb::Client;
 
 use super::event::{Event, Op, RawId};
@@ -65,6 +65,8 @@ struct Run {
     stmts: Vec<Vec<u8>>,
     /// The `_id` each statement is about, to name it when the server refuses one.
     ids: Vec<RawId>,
+    /// The source time of each statement's change.
+    times: Vec<Timestamp>,
     bytes: usize,
 }
 
@@ -82,6 +84,82 @@ pub struct Applier {
     pub selection: Selection,
     /// Where relaxed indexes are recorded.
     pub state: StateStore,
+    /// The one change to leave out (`--skip-change`: a decision the user made and the run
+    /// record keeps).
+    pub skip: Option<Refused>,
+    /// Changes left out so far, for the tail to log and record.
+    pub skipped: std::sync::Mutex<Vec<Refused>>,
+}
+
+/// A document change the target refused. The tail stops on it (nothing after it is
+/// applied, so nothing is lost silently) and says how to go on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub time: Timestamp,
+    pub ns: Namespace,
+    pub id: RawId,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (t, i) = (self.time.time, self.time.increment);
+        write!(
+            f,
+            "the target refused the change of {} _id {} made on the source at {t}:{i} ({}). The tail stopped \
+             there and applied nothing after it. Fix the cause on the target and run the same command with --resume; \
+             or, to leave exactly this change out (the decision is kept in the run record), run it with \
+             --resume --skip-change {t}:{i}",
+            self.ns,
+            self.id.describe(),
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl Refused {
+    pub fn to_ref(&self) -> super::record::ChangeRef {
+        super::record::ChangeRef {
+            t: self.time.time,
+            i: self.time.increment,
+            ns: self.ns.to_string(),
+            id: self.id.describe(),
+            id_bson: self
+                .id
+                .filter()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            reason: self.reason.clone(),
+        }
+    }
+
+    pub fn from_ref(r: &super::record::ChangeRef) -> Option<Refused> {
+        let bytes: Vec<u8> = (0..r.id_bson.len())
+            .step_by(2)
+            .map(|i| {
+                r.id_bson
+                    .get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect::<Option<_>>()?;
+        let id = rawbson::find(&bytes, "_id").ok()??;
+        Some(Refused {
+            time: Timestamp {
+                time: r.t,
+                increment: r.i,
+            },
+            ns: Namespace::parse(&r.ns)?,
+            id: RawId::of(&id),
+            reason: r.reason.clone(),
+        })
+    }
+
+    fn matches(&self, time: Timestamp, ns: &Namespace, id: &RawId) -> bool {
+        self.time == time && self.ns == *ns && self.id == *id
+    }
 }
 
 impl Applier {
@@ -114,6 +192,17 @@ impl Applier {
             if !self.selection.selected(ns) {
                 continue;
             }
+            if let Some(skip) = self.skip.as_ref().filter(|s| {
+                stmts
+                    .first()
+                    .is_some_and(|(_, _, id)| s.matches(ev.time, ns, id))
+            }) {
+                self.skipped
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(skip.clone());
+                continue;
+            }
             applied += 1;
             for (kind, stmt, id) in stmts {
                 if !run.as_ref().is_some_and(|r| r.fits(ns, kind, stmt.len())) {
@@ -126,6 +215,7 @@ impl Applier {
                         kind,
                         stmts: Vec::new(),
                         ids: Vec::new(),
+                        times: Vec::new(),
                         bytes: 5,
                     });
                 }
@@ -133,6 +223,7 @@ impl Applier {
                     r.bytes += rawbson::array_elem_cost(r.stmts.len(), stmt.len());
                     r.stmts.push(stmt);
                     r.ids.push(id);
+                    r.times.push(ev.time);
                 }
             }
         }
@@ -149,6 +240,7 @@ impl Applier {
             kind,
             stmts,
             ids,
+            times,
             ..
         } = run;
         let n = stmts.len();
@@ -201,8 +293,15 @@ impl Applier {
             raw_write::outcome_of(&reply, 0).with_context(|| what(None))?
         };
         if let Some(e) = outcome.errors.first() {
-            return Err(anyhow!("code {}: {}", e.code, e.message))
-                .with_context(|| what(ids.get(e.index)));
+            if let (Some(id), Some(time)) = (ids.get(e.index), times.get(e.index)) {
+                return Err(anyhow::Error::new(Refused {
+                    time: *time,
+                    ns: source.clone(),
+                    id: id.clone(),
+                    reason: format!("code {}: {}", e.code, e.message),
+                }));
+            }
+            return Err(anyhow!("code {}: {}", e.code, e.message)).with_context(|| what(None));
         }
         Ok(())
     }

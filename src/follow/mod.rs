@@ -298,6 +298,23 @@ impl Tail {
                     }
                 }
                 let applied = self.applier.apply(&batch).await?;
+                let skipped = std::mem::take(
+                    &mut *self
+                        .applier
+                        .skipped
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()),
+                );
+                for s in skipped {
+                    self.ui.warn(format!(
+                        "left out the change of {} _id {} made on the source at {}:{}, as asked with --skip-change (kept in the run record)",
+                        s.ns,
+                        s.id.describe(),
+                        s.time.time,
+                        s.time.increment
+                    ));
+                    self.record.push_skipped(&s.to_ref()).await?;
+                }
                 let now = record::now_ms();
                 for ev in &batch {
                     if let Some(w) = ev.wall_ms {

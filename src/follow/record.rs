@@ -89,6 +89,27 @@ pub struct Run {
     pub last_error: Option<String>,
     #[serde(default)]
     pub stop_requested: bool,
+    /// The change the target refused, where the tail stopped (for `--skip-change`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_change: Option<ChangeRef>,
+    /// Changes left out on purpose with `--skip-change`: the recorded decisions.
+    #[serde(default)]
+    pub skipped_changes: Vec<ChangeRef>,
+}
+
+/// One change of the source, as a run record names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRef {
+    /// The source's cluster time of the change, seconds and increment.
+    pub t: u32,
+    pub i: u32,
+    pub ns: String,
+    /// The `_id` for people (extended JSON, or hex for one that does not decode).
+    pub id: String,
+    /// `{_id: <value>}` as hex BSON: the exact `_id`, whatever its type or bytes.
+    pub id_bson: String,
+    #[serde(default)]
+    pub reason: String,
 }
 
 impl Run {
@@ -124,6 +145,8 @@ impl Run {
             tail: Default::default(),
             last_error: None,
             stop_requested: false,
+            failed_change: None,
+            skipped_changes: Vec::new(),
         }
     }
 }
@@ -195,6 +218,20 @@ impl Record {
         Ok(after
             .and_then(|d| d.get_bool("stop_requested").ok())
             .unwrap_or(false))
+    }
+}
+
+impl Record {
+    /// Append a left-out change to the run's recorded decisions.
+    pub async fn push_skipped(&self, c: &ChangeRef) -> Result<()> {
+        self.coll
+            .update_one(
+                doc! { "_id": id(&self.run) },
+                doc! { "$push": { "skipped_changes": mongodb::bson::to_bson(c)? } },
+            )
+            .await
+            .with_context(|| format!("writing the migration record in {DB}.{MIGRATE}"))?;
+        Ok(())
     }
 }
 

@@ -74,9 +74,49 @@ pub struct CopyArgs {
     /// and log are in `migrate status`.
     #[arg(long, requires = "follow")]
     pub detach: bool,
+    /// With --follow --resume: leave out exactly the change the tail stopped on, named by
+    /// its source time as the error printed it (T:I). The decision is kept in the run record.
+    #[arg(long, value_name = "T:I", requires = "follow")]
+    pub skip_change: Option<String>,
     /// With --detach: the tail's log file (default .mongoshift/logs/migrate-TIME.log).
     #[arg(long, value_name = "FILE", requires = "detach")]
     pub log: Option<std::path::PathBuf>,
+}
+
+/// The change `--skip-change T:I` names: it must be the one the tail stopped on.
+fn skip_of(
+    arg: Option<&str>,
+    run: &Run,
+    resume: bool,
+) -> Result<Option<crate::follow::apply::Refused>> {
+    let Some(arg) = arg else {
+        return Ok(None);
+    };
+    if !resume {
+        return Err(crate::exit::usage(
+            "--skip-change goes with --resume: it leaves out the change a stopped tail could not apply",
+        ));
+    }
+    let parsed = arg
+        .split_once(':')
+        .and_then(|(t, i)| Some((t.trim().parse::<u32>().ok()?, i.trim().parse::<u32>().ok()?)));
+    let Some((t, i)) = parsed else {
+        return Err(crate::exit::usage(format!(
+            "--skip-change {arg}: expected the source time of the change as the tail's error printed it, T:I (e.g. 1795969093:4)"
+        )));
+    };
+    match run.failed_change.as_ref() {
+        Some(c) if c.t == t && c.i == i => crate::follow::apply::Refused::from_ref(c)
+            .map(Some)
+            .context("the run record's failed change does not read back"),
+        Some(c) => Err(crate::exit::usage(format!(
+            "--skip-change {t}:{i} is not the change the tail stopped on: that one is {}:{} ({} _id {}); nothing was changed",
+            c.t, c.i, c.ns, c.id
+        ))),
+        None => Err(crate::exit::usage(format!(
+            "--skip-change {t}:{i}: the tail did not stop on a refused change (the run record names none); nothing was changed"
+        ))),
+    }
 }
 
 pub async fn run(ctx: &Ctx, args: MigrateArgs) -> Result<()> {
@@ -572,6 +612,8 @@ async fn tail(
         .token
         .clone()
         .context("the migration record holds no tail position; start over with --drop --follow")?;
+    // Checked before the record changes: a wrong --skip-change leaves everything as it was.
+    let skip = skip_of(args.skip_change.as_deref(), &run, args.load.resume)?;
     record
         .update(doc! {
             "phase": Phase::Following.as_str(),
@@ -581,6 +623,7 @@ async fn tail(
             "heartbeat_ms": record::now_ms(),
             "stop_requested": false,
             "last_error": Bson::Null,
+            "failed_change": Bson::Null,
             // This process's own counters; "caught up" only once it has seen so itself.
             "tail": mongodb::bson::to_bson(&record::TailStats::default())?,
         })
@@ -597,6 +640,8 @@ async fn tail(
             target: dst,
             selection,
             state,
+            skip,
+            skipped: Default::default(),
         },
         record: record.clone(),
         ui: ctx.ui.clone(),
@@ -639,6 +684,12 @@ async fn tail(
                 Some(crate::mongo::errors::chain_text(&e)),
             )
             .await;
+            // Name the refused change in the record: `--skip-change` checks against it.
+            if let Some(r) = e.downcast_ref::<crate::follow::apply::Refused>() {
+                if let Ok(b) = mongodb::bson::to_bson(&r.to_ref()) {
+                    let _ = record.update(doc! { "failed_change": b }).await;
+                }
+            }
             Err(e)
         }
     }
