@@ -307,7 +307,7 @@ fn the_shipped_phase1_runs_end_to_end_and_records_every_step() {
 #[test]
 fn killed_in_the_migrate_step_it_resumes_there_and_finishes() {
     let _g = serial();
-    let s = Setup::new("pbkill", 400_000);
+    let s = Setup::new("pbkill", 1_200_000);
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"));
     cmd.current_dir(s.path())
         .args([
@@ -341,7 +341,8 @@ fn killed_in_the_migrate_step_it_resumes_there_and_finishes() {
         );
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the playbook ended before the kill"
+            "the playbook ended before the kill: {}",
+            std::fs::read_to_string(s.path().join("first.log")).unwrap_or_default()
         );
         let st = s.cli().run([
             "migrate", "status", "--to", "atlas", "--from", "legacy", "--db", &s.db, "--output",
