@@ -1045,6 +1045,10 @@ fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
         s["phase"], "following",
         "the twin index must not stop the tail: {s}"
     );
+    // What a controller reads without polling the source.
+    assert_eq!(s["state"], "following", "{s}");
+    assert_eq!(s["initial_copy_complete"], true, "{s}");
+    assert!(s["applied_optime"]["t"].as_u64().unwrap() > 0, "{s}");
     assert_eq!(hashes(rs, &db), hashes(atlas, &db));
     // While following, prepareUnique is held back: a duplicate the source would refuse
     // must not be refused by the target mid-tail.
@@ -1057,6 +1061,13 @@ fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
         "{during:?}"
     );
     control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+    // Stopped means gone: the process has exited by the time stop returns.
+    let mut child = child;
+    assert!(
+        child.0.as_mut().unwrap().try_wait().unwrap().is_some(),
+        "the tail is still running after migrate stop reported it stopped"
+    );
+    assert_eq!(status(dir.path(), &dbs)["state"], "stopped");
     assert_eq!(exit_of(child, dir.path()), 0);
     // A duplicate planted on the target breaks unique_idx at finalize.
     block_on(async {
