@@ -637,6 +637,44 @@ fn detach_status_from_another_terminal_and_stop() {
     assert_no_secret(&state, "the migration state");
     // Stopping again is not an error.
     control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+    // --detach holds for a resumed tail too: it returns once the tail follows in the
+    // background (it used to follow in the foreground and never return).
+    let again = mongoshift(
+        dir.path(),
+        [
+            "migrate",
+            "--from",
+            rs,
+            "--to",
+            &servers().atlas_uri,
+            "--db",
+            &src,
+            "--ns-from",
+            &format!("{src}.*"),
+            "--ns-to",
+            &format!("{dst}.*"),
+            "--follow",
+            "--detach",
+            "--resume",
+            "--log",
+            log.to_str().unwrap(),
+            "--yes",
+        ],
+    );
+    again.assert_code(0);
+    assert!(
+        again.stdout.contains("following in the background"),
+        "{}",
+        again.stdout
+    );
+    let s = status(dir.path(), &dbs);
+    assert_eq!(
+        (s["phase"].as_str(), s["alive"].as_bool()),
+        (Some("following"), Some(true)),
+        "{s}"
+    );
+    let _resumed = Detached(s["pid"].as_u64().unwrap());
+    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
     control(dir.path(), "finalize", &dbs, &[]).assert_code(0);
 }
 

@@ -235,6 +235,10 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
                 "the copy into {} finished earlier; following {source_label} again from its recorded position",
                 dst_target.label()
             ));
+            // --detach holds for a resumed tail too (this process is not the detached one).
+            if args.detach && detach::own_log().is_none() {
+                return detach::spawn(ctx, &args, &record).await;
+            }
             return tail(ctx, &args, src, dst, selection, state, record, None).await;
         }
     }
