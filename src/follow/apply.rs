@@ -285,10 +285,9 @@ impl Applier {
                     .array("deletes", &arr.finish_bytes())
                     .bool("ordered", true);
             }
-            let reply = db
-                .run_raw_command(cmd.finish())
+            // Replacements and deletes by _id may be sent again.
+            let (reply, _) = raw_write::run_idempotent(&db, cmd.finish())
                 .await
-                .map_err(|e| anyhow!("{}", crate::mongo::errors::describe(&e)))
                 .with_context(|| what(None))?;
             raw_write::outcome_of(&reply, 0).with_context(|| what(None))?
         };

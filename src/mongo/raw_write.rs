@@ -167,11 +167,18 @@ pub async fn insert_raw(
             .array("documents", &arr.finish_bytes())
             .bool("ordered", false)
             .bool("bypassDocumentValidation", true);
-        let reply = db
-            .run_raw_command(cmd.finish())
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", crate::mongo::errors::describe(&e)))?;
-        let part = outcome_of(&reply, start)?;
+        let (reply, retried) = run_idempotent(db, cmd.finish()).await?;
+        let mut part = outcome_of(&reply, start)?;
+        if retried {
+            // A resent insert finds the documents its lost first attempt wrote: those
+            // duplicates are ours (the counts after the load check the result).
+            part.inserted += part
+                .errors
+                .iter()
+                .filter(|e| e.code == DUPLICATE_KEY)
+                .count() as u64;
+            part.errors.retain(|e| e.code != DUPLICATE_KEY);
+        }
         out.inserted += part.inserted;
         out.errors.extend(part.errors);
         restore_empty_timestamps(db, coll, &docs[start..end]).await?;
@@ -203,16 +210,12 @@ async fn restore_empty_timestamps(
         .array("updates", &arr.finish_bytes())
         .bool("ordered", false)
         .bool("bypassDocumentValidation", true);
-    let reply = db
-        .run_raw_command(cmd.finish())
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", crate::mongo::errors::describe(&e)))
-        .with_context(|| {
-            format!(
-                "restoring the empty timestamps of {} document(s) in {coll}",
-                stmts.len()
-            )
-        })?;
+    let (reply, _) = run_idempotent(db, cmd.finish()).await.with_context(|| {
+        format!(
+            "restoring the empty timestamps of {} document(s) in {coll}",
+            stmts.len()
+        )
+    })?;
     let out = outcome_of(&reply, 0)?;
     if !out.errors.is_empty() {
         anyhow::bail!("restoring empty timestamps in {coll}: {}", out.summary());
@@ -291,6 +294,37 @@ fn string_value(b: &[u8]) -> Vec<u8> {
     v.extend_from_slice(b);
     v.push(0);
     v
+}
+
+/// Run a write command that may be sent again (raw inserts whose duplicates we recognise,
+/// replacements and deletes by `_id`): a lost connection or a primary stepping down is
+/// retried twice, as the driver's retryable writes would have. Returns the reply and
+/// whether it was resent.
+pub async fn run_idempotent(db: &Database, cmd: RawDocumentBuf) -> Result<(Document, bool)> {
+    let mut retried = false;
+    for attempt in 0.. {
+        match db.run_raw_command(cmd.clone()).await {
+            Ok(reply) => return Ok((reply, retried)),
+            Err(e) if attempt < 2 && transient(&e) => {
+                retried = true;
+                tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!("{}", crate::mongo::errors::describe(&e))),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// A network error or a primary that stepped down: the same write may succeed when resent.
+fn transient(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    matches!(
+        &*e.kind,
+        ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
+    ) || matches!(
+        crate::mongo::errors::code(e),
+        Some(6 | 7 | 89 | 91 | 189 | 262 | 9001 | 10107 | 11600 | 11602 | 13435 | 13436)
+    )
 }
 
 /// Read an insert/update reply: `n`, `writeErrors` (their `index` shifted by `offset`, the
