@@ -208,11 +208,7 @@ impl Builder {
     }
 
     pub fn str(&mut self, key: &str, s: &str) -> &mut Self {
-        let mut v = Vec::with_capacity(s.len() + 5);
-        v.extend_from_slice(&((s.len() + 1) as i32).to_le_bytes());
-        v.extend_from_slice(s.as_bytes());
-        v.push(0);
-        self.raw(key.as_bytes(), 0x02, &v)
+        self.raw(key.as_bytes(), 0x02, &string_value(s.as_bytes()))
     }
 
     pub fn bool(&mut self, key: &str, b: bool) -> &mut Self {
@@ -234,6 +230,15 @@ impl Builder {
         // Framing is ours and correct; from_bytes checks only that.
         RawDocumentBuf::from_bytes(self.finish_bytes()).expect("a framed document")
     }
+}
+
+/// A BSON string value (length, bytes, terminator) from raw bytes, UTF-8 or not.
+pub fn string_value(b: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(b.len() + 5);
+    v.extend_from_slice(&((b.len() + 1) as i32).to_le_bytes());
+    v.extend_from_slice(b);
+    v.push(0);
+    v
 }
 
 /// `{locale: "simple"}`: matching an `_id` must compare bytes, whatever default collation

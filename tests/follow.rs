@@ -518,27 +518,31 @@ fn detach_status_from_another_terminal_and_stop() {
     let dir = tempdir();
     let dbs = [src.as_str()];
     let log = dir.path().join("tail.log");
-    let run = mongoshift(
-        dir.path(),
-        [
+    // The same detached migrate, started again later with --resume.
+    let (ns_from, ns_to) = (format!("{src}.*"), format!("{dst}.*"));
+    let detached = |extra: &[&str]| {
+        let mut args = vec![
             "migrate",
             "--from",
-            rs,
+            rs.as_str(),
             "--to",
-            &servers().atlas_uri,
+            servers().atlas_uri.as_str(),
             "--db",
-            &src,
+            src.as_str(),
             "--ns-from",
-            &format!("{src}.*"),
+            ns_from.as_str(),
             "--ns-to",
-            &format!("{dst}.*"),
+            ns_to.as_str(),
             "--follow",
             "--detach",
             "--log",
             log.to_str().unwrap(),
             "--yes",
-        ],
-    );
+        ];
+        args.extend_from_slice(extra);
+        mongoshift(dir.path(), args)
+    };
+    let run = detached(&[]);
     run.assert_code(0);
     assert!(
         run.stdout.contains("following in the background"),
@@ -639,28 +643,7 @@ fn detach_status_from_another_terminal_and_stop() {
     control(dir.path(), "stop", &dbs, &[]).assert_code(0);
     // --detach holds for a resumed tail too: it returns once the tail follows in the
     // background (it used to follow in the foreground and never return).
-    let again = mongoshift(
-        dir.path(),
-        [
-            "migrate",
-            "--from",
-            rs,
-            "--to",
-            &servers().atlas_uri,
-            "--db",
-            &src,
-            "--ns-from",
-            &format!("{src}.*"),
-            "--ns-to",
-            &format!("{dst}.*"),
-            "--follow",
-            "--detach",
-            "--resume",
-            "--log",
-            log.to_str().unwrap(),
-            "--yes",
-        ],
-    );
+    let again = detached(&["--resume"]);
     again.assert_code(0);
     assert!(
         again.stdout.contains("following in the background"),

@@ -269,7 +269,7 @@ pub fn empty_ts_fix(doc: &[u8]) -> Option<Vec<u8>> {
             let mut literal = Builder::new();
             literal.raw(b"$literal", 0x11, &[0; 8]);
             let mut field_lit = Builder::new();
-            field_lit.raw(b"$literal", 0x02, &string_value(&name));
+            field_lit.raw(b"$literal", 0x02, &crate::rawbson::string_value(&name));
             let mut set_field = Builder::new();
             set_field
                 .doc("field", &field_lit.finish_bytes())
@@ -285,15 +285,6 @@ pub fn empty_ts_fix(doc: &[u8]) -> Option<Vec<u8>> {
     }
     stmt.doc("collation", &crate::rawbson::simple_collation());
     Some(stmt.finish_bytes())
-}
-
-/// A BSON string value (length, bytes, terminator) from raw name bytes.
-fn string_value(b: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(b.len() + 5);
-    v.extend_from_slice(&((b.len() + 1) as i32).to_le_bytes());
-    v.extend_from_slice(b);
-    v.push(0);
-    v
 }
 
 /// Run a write command that may be sent again (raw inserts whose duplicates we recognise,
