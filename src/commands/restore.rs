@@ -2,6 +2,7 @@
 //! plan first, parallel raw inserts, checksums on the fly, counts verified after.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -200,11 +201,19 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         )
         .await
         .map_err(|e| {
-            usage(format!(
-                "{}: {}. Nothing was written",
-                file.what,
-                crate::mongo::errors::chain_text(&e)
-            ))
+            let text = crate::mongo::errors::chain_text(&e);
+            let text = if text.contains(&file.what) {
+                text
+            } else {
+                format!("{}: {text}", file.what)
+            };
+            let fix = if text.contains(" is truncated") || text.contains(" is corrupt") {
+                " The file is damaged, so re-running cannot help: use another copy of it, or \
+                 replay only the entries before the damage with --oplog-limit"
+            } else {
+                ""
+            };
+            usage(format!("{text}. Nothing was written.{fix}"))
         })?;
         Some((file, planned.stats))
     } else {
@@ -428,8 +437,10 @@ impl Runner {
     ) -> NsResult {
         let start = Instant::now();
         let c = n.collection();
+        let tally = Arc::new(AtomicU64::new(0));
+        let mut created = false;
         let outcome = async {
-            self.0.prepare(&c, t).await?;
+            created = self.0.prepare(&c, t).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
             let ins = self.0.insert(&c, t, rx, false, task.clone());
             let read = async {
@@ -439,8 +450,15 @@ impl Runner {
                         compression,
                         sha256,
                     }) => {
-                        stream::object_batches(store, key, *compression, sha256.clone(), Some(tx))
-                            .await
+                        stream::object_batches_tallied(
+                            store,
+                            key,
+                            *compression,
+                            sha256.clone(),
+                            Some(tx),
+                            tally.clone(),
+                        )
+                        .await
                     }
                     _ => Ok(ReadCount::default()),
                 }
@@ -461,20 +479,63 @@ impl Runner {
         task.finish();
         match outcome {
             Ok((read, ins)) => self.0.finish(&c, t, read.docs, ins, start).await,
-            Err(e) => self.failed(&c, t, e).await,
+            Err(e) => {
+                let so_far = Landed {
+                    read: tally.load(Ordering::Relaxed),
+                    inserted: task.docs(),
+                    created,
+                };
+                let mut r = self.failed(&c, t, e, so_far).await;
+                r.seconds = start.elapsed().as_secs_f64();
+                r
+            }
         }
     }
 
-    /// A failed namespace's result, with what the target holds now (not 0: a half-loaded
-    /// collection must not look empty in the result).
+    /// A failed namespace's result with the real counts: what was read before the failure,
+    /// what landed, what the target holds (a half-loaded collection must not look empty,
+    /// nor complete). A collection this run created that holds nothing is removed again,
+    /// so a failed run leaves no empty collection that looks restored; one that holds
+    /// documents is kept (they are the source's, byte for byte) and called partial.
     async fn failed(
         &self,
         c: &crate::load::Collection,
         t: &Namespace,
         e: anyhow::Error,
+        so_far: Landed,
     ) -> NsResult {
         let mut r = Loader::failed(c, t, e);
-        r.target_count = plan::target_documents(&self.0.client, &c.kind.data_ns(t)).await;
+        r.read = so_far.read;
+        r.inserted = so_far.inserted;
+        let data = c.kind.data_ns(t);
+        r.target_count = plan::target_documents(&self.0.client, &data).await;
+        let problem = r.problem.take().unwrap_or_default();
+        let note = if r.target_count > 0 {
+            format!(
+                "{t} holds {} documents from this failed run: it is a partial copy, not the source's collection",
+                r.target_count
+            )
+        } else if so_far.created {
+            match self
+                .0
+                .client
+                .database(&t.db)
+                .collection::<mongodb::bson::Document>(&t.coll)
+                .drop()
+                .await
+            {
+                Ok(()) => format!(
+                    "nothing was written to {t}: the empty collection this run had created was removed"
+                ),
+                Err(de) => format!(
+                    "nothing was written to {t}, and removing the empty collection this run had created failed ({}): drop it by hand",
+                    crate::mongo::errors::chain_text(&de.into())
+                ),
+            }
+        } else {
+            format!("nothing was written to {t}")
+        };
+        r.problem = Some(format!("{problem}. {note}"));
         r
     }
 
@@ -489,40 +550,76 @@ impl Runner {
         let mut loaders = Vec::new();
         for (n, t) in colls {
             let c = n.collection();
-            self.0.prepare(&c, t).await?;
+            let created = self.0.prepare(&c, t).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
             routes.insert(n.ns.clone(), tx);
             let task = progress.task(&t.to_string(), 0);
             // Every namespace's inserts run at once while the archive is demultiplexed.
             let ins = self.0.insert(&c, t, rx, false, task.clone());
-            loaders.push((c, t.clone(), task, ins));
+            loaders.push((c, t.clone(), task, created, ins));
         }
         let start = Instant::now();
         let key = src.archive_key.clone().unwrap_or_default();
-        let demux =
-            stream::archive_batches(&src.store, &key, compression, &src.describe, routes, None);
+        let tally = Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let demux = stream::archive_batches_tallied(
+            &src.store,
+            &key,
+            compression,
+            &src.describe,
+            routes,
+            None,
+            tally.clone(),
+        );
         let (tasks, inserts): (Vec<_>, Vec<_>) = loaders
             .into_iter()
-            .map(|(c, t, task, ins)| ((c, t, task), ins))
+            .map(|(c, t, task, created, ins)| ((c, t, task, created), ins))
             .unzip();
         let (counts, inserted) = tokio::join!(demux, futures::future::join_all(inserts));
+        let read_so_far = |ns: &Namespace| {
+            tally
+                .lock()
+                .map(|m| m.get(ns).copied().unwrap_or(0))
+                .unwrap_or(0)
+        };
         let mut out = Vec::new();
-        for ((c, t, task), ins) in tasks.into_iter().zip(inserted) {
+        for ((c, t, task, created), ins) in tasks.into_iter().zip(inserted) {
             task.finish();
-            match (&counts, ins) {
+            let so_far = Landed {
+                read: read_so_far(&c.ns),
+                inserted: task.docs(),
+                created,
+            };
+            let mut r = match (&counts, ins) {
                 (Ok(n), Ok(ins)) => {
                     let read = n.get(&c.ns).copied().unwrap_or_default().docs;
-                    out.push(self.0.finish(&c, &t, read, ins, start).await)
+                    self.0.finish(&c, &t, read, ins, start).await
                 }
-                (Err(e), _) => out.push(
-                    self.failed(&c, &t, anyhow::anyhow!(crate::mongo::errors::chain_text(e)))
-                        .await,
-                ),
-                (_, Err(e)) => out.push(self.failed(&c, &t, e).await),
-            }
+                (Err(e), _) => {
+                    self.failed(
+                        &c,
+                        &t,
+                        anyhow::anyhow!(crate::mongo::errors::chain_text(e)),
+                        so_far,
+                    )
+                    .await
+                }
+                (_, Err(e)) => self.failed(&c, &t, e, so_far).await,
+            };
+            r.seconds = start.elapsed().as_secs_f64();
+            out.push(r);
         }
         Ok(out)
     }
+}
+
+/// How far a failed namespace got.
+struct Landed {
+    /// Documents read intact from the source before the failure.
+    read: u64,
+    /// Documents the target acknowledged.
+    inserted: u64,
+    /// This run created the target collection.
+    created: bool,
 }
 
 /// The index catalog the replay starts from: each restored collection's dumped indexes,
@@ -558,8 +655,35 @@ async fn replay_oplog(
     let outcome = replayer.run(rx).await;
     // A reader error (truncated oplog) is the root cause when both fail; the reader
     // stopping because replay ended at --oplog-limit is not an error.
-    match reader_task.await? {
-        Err(e) if !e.is::<crate::pipeline::PipelineClosed>() => Err(e),
+    match (reader_task.await?, &outcome) {
+        // Stopped at --oplog-limit: every entry before the limit was read intact, whatever
+        // the reader (which reads ahead) met after it. Also when the damage comes right
+        // after the last intact entry and the limit is its successor: oplog times only
+        // grow, so nothing unread can be before the limit.
+        (Err(_), Ok(r))
+            if r.stats.stopped_at.is_some()
+                || matches!((limit, r.stats.last), (Some(l), Some(last))
+                    if l <= mongodb::bson::Timestamp { time: last.time, increment: last.increment + 1 }) =>
+        {
+            outcome.map(|r| Replayed {
+                stats: r.stats,
+                catalog: r.catalog,
+            })
+        }
+        (Err(e), Ok(r)) if !e.is::<crate::pipeline::PipelineClosed>() => {
+            let Some(last) = r.stats.last else {
+                return Err(e);
+            };
+            Err(anyhow::anyhow!(
+                "{}; its last intact entry is ts {}:{} (--oplog-limit {}:{} replays up to it)",
+                crate::mongo::errors::chain_text(&e),
+                last.time,
+                last.increment,
+                last.time,
+                last.increment + 1
+            ))
+        }
+        (Err(e), _) if !e.is::<crate::pipeline::PipelineClosed>() => Err(e),
         _ => outcome.map(|r| Replayed {
             stats: r.stats,
             catalog: r.catalog,
@@ -592,12 +716,9 @@ async fn build_indexes(
             (Ok(_), None) => {}
             (Err(e), Some(r)) => {
                 r.ok = false;
-                r.problem = Some(format!(
-                    "index build failed: {}",
-                    crate::redact::scrub(&crate::mongo::errors::chain_text(&e))
-                ));
+                r.problem = Some(crate::load::index_failure(&t, &e));
             }
-            (Err(e), None) => failed.push(crate::mongo::errors::chain_text(&e)),
+            (Err(e), None) => failed.push(crate::load::index_failure(&t, &e)),
         }
     }
     if !failed.is_empty() {

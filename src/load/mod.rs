@@ -60,7 +60,9 @@ pub struct Loader {
 
 impl Loader {
     /// Drop (when asked or when reloading), create with the source's options, mark loading.
-    pub async fn prepare(&self, c: &Collection, t: &Namespace) -> Result<()> {
+    /// True when this run created the collection (so a failure before any document landed
+    /// can remove it again instead of leaving an empty collection behind).
+    pub async fn prepare(&self, c: &Collection, t: &Namespace) -> Result<bool> {
         let reload = self.reloading.contains(t);
         self.state
             .set(
@@ -84,18 +86,19 @@ impl Loader {
                 .await
                 .with_context(|| format!("dropping {t}"))?;
         }
-        if !schema::exists(&self.client, t).await? {
-            let mut options = c.options.clone();
-            if self.relax {
-                let (o, r) = relax::options(t, &options);
-                options = o;
-                if let Some(r) = r {
-                    self.state.save_relaxed(&r).await?;
-                }
-            }
-            schema::create(&self.client, t, &options).await?;
+        if schema::exists(&self.client, t).await? {
+            return Ok(false);
         }
-        Ok(())
+        let mut options = c.options.clone();
+        if self.relax {
+            let (o, r) = relax::options(t, &options);
+            options = o;
+            if let Some(r) = r {
+                self.state.save_relaxed(&r).await?;
+            }
+        }
+        schema::create(&self.client, t, &options).await?;
+        Ok(true)
     }
 
     /// Insert the batches that arrive on `rx` into `t` (a time-series collection's buckets
@@ -154,10 +157,7 @@ impl Loader {
                 Ok(k) => r.indexes = k,
                 Err(e) => {
                     r.ok = false;
-                    r.problem = Some(format!(
-                        "index build failed: {}",
-                        crate::redact::scrub(&crate::mongo::errors::chain_text(&e))
-                    ));
+                    r.problem = Some(index_failure(t, &e));
                 }
             }
         }
@@ -207,6 +207,7 @@ impl Loader {
     }
 
     /// The result of a namespace whose load failed before it could be checked.
+    /// (`restore` adds what was read and what the target holds; see its `Runner::failed`.)
     pub fn failed(c: &Collection, t: &Namespace, e: anyhow::Error) -> NsResult {
         NsResult {
             source: c.ns.to_string(),
@@ -252,4 +253,33 @@ impl Loader {
             Err(e) => Self::failed(c, t, e),
         }
     }
+}
+
+/// A failed index build as one readable paragraph: the namespace, the index, the server's
+/// reason without its build UUIDs, and what to do. Starts with "index build failed" (the
+/// verdict counts it as a failed check).
+pub fn index_failure(t: &Namespace, e: &anyhow::Error) -> String {
+    let text = crate::redact::scrub(&crate::mongo::errors::chain_text(e));
+    // "Index build failed: <uuid>: Collection db.c ( <uuid> ) :: caused by :: E11000 …":
+    // the cause is the part after the last "caused by".
+    let reason = match text.rsplit_once(":: caused by :: ") {
+        Some((head, cause)) => {
+            let head = head.split(": Index build failed").next().unwrap_or(head);
+            format!("{head}: {cause}")
+        }
+        None => text,
+    };
+    let fix = if reason.contains("E11000") || reason.contains("DuplicateKey") {
+        format!(
+            "The documents are in {t}, this index is not: remove the duplicates, then create it \
+             (or load with --no-indexes). A dump taken without --oplog while the source was \
+             written can hold such duplicates: dump with --oplog and restore with --oplog-replay"
+        )
+    } else {
+        format!(
+            "The documents are in {t}, this index is not: fix its spec (--convert-legacy-indexes \
+             converts specs old servers accepted), or load with --no-indexes"
+        )
+    };
+    format!("index build failed: {reason}. {fix}")
 }

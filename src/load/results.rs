@@ -78,21 +78,38 @@ pub fn verdict(verb: &str, results: &[NsResult]) -> Result<()> {
         Err(check_failed(format!(
             "{verb} finished with mismatches: {names}"
         )))
-    } else if failed.iter().all(|f| {
-        f.problem
-            .as_deref()
-            .is_some_and(|p| p.contains(" is truncated") || p.contains(" is corrupt"))
-    }) {
-        // Re-running reads the same damaged bytes: --resume cannot help.
-        Err(anyhow::anyhow!(
-            "{verb} failed for {}: {names}. The source itself is damaged, so re-running cannot help: \
-             use another backup or dump, or leave these namespaces out with --ns-exclude",
-            table::count(failed.len() as u64, "namespace", "namespaces")
-        ))
     } else {
+        // Re-running reads the same damaged bytes: --resume cannot help those, so the way
+        // out is said per kind of failure.
+        let damaged = |f: &&NsResult| {
+            f.problem
+                .as_deref()
+                .is_some_and(|p| p.contains(" is truncated") || p.contains(" is corrupt"))
+        };
+        let (bad, other): (Vec<&NsResult>, Vec<&NsResult>) =
+            failed.iter().copied().partition(damaged);
+        let mut fixes = Vec::new();
+        if !bad.is_empty() {
+            fixes.push(format!(
+                "The source of {} is damaged, so re-running cannot help: restore from another copy of the backup or dump, or leave {} out with --ns-exclude",
+                bad.iter().map(|f| f.target.as_str()).collect::<Vec<_>>().join(", "),
+                if bad.len() == 1 { "it" } else { "them" }
+            ));
+        }
+        if !other.is_empty() {
+            fixes.push(format!(
+                "For {}: fix the cause and re-run with --resume",
+                other
+                    .iter()
+                    .map(|f| f.target.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         Err(anyhow::anyhow!(
-            "{verb} failed for {}: {names}. Fix the cause and re-run with --resume",
-            table::count(failed.len() as u64, "namespace", "namespaces")
+            "{verb} failed for {}: {names}. {}",
+            table::count(failed.len() as u64, "namespace", "namespaces"),
+            fixes.join("; ")
         ))
     }
 }
