@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{block_on, client, mongoshift, servers, tempdir, unique_db};
+use common::{block_on, client, mongoshift, run_stock, servers, tempdir, unique_db};
 use mongodb::bson::{doc, Document, Timestamp};
 
 fn write_bson(path: &Path, docs: impl IntoIterator<Item = Document>) {
@@ -183,5 +183,151 @@ fn a_failed_restore_says_how_far_it_got_and_leaves_no_empty_collection() {
     let run = mongoshift(dir.path(), args(&["--oplog-limit", "1700000000:20"]));
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(count(&uri, &db, "w"), 20);
+    drop_db(&uri, &db);
+}
+
+/// A time-series collection as comparable values: its buckets by `_id` (relaxed Extended
+/// JSON) and its indexes by name.
+fn timeseries_state(uri: &str, db: &str, coll: &str) -> (Vec<String>, Vec<String>) {
+    block_on(async {
+        let c = client(uri).await;
+        let d = c.database(db);
+        let mut buckets = vec![];
+        let mut cur = d
+            .collection::<Document>(&format!("system.buckets.{coll}"))
+            .find(doc! {})
+            .sort(doc! { "_id": 1 })
+            .await
+            .unwrap();
+        while cur.advance().await.unwrap() {
+            let b: Document = cur.deserialize_current().unwrap();
+            buckets.push(
+                mongodb::bson::Bson::Document(b)
+                    .into_relaxed_extjson()
+                    .to_string(),
+            );
+        }
+        let mut indexes = vec![];
+        let mut cur = d
+            .run_cursor_command(doc! { "listIndexes": coll })
+            .await
+            .unwrap();
+        while cur.advance().await.unwrap() {
+            let i: Document = cur.deserialize_current().unwrap();
+            indexes.push(
+                mongodb::bson::Bson::Document(i)
+                    .into_relaxed_extjson()
+                    .to_string(),
+            );
+        }
+        indexes.sort();
+        (buckets, indexes)
+    })
+}
+
+/// Point 11: a time-series dump holding buckets the server refuses (mongo-tools'
+/// testdata/timeseries_tests/ts_dump_invalid_buckets: `{_id, x}` documents in
+/// system.buckets). Stock restores the valid buckets and builds the indexes (exit 0, the
+/// failures only counted in its log); we restore exactly what stock restores, build the
+/// same indexes, name each refused bucket by `_id` with the server's reason, and exit 1:
+/// a restore that could not write everything is not a success.
+#[test]
+fn time_series_with_invalid_buckets_restores_the_valid_ones_and_names_the_refused() {
+    let dir = tempdir();
+    let rs = servers().rs_uri.clone();
+    let uri = servers().standalone_uri.clone();
+    let db = unique_db("tsinv");
+    block_on(async {
+        let d = client(&rs).await.database(&db);
+        d.run_command(doc! { "create": "m", "timeseries": { "timeField": "ts", "metaField": "meta", "granularity": "seconds" } })
+            .await
+            .unwrap();
+        let base = mongodb::bson::DateTime::from_millis(1_700_000_000_000);
+        let docs: Vec<Document> = (0..300i64)
+            .map(|i| doc! { "ts": mongodb::bson::DateTime::from_millis(base.timestamp_millis() + i * 1000), "meta": { "device": (i % 3) as i32 }, "v": i })
+            .collect();
+        d.collection::<Document>("m")
+            .insert_many(docs)
+            .await
+            .unwrap();
+        d.run_command(doc! { "createIndexes": "m", "indexes": [ { "key": { "meta.device": 1 }, "name": "meta.device_1" }, { "key": { "ts": 1, "meta.device": 1 }, "name": "ts_1_meta.device_1" } ] })
+            .await
+            .unwrap();
+    });
+    let dump = dir.path().join("dump");
+    run_stock(
+        "mongodump",
+        &["--uri", &rs, "--db", &db, "--out", dump.to_str().unwrap()],
+    );
+    // The invalid buckets of mongo-tools' fixture, appended to the valid ones.
+    let buckets = dump.join(&db).join("system.buckets.m.bson");
+    let mut bytes = std::fs::read(&buckets).unwrap();
+    let invalid: Vec<mongodb::bson::oid::ObjectId> = (0..5)
+        .map(|i| {
+            mongodb::bson::oid::ObjectId::parse_str(format!("5a1101e6a8feb0cc944981a{i}")).unwrap()
+        })
+        .collect();
+    for (i, id) in invalid.iter().enumerate() {
+        doc! { "_id": id, "x": 1451 + i as i32 }
+            .to_writer(&mut bytes)
+            .unwrap();
+    }
+    std::fs::write(&buckets, bytes).unwrap();
+
+    let log = run_stock(
+        "mongorestore",
+        &["--uri", &uri, "--dir", dump.to_str().unwrap()],
+    );
+    assert!(log.contains("5 document(s) failed to restore"), "{log}");
+    let stock = timeseries_state(&uri, &db, "m");
+    assert!(!stock.0.is_empty() && stock.1.len() == 2, "{stock:?}");
+    drop_db(&uri, &db);
+
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            dump.to_str().unwrap(),
+            "--uri",
+            &uri,
+            "--yes",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_eq!(timeseries_state(&uri, &db, "m"), stock);
+    let json = run.json();
+    let m = namespace(&json, &format!("{db}.m"));
+    assert_eq!(m["ok"], false);
+    assert_eq!(m["indexes"], 2, "{m}");
+    let refused: Vec<String> = m["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = invalid
+        .iter()
+        .map(|id| format!("{{\"$oid\":\"{id}\"}}"))
+        .collect();
+    let mut sorted = refused.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "{m}");
+    assert_eq!(
+        m["inserted"].as_u64().unwrap() + 5,
+        m["read"].as_u64().unwrap(),
+        "{m}"
+    );
+    let p = m["problem"].as_str().unwrap();
+    assert!(
+        p.contains("the server refused 5 of the")
+            && p.contains("5a1101e6a8feb0cc944981a0")
+            && p.contains("'control'")
+            && p.contains("with their indexes"),
+        "{p}"
+    );
+    assert!(!run.stderr.contains("--resume"), "{}", run.stderr);
     drop_db(&uri, &db);
 }

@@ -117,7 +117,15 @@ impl Loader {
         let workers = if c.is_capped() { 1 } else { self.workers };
         let ns = c.kind.data_ns(t);
         let tolerate = self.append || tolerate_duplicates;
-        async move { raw_write::insert_all(&self.client, &ns, rx, workers, tolerate, task).await }
+        // A time-series dump can hold buckets the server refuses (written to
+        // system.buckets directly, or by an older server): every bucket it accepts is
+        // restored and each refused one reported (see `finish`), as mongorestore restores
+        // the valid ones — but the namespace fails, it is not the source's collection.
+        let keep_refused = c.kind == Kind::Timeseries;
+        async move {
+            raw_write::insert_all(&self.client, &ns, rx, workers, tolerate, keep_refused, task)
+                .await
+        }
     }
 
     /// After the data: build the indexes, count what the target holds, compare it with what
@@ -138,6 +146,7 @@ impl Loader {
             duplicates: ins.duplicates,
             expected: c.expected_docs,
             ok: true,
+            refused: ins.refused.clone(),
             ..Default::default()
         };
         if !self.no_indexes {
@@ -170,6 +179,50 @@ impl Loader {
             .await
             .unwrap_or(0);
         let expected = c.expected_docs.unwrap_or(read_docs);
+        if ins.refused_count > 0 {
+            // Refused documents fail the namespace whatever else happened; the indexes were
+            // built over what the server accepted, and the count must say the rest landed.
+            let landed = read_docs.saturating_sub(ins.refused_count);
+            let listed = ins
+                .refused
+                .iter()
+                .take(5)
+                .map(|x| format!("_id {} (code {}: {})", x.id, x.code, x.reason))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let more = if ins.refused_count > 5 {
+                format!(
+                    "; {} more in the JSON result (--output json)",
+                    ins.refused_count - 5
+                )
+            } else {
+                String::new()
+            };
+            let what = if c.kind == Kind::Timeseries {
+                "buckets"
+            } else {
+                "documents"
+            };
+            let check = if r.target_count == landed {
+                format!("the other {landed} are restored")
+            } else {
+                format!("{t} holds {}, expected the other {landed}", r.target_count)
+            };
+            let problem = r
+                .problem
+                .take()
+                .map(|p| format!(" Also: {p}"))
+                .unwrap_or_default();
+            r.ok = false;
+            r.problem =
+                Some(format!(
+                "the server refused {} of the {read_docs} {what} read: {listed}{more}; {check}{}. \
+                 They are not valid {what} for this server (written to system.buckets by hand or \
+                 by an older server): repair or remove them in the source{problem}",
+                ins.refused_count,
+                if r.indexes > 0 { ", with their indexes" } else { "" },
+            ));
+        }
         if r.ok {
             if read_docs != expected {
                 r.ok = false;
