@@ -331,3 +331,191 @@ fn time_series_with_invalid_buckets_restores_the_valid_ones_and_names_the_refuse
     assert!(!run.stderr.contains("--resume"), "{}", run.stderr);
     drop_db(&uri, &db);
 }
+
+/// A database as stock and we must both leave it: every collection's listCollections entry
+/// (its UUID included), its indexes by name and its documents.
+fn full_state(uri: &str, db: &str, with_uuid: bool) -> Vec<String> {
+    block_on(async {
+        let d = client(uri).await.database(db);
+        let mut out = vec![];
+        let mut cur = d
+            .run_cursor_command(doc! { "listCollections": 1 })
+            .await
+            .unwrap();
+        let mut names = vec![];
+        while cur.advance().await.unwrap() {
+            let mut c: Document = cur.deserialize_current().unwrap();
+            names.push(c.get_str("name").unwrap().to_string());
+            if !with_uuid {
+                c.remove("info");
+            }
+            out.push(
+                mongodb::bson::Bson::Document(c)
+                    .into_relaxed_extjson()
+                    .to_string(),
+            );
+        }
+        for n in names {
+            let mut cur = d
+                .run_cursor_command(doc! { "listIndexes": &n })
+                .await
+                .unwrap();
+            while cur.advance().await.unwrap() {
+                let i: Document = cur.deserialize_current().unwrap();
+                out.push(format!(
+                    "{n}: {}",
+                    mongodb::bson::Bson::Document(i).into_relaxed_extjson()
+                ));
+            }
+            let mut cur = d.collection::<Document>(&n).find(doc! {}).await.unwrap();
+            while cur.advance().await.unwrap() {
+                let x: Document = cur.deserialize_current().unwrap();
+                out.push(format!("{n}: {x}"));
+            }
+        }
+        out.sort();
+        out
+    })
+}
+
+fn stock_restore(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(common::stock_tool("mongorestore"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Point 10: index versions (a v:1 index is rebuilt as v:2, as stock rebuilds it),
+/// `--convert-legacy-indexes` (key values "", 0, -0.0, NumberLong 0, true; 1.0 kept),
+/// `--fix-dotted-hash-index`, `autoIndexId` (true kept, false made true, left out where the
+/// metadata lists the _id index) and `--preserve-uuid` (only with --drop): the same
+/// collections, options, UUIDs, indexes and documents as stock mongorestore. An index key
+/// no server accepts (`{f: "1"}`) fails in both, leaving the same state.
+#[test]
+fn index_versions_legacy_specs_auto_index_id_and_uuids_as_stock() {
+    let dir = tempdir();
+    let uri = servers().standalone_uri.clone();
+    let db = unique_db("idx10");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // A valid version-4 UUID (the server checks the version and variant bits).
+    let uuid = |n: u8| {
+        let h = format!("{:030x}{n:02x}", nanos);
+        format!("{}4{}8{}", &h[..12], &h[13..16], &h[17..])
+    };
+    let dump = dir.path().join("dump");
+    for c in ["x", "y", "z"] {
+        write_bson(
+            &dump.join(&db).join(format!("{c}.bson")),
+            [doc! { "_id": 1, "a": 1, "d": { "e": 1 } }],
+        );
+    }
+    let meta = |c: &str, json: String| {
+        std::fs::write(dump.join(&db).join(format!("{c}.metadata.json")), json).unwrap()
+    };
+    meta(
+        "x",
+        format!(
+            r#"{{"options":{{}},"indexes":[{{"v":1,"key":{{"_id":1}},"name":"_id_"}},{{"v":1,"key":{{"a":""}},"name":"a_"}},{{"v":1,"key":{{"b":{{"$numberDouble":"1.0"}}}},"name":"b_1"}},{{"v":2,"key":{{"c":{{"$numberDouble":"-0.0"}}}},"name":"c_0"}},{{"v":2,"key":{{"g":{{"$numberLong":"0"}},"h":true}},"name":"gh"}},{{"v":2,"key":{{"d.e":"hashed"}},"name":"de_hashed"}}],"uuid":"{}","collectionName":"x","type":"collection"}}"#,
+            uuid(1)
+        ),
+    );
+    meta(
+        "y",
+        format!(
+            r#"{{"options":{{"autoIndexId":true}},"indexes":[{{"v":2,"key":{{"_id":1}},"name":"_id_"}}],"uuid":"{}","collectionName":"y","type":"collection"}}"#,
+            uuid(2)
+        ),
+    );
+    meta(
+        "z",
+        format!(
+            r#"{{"options":{{"autoIndexId":false}},"indexes":[],"uuid":"{}","collectionName":"z","type":"collection"}}"#,
+            uuid(3)
+        ),
+    );
+    let d = dump.to_str().unwrap();
+    let (ok, log) = stock_restore(&[
+        "--uri",
+        &uri,
+        "--dir",
+        d,
+        "--drop",
+        "--preserveUUID",
+        "--convertLegacyIndexes",
+        "--fixDottedHashIndex",
+    ]);
+    assert!(ok, "{log}");
+    let stock = full_state(&uri, &db, true);
+    let uuid_json = |hex: String| {
+        let bytes = (0..16)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        mongodb::bson::Bson::Binary(mongodb::bson::Binary {
+            subtype: mongodb::bson::spec::BinarySubtype::Uuid,
+            bytes,
+        })
+        .into_relaxed_extjson()
+        .to_string()
+    };
+    assert!(
+        stock.iter().any(|l| l.contains(&uuid_json(uuid(1)))),
+        "{stock:#?}"
+    );
+    drop_db(&uri, &db);
+
+    // --preserve-uuid without --drop: refused before anything is written, as stock.
+    let ours = |extra: &[&str]| {
+        let mut a = vec!["restore", "--from", d, "--uri", &uri, "--yes"];
+        a.extend(extra);
+        mongoshift(dir.path(), a)
+    };
+    let run = ours(&["--preserve-uuid"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("--preserve-uuid needs --drop"),
+        "{}",
+        run.stderr
+    );
+    assert!(collections(&uri, &db).is_empty());
+
+    let run = ours(&[
+        "--drop",
+        "--preserve-uuid",
+        "--convert-legacy-indexes",
+        "--fix-dotted-hash-index",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(full_state(&uri, &db, true), stock);
+    drop_db(&uri, &db);
+
+    // A key value no server builds, not converted: both fail on the index, the same state.
+    meta(
+        "x",
+        r#"{"options":{},"indexes":[{"v":2,"key":{"_id":1},"name":"_id_"},{"v":2,"key":{"f":"1"},"name":"f_1"}]}"#.into(),
+    );
+    std::fs::remove_file(dump.join(&db).join("y.bson")).unwrap();
+    std::fs::remove_file(dump.join(&db).join("y.metadata.json")).unwrap();
+    std::fs::remove_file(dump.join(&db).join("z.bson")).unwrap();
+    std::fs::remove_file(dump.join(&db).join("z.metadata.json")).unwrap();
+    let (ok, log) = stock_restore(&["--uri", &uri, "--dir", d]);
+    assert!(!ok, "stock built {{f: \"1\"}}: {log}");
+    let stock = full_state(&uri, &db, false);
+    drop_db(&uri, &db);
+    let run = ours(&[]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(
+        run.all().contains("index build failed") && run.all().contains("f_1"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(full_state(&uri, &db, false), stock);
+    drop_db(&uri, &db);
+}

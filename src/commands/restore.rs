@@ -24,6 +24,7 @@ use crate::mongo::{self as mongo_engine, schema};
 use crate::namespace::{Filter, Namespace, Renamer};
 use crate::report::progress::{Progress, TaskProgress};
 use crate::restore::index_catalog::IndexCatalog;
+use crate::restore::legacy_indexes::Rewrite;
 use crate::restore::oplog_replay::{self, ReplayStats, Replayer};
 use crate::restore::oplog_source::OplogFile;
 use crate::restore::source::{self, DataRef, OplogRef, Source, SourceKind, SourceNs};
@@ -55,6 +56,17 @@ pub struct RestoreArgs {
     /// key values 0, "" or non-numbers become 1, unknown options are removed.
     #[arg(long)]
     pub convert_legacy_indexes: bool,
+    /// Build indexes with the version the dump records (mongorestore's --keepIndexVersion);
+    /// by default the server's default version is built (a v:1 index becomes v:2).
+    #[arg(long)]
+    pub keep_index_version: bool,
+    /// Build hashed indexes on dotted fields as ascending ones (mongorestore's --fixDottedHashIndex).
+    #[arg(long)]
+    pub fix_dotted_hash_index: bool,
+    /// Create each collection with the UUID its metadata records (mongorestore's
+    /// --preserveUUID); needs --drop.
+    #[arg(long)]
+    pub preserve_uuid: bool,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -106,10 +118,30 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         }
         src.oplog = Some(OplogRef::File(path.clone()));
     }
+    if args.preserve_uuid && !args.load.drop {
+        return Err(usage(
+            "--preserve-uuid needs --drop: a collection keeps the UUID it was created with, so only a collection this restore creates can get the dump's (mongorestore refuses --preserveUUID without --drop too)",
+        ));
+    }
     source::load_metadata(&mut src, &filter).await?;
-    if args.convert_legacy_indexes {
-        for n in src.namespaces.iter_mut() {
-            n.indexes = crate::restore::legacy_indexes::convert(&n.indexes);
+    let rewrite = Rewrite {
+        convert_legacy: args.convert_legacy_indexes,
+        // Our own backups come back as they were taken, index versions included; a
+        // mongodump's indexes are rebuilt with the server's default version, as
+        // mongorestore rebuilds them.
+        keep_version: args.keep_index_version || matches!(src.kind, SourceKind::Backup(_)),
+        fix_dotted_hashed: args.fix_dotted_hash_index,
+    };
+    for n in src.namespaces.iter_mut() {
+        n.indexes = rewrite.apply(&n.indexes);
+        as_stock_creates(n);
+        if !args.preserve_uuid {
+            n.uuid = None;
+        } else if n.uuid.is_none() && n.kind != Kind::View && filter.allows(&n.ns) {
+            ctx.ui.info(format!(
+                "--preserve-uuid: the metadata of {} records no UUID; it gets a new one (as mongorestore does)",
+                n.ns
+            ));
         }
     }
     let auth = crate::restore::users::find(&src).await?;
@@ -198,6 +230,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             &selected,
             (&filter, &renamer, whole),
             limit,
+            args.preserve_uuid,
         )
         .await
         .map_err(|e| {
@@ -339,6 +372,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
                     &selected,
                     (&filter, &renamer, whole),
                     limit,
+                    args.preserve_uuid,
                 )
                 .await?;
                 replay = Some(done.stats);
@@ -348,7 +382,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
                 seed_catalog(&selected, &renamer)
             };
             if !args.load.no_indexes {
-                build_indexes(ctx, &client, &catalog, &mut results).await?;
+                build_indexes(ctx, &client, &catalog, rewrite, &mut results).await?;
             }
         }
         anyhow::Ok((results, replay))
@@ -622,6 +656,17 @@ struct Landed {
     created: bool,
 }
 
+/// The collection options mongorestore creates from a dump's metadata: it creates the
+/// `_id` index itself when the metadata lists one, so `autoIndexId` is then left out
+/// (otherwise `schema::create` keeps it, as `true`, as the server allows).
+fn as_stock_creates(n: &mut SourceNs) {
+    if n.options.contains_key("autoIndexId")
+        && n.indexes.iter().any(|i| i.get_str("name") == Ok("_id_"))
+    {
+        n.options.remove("autoIndexId");
+    }
+}
+
 /// The index catalog the replay starts from: each restored collection's dumped indexes,
 /// under its target name.
 fn seed_catalog(selected: &[SourceNs], renamer: &Renamer) -> IndexCatalog {
@@ -640,6 +685,7 @@ async fn replay_oplog(
     selected: &[SourceNs],
     (filter, renamer, whole): (&Filter, &Renamer, bool),
     limit: Option<mongodb::bson::Timestamp>,
+    preserve_uuid: bool,
 ) -> Result<Replayed> {
     let known = src.namespaces.iter().map(|n| n.ns.clone()).collect();
     let replayer = Replayer::new(
@@ -650,7 +696,8 @@ async fn replay_oplog(
         limit,
         seed_catalog(selected, renamer),
         known,
-    );
+    )
+    .preserve_uuid(preserve_uuid);
     let (rx, reader_task) = oplog_replay::spawn_reader(file.reader()?, file.what.clone());
     let outcome = replayer.run(rx).await;
     // A reader error (truncated oplog) is the root cause when both fail; the reader
@@ -702,10 +749,14 @@ async fn build_indexes(
     ctx: &Ctx,
     client: &Client,
     catalog: &IndexCatalog,
+    rewrite: Rewrite,
     results: &mut [NsResult],
 ) -> Result<()> {
     let mut failed = Vec::new();
     for (t, specs) in catalog.to_build() {
+        // The oplog's index specs get what the dump's got (the dump's are already
+        // rewritten; rewriting twice changes nothing).
+        let specs = rewrite.apply(&specs);
         let built = tokio::select! {
             r = schema::create_indexes(client, &t, specs) => r,
             _ = schema::watch_build(&ctx.ui, client, &t.db, &t.coll) => unreachable!("the watcher never ends"),

@@ -34,6 +34,8 @@ pub struct Collection {
     pub indexes: Vec<Document>,
     /// Documents the source says it holds (a manifest), if it says.
     pub expected_docs: Option<u64>,
+    /// Create the collection with this UUID (32 hex digits; restore --preserve-uuid).
+    pub uuid: Option<String>,
 }
 
 impl Collection {
@@ -97,7 +99,13 @@ impl Loader {
                 self.state.save_relaxed(&r).await?;
             }
         }
-        schema::create(&self.client, t, &options).await?;
+        match &c.uuid {
+            Some(uuid) => {
+                let id_index = c.indexes.iter().find(|i| i.get_str("name") == Ok("_id_"));
+                schema::create_with_uuid(&self.client, t, &options, uuid, id_index).await?
+            }
+            None => schema::create(&self.client, t, &options).await?,
+        }
         Ok(true)
     }
 
