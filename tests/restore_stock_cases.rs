@@ -519,3 +519,111 @@ fn index_versions_legacy_specs_auto_index_id_and_uuids_as_stock() {
     assert_eq!(full_state(&uri, &db, false), stock);
     drop_db(&uri, &db);
 }
+
+fn user_doc(uri: &str, id: &str) -> Option<Document> {
+    block_on(async {
+        client(uri)
+            .await
+            .database("admin")
+            .collection::<Document>("system.users")
+            .find_one(doc! { "_id": id })
+            .await
+            .unwrap()
+    })
+}
+
+/// Point 9 for archives: a `mongodump --archive --gzip` of the admin database restores its
+/// users and roles with --users-and-roles into the same admin.system.users document stock
+/// mongorestore --archive gives; without the flag the run says they are there and leaves
+/// them; no output holds the credentials.
+#[test]
+fn users_and_roles_restore_from_an_archive_like_stock() {
+    let dir = tempdir();
+    let rs = servers().rs_uri.clone();
+    let uri = servers().standalone_uri.clone();
+    let db = unique_db("usrar");
+    let (user, role) = (format!("u_{db}"), format!("r_{db}"));
+    block_on(async {
+        let d = client(&rs).await.database(&db);
+        d.run_command(doc! { "createRole": &role, "privileges": [ { "resource": { "db": &db, "collection": "" }, "actions": ["find"] } ], "roles": [] })
+            .await
+            .unwrap();
+        d.run_command(doc! { "createUser": &user, "pwd": "S3cret-archive-pw", "roles": [ &role ] })
+            .await
+            .unwrap();
+    });
+    let archive = dir.path().join("admin.archive.gz");
+    let arg = format!("--archive={}", archive.display());
+    run_stock(
+        "mongodump",
+        &["--uri", &rs, "--db", "admin", &arg, "--gzip"],
+    );
+    let id = format!("{db}.{user}");
+    let source = user_doc(&rs, &id).unwrap();
+    let key = source
+        .get_document("credentials")
+        .unwrap()
+        .get_document("SCRAM-SHA-256")
+        .unwrap()
+        .get_str("storedKey")
+        .unwrap()
+        .to_string();
+
+    let ours = |extra: &[&str]| {
+        let mut a = vec![
+            "restore",
+            "--from",
+            archive.to_str().unwrap(),
+            "--uri",
+            &uri,
+            "--yes",
+            "-v",
+        ];
+        a.extend(extra);
+        mongoshift(dir.path(), a)
+    };
+    let run = ours(&[]);
+    assert!(
+        run.all().contains("holds users and roles") && run.all().contains("--users-and-roles"),
+        "{}",
+        run.all()
+    );
+    assert!(user_doc(&uri, &id).is_none());
+
+    run_stock("mongorestore", &["--uri", &uri, &arg, "--gzip"]);
+    let stock = user_doc(&uri, &id).expect("stock restored the user");
+    block_on(async {
+        let d = client(&uri).await.database(&db);
+        d.run_command(doc! { "dropUser": &user }).await.unwrap();
+        d.run_command(doc! { "dropRole": &role }).await.unwrap();
+    });
+    let run = ours(&["--users-and-roles"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        !run.all().contains(&key),
+        "credentials printed: {}",
+        run.all()
+    );
+    assert!(
+        run.all().contains("users and roles: ") && run.all().contains("restored"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(user_doc(&uri, &id).unwrap(), stock);
+    let roles = block_on(async {
+        client(&uri)
+            .await
+            .database(&db)
+            .run_command(doc! { "rolesInfo": &role })
+            .await
+            .unwrap()
+    });
+    assert_eq!(roles.get_array("roles").unwrap().len(), 1, "{roles}");
+    block_on(async {
+        for u in [&rs, &uri] {
+            let d = client(u).await.database(&db);
+            let _ = d.run_command(doc! { "dropUser": &user }).await;
+            let _ = d.run_command(doc! { "dropRole": &role }).await;
+        }
+    });
+}

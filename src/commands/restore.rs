@@ -144,19 +144,18 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             ));
         }
     }
-    let auth = crate::restore::users::find(&src).await?;
+    let auth = crate::restore::users::find(&src, args.users_and_roles).await?;
     match (&auth, args.users_and_roles) {
         (None, true) => {
             return Err(usage(format!(
-                "--users-and-roles: {} holds no admin/system.users.bson nor admin/system.roles.bson (only a mongodump folder of the admin database carries them)",
+                "--users-and-roles: {} holds no users nor roles (admin/system.users.bson, admin/system.roles.bson, or those namespaces in an archive: only a mongodump of the admin database carries them)",
                 src.describe
             )))
         }
         (Some(a), false) => ctx.ui.info(format!(
-            "{} holds {} users and {} roles: not restored (add --users-and-roles to restore them)",
+            "{} holds {}: not restored (add --users-and-roles to restore them)",
             src.describe,
-            a.users.len(),
-            a.roles.len()
+            a.describe()
         )),
         _ => {}
     }
