@@ -627,3 +627,165 @@ fn users_and_roles_restore_from_an_archive_like_stock() {
         }
     });
 }
+
+/// Point 10 with a replay: under --preserve-uuid a collection the oplog creates gets the
+/// UUID its `create` entry records, as under stock --preserveUUID --oplogReplay.
+#[test]
+fn preserve_uuid_keeps_the_uuid_of_collections_the_oplog_creates() {
+    let dir = tempdir();
+    let uri = servers().standalone_uri.clone();
+    let db = unique_db("uuidop");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut bytes: Vec<u8> = nanos.to_be_bytes().to_vec();
+    bytes[6] = 0x40 | (bytes[6] & 0x0f);
+    bytes[8] = 0x80 | (bytes[8] & 0x3f);
+    let ui = mongodb::bson::Binary {
+        subtype: mongodb::bson::spec::BinarySubtype::Uuid,
+        bytes,
+    };
+    let entry = |i: u32, op: &str, ns: String, o: Document| {
+        doc! { "ts": Timestamp { time: 1_700_000_000, increment: i }, "t": 1i64, "v": 2, "op": op,
+        "ns": ns, "ui": ui.clone(), "o": o }
+    };
+    let dump = dir.path().join("dump");
+    write_bson(
+        &dump.join("oplog.bson"),
+        [
+            entry(1, "c", format!("{db}.$cmd"), doc! { "create": "w" }),
+            entry(2, "i", format!("{db}.w"), doc! { "_id": 1 }),
+        ],
+    );
+    let d = dump.to_str().unwrap();
+    let (ok, log) = stock_restore(&[
+        "--uri",
+        &uri,
+        "--dir",
+        d,
+        "--drop",
+        "--preserveUUID",
+        "--oplogReplay",
+    ]);
+    assert!(ok, "{log}");
+    let stock = full_state(&uri, &db, true);
+    let shown = mongodb::bson::Bson::Binary(ui.clone())
+        .into_relaxed_extjson()
+        .to_string();
+    assert!(stock.iter().any(|l| l.contains(&shown)), "{stock:#?}");
+    drop_db(&uri, &db);
+    let run = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            d,
+            "--uri",
+            &uri,
+            "--yes",
+            "--drop",
+            "--preserve-uuid",
+            "--oplog-replay",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(full_state(&uri, &db, true), stock);
+    drop_db(&uri, &db);
+}
+
+/// Point 12 for archives: a truncated mongodump archive fails only the namespaces it cut.
+/// One whose end (and CRC) came before the damage is complete and restored; the one cut
+/// midway keeps its real counts and is called partial; one never reached leaves nothing.
+#[test]
+fn a_truncated_archive_fails_only_what_it_cut_with_real_counts() {
+    let dir = tempdir();
+    let rs = servers().rs_uri.clone();
+    let uri = servers().standalone_uri.clone();
+    let db = unique_db("trarc");
+    block_on(async {
+        let d = client(&rs).await.database(&db);
+        for c in ["a", "b"] {
+            d.collection::<Document>(c)
+                .insert_many((0..200_000).map(|i| doc! { "_id": i, "pad": "x".repeat(50) }))
+                .await
+                .unwrap();
+        }
+    });
+    let archive = dir.path().join("dump.archive");
+    let arg = format!("--archive={}", archive.display());
+    // One collection after the other (in the order the log says).
+    let log = run_stock("mongodump", &["--uri", &rs, "--db", &db, &arg, "-j", "1"]);
+    let at = |c: &str| log.find(&format!("writing {db}.{c} ")).unwrap();
+    let (first, second) = if at("a") < at("b") {
+        ("a", "b")
+    } else {
+        ("b", "a")
+    };
+    let whole = std::fs::read(&archive).unwrap();
+    let restore = |cut: usize| {
+        let file = dir.path().join(format!("cut{cut}.archive"));
+        std::fs::write(&file, &whole[..whole.len() * cut / 100]).unwrap();
+        let run = mongoshift(
+            dir.path(),
+            [
+                "restore",
+                "--from",
+                file.to_str().unwrap(),
+                "--uri",
+                &uri,
+                "--yes",
+                "--drop",
+                "--output",
+                "json",
+            ],
+        );
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(!run.stderr.contains("--resume"), "{}", run.stderr);
+        run.json()
+    };
+    let check_partial = |json: &serde_json::Value, c: &str| {
+        let n = namespace(json, &format!("{db}.{c}"));
+        assert_eq!(n["ok"], false, "{n}");
+        let landed = count(&uri, &db, c);
+        let read = n["read"].as_u64().unwrap();
+        assert!(read > 0 && read < 200_000 && landed <= read, "{n}");
+        assert_eq!(n["inserted"], landed, "{n}");
+        assert_eq!(n["target_count"], landed, "{n}");
+        assert!(
+            n["problem"]
+                .as_str()
+                .unwrap()
+                .contains("is truncated at offset"),
+            "{n}"
+        );
+    };
+
+    // Cut within the second collection: the first is complete.
+    let json = restore(90);
+    let f = namespace(&json, &format!("{db}.{first}"));
+    assert_eq!(
+        (f["ok"].clone(), f["target_count"].clone()),
+        (true.into(), 200_000.into()),
+        "{f}"
+    );
+    check_partial(&json, second);
+
+    // Cut within the first: the second was never reached and is not left behind empty.
+    drop_db(&uri, &db);
+    let json = restore(25);
+    check_partial(&json, first);
+    let s = namespace(&json, &format!("{db}.{second}"));
+    assert_eq!(
+        (s["read"].as_u64(), s["target_count"].as_u64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
+    assert!(
+        s["problem"].as_str().unwrap().contains("was removed"),
+        "{s}"
+    );
+    assert!(!collections(&uri, &db).contains(&second.to_string()));
+    drop_db(&uri, &db);
+    drop_db(&rs, &db);
+}

@@ -593,7 +593,7 @@ impl Runner {
         }
         let start = Instant::now();
         let key = src.archive_key.clone().unwrap_or_default();
-        let tally = Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let tally = Arc::new(std::sync::Mutex::new(stream::ArchiveTally::default()));
         let demux = stream::archive_batches_tallied(
             &src.store,
             &key,
@@ -611,9 +611,11 @@ impl Runner {
         let read_so_far = |ns: &Namespace| {
             tally
                 .lock()
-                .map(|m| m.get(ns).copied().unwrap_or(0))
+                .map(|m| m.read.get(ns).copied().unwrap_or(0))
                 .unwrap_or(0)
         };
+        // A namespace whose end (and CRC) came before the archive broke is complete.
+        let ended = |ns: &Namespace| tally.lock().is_ok_and(|m| m.ended.contains(ns));
         let mut out = Vec::new();
         for ((c, t, task, created), ins) in tasks.into_iter().zip(inserted) {
             task.finish();
@@ -626,6 +628,9 @@ impl Runner {
                 (Ok(n), Ok(ins)) => {
                     let read = n.get(&c.ns).copied().unwrap_or_default().docs;
                     self.0.finish(&c, &t, read, ins, start).await
+                }
+                (Err(_), Ok(ins)) if ended(&c.ns) => {
+                    self.0.finish(&c, &t, read_so_far(&c.ns), ins, start).await
                 }
                 (Err(e), _) => {
                     self.failed(

@@ -129,8 +129,16 @@ pub async fn archive_batches(
     .await
 }
 
-/// `archive_batches`, also counting each namespace's documents read intact into `tally`
-/// as it goes (see `object_batches_tallied`).
+/// How far a demultiplexing got, kept as it goes so that a failed archive (truncated)
+/// still says, per namespace, how many documents were read intact and which namespaces
+/// ended (their CRC checked) before the damage: those are complete.
+#[derive(Debug, Default)]
+pub struct ArchiveTally {
+    pub read: HashMap<Namespace, u64>,
+    pub ended: std::collections::HashSet<Namespace>,
+}
+
+/// `archive_batches`, also keeping `tally` up to date as it goes.
 pub async fn archive_batches_tallied(
     store: &Store,
     key: &str,
@@ -138,7 +146,7 @@ pub async fn archive_batches_tallied(
     what: &str,
     mut routes: HashMap<Namespace, mpsc::Sender<Batch>>,
     mut oplog_spool: Option<std::fs::File>,
-    tally: Arc<Mutex<HashMap<Namespace, u64>>>,
+    tally: Arc<Mutex<ArchiveTally>>,
 ) -> Result<HashMap<Namespace, ReadCount>> {
     let reader = store.open_read(key).await?;
     let what = what.to_string();
@@ -164,7 +172,7 @@ pub async fn archive_batches_tallied(
                     let c = counts.entry(ns.clone()).or_default();
                     c.docs += 1;
                     if let Ok(mut t) = tally.lock() {
-                        *t.entry(ns.clone()).or_default() += 1;
+                        *t.read.entry(ns.clone()).or_default() += 1;
                     }
                     c.bytes += doc.as_bytes().len() as u64;
                     if let Some(tx) = routes.get(&ns) {
@@ -178,6 +186,9 @@ pub async fn archive_batches_tallied(
                 }
                 Event::End { db, coll } => {
                     let ns = Namespace::new(db, coll).without_buckets_prefix();
+                    if let Ok(mut t) = tally.lock() {
+                        t.ended.insert(ns.clone());
+                    }
                     if let Some(tx) = routes.remove(&ns) {
                         if let Some(b) = batches.remove(&ns).filter(|b| !b.is_empty()) {
                             tx.blocking_send(b)
