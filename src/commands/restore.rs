@@ -377,7 +377,17 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
                 replay = Some(done.stats);
                 done.catalog
             } else {
-                // No replay over a failed load; the loaded namespaces still get their indexes.
+                // No replay over a failed load (its entries would meet data that is not
+                // there); the loaded namespaces still get their indexes. Said, not silent.
+                let failed: Vec<&str> = results
+                    .iter()
+                    .filter(|r| !r.ok)
+                    .map(|r| r.target.as_str())
+                    .collect();
+                ctx.ui.warn(format!(
+                    "the oplog was not replayed, because the load of {} failed: the restored data is as dumped, not at the oplog's end",
+                    failed.join(", ")
+                ));
                 seed_catalog(&selected, &renamer)
             };
             if !args.load.no_indexes {
