@@ -714,11 +714,14 @@ fn replay_and_index_failures_name_the_entry_and_the_cause() {
     assert!(
         all.contains("index build failed")
             && all.contains("DuplicateKey (11000)")
-            && all.contains(&format!("{db}.x")),
+            && all.contains(&format!("{db}.x"))
+            && all.contains("remove the duplicates"),
         "{all}"
     );
     assert!(
-        !all.contains("RawDocumentBuf") && !all.contains("4c01"),
+        !all.contains("RawDocumentBuf")
+            && !all.contains("4c01")
+            && !all.contains(":: caused by ::"),
         "{all}"
     );
     drop_dbs(&uri, &[&db]);

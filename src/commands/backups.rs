@@ -505,6 +505,9 @@ async fn restore_drill(
         oplog_file: None,
         users_and_roles: false,
         convert_legacy_indexes: false,
+        keep_index_version: false,
+        fix_dotted_hash_index: false,
+        preserve_uuid: false,
         storage: from.storage.clone(),
     };
     ctx.ui.info(format!(

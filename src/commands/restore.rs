@@ -2,6 +2,7 @@
 //! plan first, parallel raw inserts, checksums on the fly, counts verified after.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +24,7 @@ use crate::mongo::{self as mongo_engine, schema};
 use crate::namespace::{Filter, Namespace, Renamer};
 use crate::report::progress::{Progress, TaskProgress};
 use crate::restore::index_catalog::IndexCatalog;
+use crate::restore::legacy_indexes::Rewrite;
 use crate::restore::oplog_replay::{self, ReplayStats, Replayer};
 use crate::restore::oplog_source::OplogFile;
 use crate::restore::source::{self, DataRef, OplogRef, Source, SourceKind, SourceNs};
@@ -54,6 +56,17 @@ pub struct RestoreArgs {
     /// key values 0, "" or non-numbers become 1, unknown options are removed.
     #[arg(long)]
     pub convert_legacy_indexes: bool,
+    /// Build indexes with the version the dump records (mongorestore's --keepIndexVersion);
+    /// by default the server's default version is built (a v:1 index becomes v:2).
+    #[arg(long)]
+    pub keep_index_version: bool,
+    /// Build hashed indexes on dotted fields as ascending ones (mongorestore's --fixDottedHashIndex).
+    #[arg(long)]
+    pub fix_dotted_hash_index: bool,
+    /// Create each collection with the UUID its metadata records (mongorestore's
+    /// --preserveUUID); needs --drop.
+    #[arg(long)]
+    pub preserve_uuid: bool,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -105,25 +118,44 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         }
         src.oplog = Some(OplogRef::File(path.clone()));
     }
+    if args.preserve_uuid && !args.load.drop {
+        return Err(usage(
+            "--preserve-uuid needs --drop: a collection keeps the UUID it was created with, so only a collection this restore creates can get the dump's (mongorestore refuses --preserveUUID without --drop too)",
+        ));
+    }
     source::load_metadata(&mut src, &filter).await?;
-    if args.convert_legacy_indexes {
-        for n in src.namespaces.iter_mut() {
-            n.indexes = crate::restore::legacy_indexes::convert(&n.indexes);
+    let rewrite = Rewrite {
+        convert_legacy: args.convert_legacy_indexes,
+        // Our own backups come back as they were taken, index versions included; a
+        // mongodump's indexes are rebuilt with the server's default version, as
+        // mongorestore rebuilds them.
+        keep_version: args.keep_index_version || matches!(src.kind, SourceKind::Backup(_)),
+        fix_dotted_hashed: args.fix_dotted_hash_index,
+    };
+    for n in src.namespaces.iter_mut() {
+        n.indexes = rewrite.apply(&n.indexes);
+        as_stock_creates(n);
+        if !args.preserve_uuid {
+            n.uuid = None;
+        } else if n.uuid.is_none() && n.kind != Kind::View && filter.allows(&n.ns) {
+            ctx.ui.info(format!(
+                "--preserve-uuid: the metadata of {} records no UUID; it gets a new one (as mongorestore does)",
+                n.ns
+            ));
         }
     }
-    let auth = crate::restore::users::find(&src).await?;
+    let auth = crate::restore::users::find(&src, args.users_and_roles).await?;
     match (&auth, args.users_and_roles) {
         (None, true) => {
             return Err(usage(format!(
-                "--users-and-roles: {} holds no admin/system.users.bson nor admin/system.roles.bson (only a mongodump folder of the admin database carries them)",
+                "--users-and-roles: {} holds no users nor roles (admin/system.users.bson, admin/system.roles.bson, or those namespaces in an archive: only a mongodump of the admin database carries them)",
                 src.describe
             )))
         }
         (Some(a), false) => ctx.ui.info(format!(
-            "{} holds {} users and {} roles: not restored (add --users-and-roles to restore them)",
+            "{} holds {}: not restored (add --users-and-roles to restore them)",
             src.describe,
-            a.users.len(),
-            a.roles.len()
+            a.describe()
         )),
         _ => {}
     }
@@ -197,14 +229,23 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             &selected,
             (&filter, &renamer, whole),
             limit,
+            args.preserve_uuid,
         )
         .await
         .map_err(|e| {
-            usage(format!(
-                "{}: {}. Nothing was written",
-                file.what,
-                crate::mongo::errors::chain_text(&e)
-            ))
+            let text = crate::mongo::errors::chain_text(&e);
+            let text = if text.contains(&file.what) {
+                text
+            } else {
+                format!("{}: {text}", file.what)
+            };
+            let fix = if text.contains(" is truncated") || text.contains(" is corrupt") {
+                " The file is damaged, so re-running cannot help: use another copy of it, or \
+                 replay only the entries before the damage with --oplog-limit"
+            } else {
+                ""
+            };
+            usage(format!("{text}. Nothing was written.{fix}"))
         })?;
         Some((file, planned.stats))
     } else {
@@ -330,16 +371,27 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
                     &selected,
                     (&filter, &renamer, whole),
                     limit,
+                    args.preserve_uuid,
                 )
                 .await?;
                 replay = Some(done.stats);
                 done.catalog
             } else {
-                // No replay over a failed load; the loaded namespaces still get their indexes.
+                // No replay over a failed load (its entries would meet data that is not
+                // there); the loaded namespaces still get their indexes. Said, not silent.
+                let failed: Vec<&str> = results
+                    .iter()
+                    .filter(|r| !r.ok)
+                    .map(|r| r.target.as_str())
+                    .collect();
+                ctx.ui.warn(format!(
+                    "the oplog was not replayed, because the load of {} failed: the restored data is as dumped, not at the oplog's end",
+                    failed.join(", ")
+                ));
                 seed_catalog(&selected, &renamer)
             };
             if !args.load.no_indexes {
-                build_indexes(ctx, &client, &catalog, &mut results).await?;
+                build_indexes(ctx, &client, &catalog, rewrite, &mut results).await?;
             }
         }
         anyhow::Ok((results, replay))
@@ -428,8 +480,10 @@ impl Runner {
     ) -> NsResult {
         let start = Instant::now();
         let c = n.collection();
+        let tally = Arc::new(AtomicU64::new(0));
+        let mut created = false;
         let outcome = async {
-            self.0.prepare(&c, t).await?;
+            created = self.0.prepare(&c, t).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
             let ins = self.0.insert(&c, t, rx, false, task.clone());
             let read = async {
@@ -439,8 +493,15 @@ impl Runner {
                         compression,
                         sha256,
                     }) => {
-                        stream::object_batches(store, key, *compression, sha256.clone(), Some(tx))
-                            .await
+                        stream::object_batches_tallied(
+                            store,
+                            key,
+                            *compression,
+                            sha256.clone(),
+                            Some(tx),
+                            tally.clone(),
+                        )
+                        .await
                     }
                     _ => Ok(ReadCount::default()),
                 }
@@ -461,20 +522,63 @@ impl Runner {
         task.finish();
         match outcome {
             Ok((read, ins)) => self.0.finish(&c, t, read.docs, ins, start).await,
-            Err(e) => self.failed(&c, t, e).await,
+            Err(e) => {
+                let so_far = Landed {
+                    read: tally.load(Ordering::Relaxed),
+                    inserted: task.docs(),
+                    created,
+                };
+                let mut r = self.failed(&c, t, e, so_far).await;
+                r.seconds = start.elapsed().as_secs_f64();
+                r
+            }
         }
     }
 
-    /// A failed namespace's result, with what the target holds now (not 0: a half-loaded
-    /// collection must not look empty in the result).
+    /// A failed namespace's result with the real counts: what was read before the failure,
+    /// what landed, what the target holds (a half-loaded collection must not look empty,
+    /// nor complete). A collection this run created that holds nothing is removed again,
+    /// so a failed run leaves no empty collection that looks restored; one that holds
+    /// documents is kept (they are the source's, byte for byte) and called partial.
     async fn failed(
         &self,
         c: &crate::load::Collection,
         t: &Namespace,
         e: anyhow::Error,
+        so_far: Landed,
     ) -> NsResult {
         let mut r = Loader::failed(c, t, e);
-        r.target_count = plan::target_documents(&self.0.client, &c.kind.data_ns(t)).await;
+        r.read = so_far.read;
+        r.inserted = so_far.inserted;
+        let data = c.kind.data_ns(t);
+        r.target_count = plan::target_documents(&self.0.client, &data).await;
+        let problem = r.problem.take().unwrap_or_default();
+        let note = if r.target_count > 0 {
+            format!(
+                "{t} holds {} documents from this failed run: it is a partial copy, not the source's collection",
+                r.target_count
+            )
+        } else if so_far.created {
+            match self
+                .0
+                .client
+                .database(&t.db)
+                .collection::<mongodb::bson::Document>(&t.coll)
+                .drop()
+                .await
+            {
+                Ok(()) => format!(
+                    "nothing was written to {t}: the empty collection this run had created was removed"
+                ),
+                Err(de) => format!(
+                    "nothing was written to {t}, and removing the empty collection this run had created failed ({}): drop it by hand",
+                    crate::mongo::errors::chain_text(&de.into())
+                ),
+            }
+        } else {
+            format!("nothing was written to {t}")
+        };
+        r.problem = Some(format!("{problem}. {note}"));
         r
     }
 
@@ -489,39 +593,91 @@ impl Runner {
         let mut loaders = Vec::new();
         for (n, t) in colls {
             let c = n.collection();
-            self.0.prepare(&c, t).await?;
+            let created = self.0.prepare(&c, t).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
             routes.insert(n.ns.clone(), tx);
             let task = progress.task(&t.to_string(), 0);
             // Every namespace's inserts run at once while the archive is demultiplexed.
             let ins = self.0.insert(&c, t, rx, false, task.clone());
-            loaders.push((c, t.clone(), task, ins));
+            loaders.push((c, t.clone(), task, created, ins));
         }
         let start = Instant::now();
         let key = src.archive_key.clone().unwrap_or_default();
-        let demux =
-            stream::archive_batches(&src.store, &key, compression, &src.describe, routes, None);
+        let tally = Arc::new(std::sync::Mutex::new(stream::ArchiveTally::default()));
+        let demux = stream::archive_batches_tallied(
+            &src.store,
+            &key,
+            compression,
+            &src.describe,
+            routes,
+            None,
+            tally.clone(),
+        );
         let (tasks, inserts): (Vec<_>, Vec<_>) = loaders
             .into_iter()
-            .map(|(c, t, task, ins)| ((c, t, task), ins))
+            .map(|(c, t, task, created, ins)| ((c, t, task, created), ins))
             .unzip();
         let (counts, inserted) = tokio::join!(demux, futures::future::join_all(inserts));
+        let read_so_far = |ns: &Namespace| {
+            tally
+                .lock()
+                .map(|m| m.read.get(ns).copied().unwrap_or(0))
+                .unwrap_or(0)
+        };
+        // A namespace whose end (and CRC) came before the archive broke is complete.
+        let ended = |ns: &Namespace| tally.lock().is_ok_and(|m| m.ended.contains(ns));
         let mut out = Vec::new();
-        for ((c, t, task), ins) in tasks.into_iter().zip(inserted) {
+        for ((c, t, task, created), ins) in tasks.into_iter().zip(inserted) {
             task.finish();
-            match (&counts, ins) {
+            let so_far = Landed {
+                read: read_so_far(&c.ns),
+                inserted: task.docs(),
+                created,
+            };
+            let mut r = match (&counts, ins) {
                 (Ok(n), Ok(ins)) => {
                     let read = n.get(&c.ns).copied().unwrap_or_default().docs;
-                    out.push(self.0.finish(&c, &t, read, ins, start).await)
+                    self.0.finish(&c, &t, read, ins, start).await
                 }
-                (Err(e), _) => out.push(
-                    self.failed(&c, &t, anyhow::anyhow!(crate::mongo::errors::chain_text(e)))
-                        .await,
-                ),
-                (_, Err(e)) => out.push(self.failed(&c, &t, e).await),
-            }
+                (Err(_), Ok(ins)) if ended(&c.ns) => {
+                    self.0.finish(&c, &t, read_so_far(&c.ns), ins, start).await
+                }
+                (Err(e), _) => {
+                    self.failed(
+                        &c,
+                        &t,
+                        anyhow::anyhow!(crate::mongo::errors::chain_text(e)),
+                        so_far,
+                    )
+                    .await
+                }
+                (_, Err(e)) => self.failed(&c, &t, e, so_far).await,
+            };
+            r.seconds = start.elapsed().as_secs_f64();
+            out.push(r);
         }
         Ok(out)
+    }
+}
+
+/// How far a failed namespace got.
+struct Landed {
+    /// Documents read intact from the source before the failure.
+    read: u64,
+    /// Documents the target acknowledged.
+    inserted: u64,
+    /// This run created the target collection.
+    created: bool,
+}
+
+/// The collection options mongorestore creates from a dump's metadata: it creates the
+/// `_id` index itself when the metadata lists one, so `autoIndexId` is then left out
+/// (otherwise `schema::create` keeps it, as `true`, as the server allows).
+fn as_stock_creates(n: &mut SourceNs) {
+    if n.options.contains_key("autoIndexId")
+        && n.indexes.iter().any(|i| i.get_str("name") == Ok("_id_"))
+    {
+        n.options.remove("autoIndexId");
     }
 }
 
@@ -543,6 +699,7 @@ async fn replay_oplog(
     selected: &[SourceNs],
     (filter, renamer, whole): (&Filter, &Renamer, bool),
     limit: Option<mongodb::bson::Timestamp>,
+    preserve_uuid: bool,
 ) -> Result<Replayed> {
     let known = src.namespaces.iter().map(|n| n.ns.clone()).collect();
     let replayer = Replayer::new(
@@ -553,13 +710,41 @@ async fn replay_oplog(
         limit,
         seed_catalog(selected, renamer),
         known,
-    );
+    )
+    .preserve_uuid(preserve_uuid);
     let (rx, reader_task) = oplog_replay::spawn_reader(file.reader()?, file.what.clone());
     let outcome = replayer.run(rx).await;
     // A reader error (truncated oplog) is the root cause when both fail; the reader
     // stopping because replay ended at --oplog-limit is not an error.
-    match reader_task.await? {
-        Err(e) if !e.is::<crate::pipeline::PipelineClosed>() => Err(e),
+    match (reader_task.await?, &outcome) {
+        // Stopped at --oplog-limit: every entry before the limit was read intact, whatever
+        // the reader (which reads ahead) met after it. Also when the damage comes right
+        // after the last intact entry and the limit is its successor: oplog times only
+        // grow, so nothing unread can be before the limit.
+        (Err(_), Ok(r))
+            if r.stats.stopped_at.is_some()
+                || matches!((limit, r.stats.last), (Some(l), Some(last))
+                    if l <= mongodb::bson::Timestamp { time: last.time, increment: last.increment + 1 }) =>
+        {
+            outcome.map(|r| Replayed {
+                stats: r.stats,
+                catalog: r.catalog,
+            })
+        }
+        (Err(e), Ok(r)) if !e.is::<crate::pipeline::PipelineClosed>() => {
+            let Some(last) = r.stats.last else {
+                return Err(e);
+            };
+            Err(anyhow::anyhow!(
+                "{}; its last intact entry is ts {}:{} (--oplog-limit {}:{} replays up to it)",
+                crate::mongo::errors::chain_text(&e),
+                last.time,
+                last.increment,
+                last.time,
+                last.increment + 1
+            ))
+        }
+        (Err(e), _) if !e.is::<crate::pipeline::PipelineClosed>() => Err(e),
         _ => outcome.map(|r| Replayed {
             stats: r.stats,
             catalog: r.catalog,
@@ -578,10 +763,14 @@ async fn build_indexes(
     ctx: &Ctx,
     client: &Client,
     catalog: &IndexCatalog,
+    rewrite: Rewrite,
     results: &mut [NsResult],
 ) -> Result<()> {
     let mut failed = Vec::new();
     for (t, specs) in catalog.to_build() {
+        // The oplog's index specs get what the dump's got (the dump's are already
+        // rewritten; rewriting twice changes nothing).
+        let specs = rewrite.apply(&specs);
         let built = tokio::select! {
             r = schema::create_indexes(client, &t, specs) => r,
             _ = schema::watch_build(&ctx.ui, client, &t.db, &t.coll) => unreachable!("the watcher never ends"),
@@ -592,12 +781,9 @@ async fn build_indexes(
             (Ok(_), None) => {}
             (Err(e), Some(r)) => {
                 r.ok = false;
-                r.problem = Some(format!(
-                    "index build failed: {}",
-                    crate::redact::scrub(&crate::mongo::errors::chain_text(&e))
-                ));
+                r.problem = Some(crate::load::index_failure(&t, &e));
             }
-            (Err(e), None) => failed.push(crate::mongo::errors::chain_text(&e)),
+            (Err(e), None) => failed.push(crate::load::index_failure(&t, &e)),
         }
     }
     if !failed.is_empty() {

@@ -34,6 +34,8 @@ pub struct Collection {
     pub indexes: Vec<Document>,
     /// Documents the source says it holds (a manifest), if it says.
     pub expected_docs: Option<u64>,
+    /// Create the collection with this UUID (32 hex digits; restore --preserve-uuid).
+    pub uuid: Option<String>,
 }
 
 impl Collection {
@@ -60,7 +62,9 @@ pub struct Loader {
 
 impl Loader {
     /// Drop (when asked or when reloading), create with the source's options, mark loading.
-    pub async fn prepare(&self, c: &Collection, t: &Namespace) -> Result<()> {
+    /// True when this run created the collection (so a failure before any document landed
+    /// can remove it again instead of leaving an empty collection behind).
+    pub async fn prepare(&self, c: &Collection, t: &Namespace) -> Result<bool> {
         let reload = self.reloading.contains(t);
         self.state
             .set(
@@ -84,18 +88,25 @@ impl Loader {
                 .await
                 .with_context(|| format!("dropping {t}"))?;
         }
-        if !schema::exists(&self.client, t).await? {
-            let mut options = c.options.clone();
-            if self.relax {
-                let (o, r) = relax::options(t, &options);
-                options = o;
-                if let Some(r) = r {
-                    self.state.save_relaxed(&r).await?;
-                }
-            }
-            schema::create(&self.client, t, &options).await?;
+        if schema::exists(&self.client, t).await? {
+            return Ok(false);
         }
-        Ok(())
+        let mut options = c.options.clone();
+        if self.relax {
+            let (o, r) = relax::options(t, &options);
+            options = o;
+            if let Some(r) = r {
+                self.state.save_relaxed(&r).await?;
+            }
+        }
+        match &c.uuid {
+            Some(uuid) => {
+                let id_index = c.indexes.iter().find(|i| i.get_str("name") == Ok("_id_"));
+                schema::create_with_uuid(&self.client, t, &options, uuid, id_index).await?
+            }
+            None => schema::create(&self.client, t, &options).await?,
+        }
+        Ok(true)
     }
 
     /// Insert the batches that arrive on `rx` into `t` (a time-series collection's buckets
@@ -114,7 +125,15 @@ impl Loader {
         let workers = if c.is_capped() { 1 } else { self.workers };
         let ns = c.kind.data_ns(t);
         let tolerate = self.append || tolerate_duplicates;
-        async move { raw_write::insert_all(&self.client, &ns, rx, workers, tolerate, task).await }
+        // A time-series dump can hold buckets the server refuses (written to
+        // system.buckets directly, or by an older server): every bucket it accepts is
+        // restored and each refused one reported (see `finish`), as mongorestore restores
+        // the valid ones — but the namespace fails, it is not the source's collection.
+        let keep_refused = c.kind == Kind::Timeseries;
+        async move {
+            raw_write::insert_all(&self.client, &ns, rx, workers, tolerate, keep_refused, task)
+                .await
+        }
     }
 
     /// After the data: build the indexes, count what the target holds, compare it with what
@@ -135,6 +154,7 @@ impl Loader {
             duplicates: ins.duplicates,
             expected: c.expected_docs,
             ok: true,
+            refused: ins.refused.clone(),
             ..Default::default()
         };
         if !self.no_indexes {
@@ -154,10 +174,7 @@ impl Loader {
                 Ok(k) => r.indexes = k,
                 Err(e) => {
                     r.ok = false;
-                    r.problem = Some(format!(
-                        "index build failed: {}",
-                        crate::redact::scrub(&crate::mongo::errors::chain_text(&e))
-                    ));
+                    r.problem = Some(index_failure(t, &e));
                 }
             }
         }
@@ -170,6 +187,50 @@ impl Loader {
             .await
             .unwrap_or(0);
         let expected = c.expected_docs.unwrap_or(read_docs);
+        if ins.refused_count > 0 {
+            // Refused documents fail the namespace whatever else happened; the indexes were
+            // built over what the server accepted, and the count must say the rest landed.
+            let landed = read_docs.saturating_sub(ins.refused_count);
+            let listed = ins
+                .refused
+                .iter()
+                .take(5)
+                .map(|x| format!("_id {} (code {}: {})", x.id, x.code, x.reason))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let more = if ins.refused_count > 5 {
+                format!(
+                    "; {} more in the JSON result (--output json)",
+                    ins.refused_count - 5
+                )
+            } else {
+                String::new()
+            };
+            let what = if c.kind == Kind::Timeseries {
+                "buckets"
+            } else {
+                "documents"
+            };
+            let check = if r.target_count == landed {
+                format!("the other {landed} are restored")
+            } else {
+                format!("{t} holds {}, expected the other {landed}", r.target_count)
+            };
+            let problem = r
+                .problem
+                .take()
+                .map(|p| format!(" Also: {p}"))
+                .unwrap_or_default();
+            r.ok = false;
+            r.problem =
+                Some(format!(
+                "the server refused {} of the {read_docs} {what} read: {listed}{more}; {check}{}. \
+                 They are not valid {what} for this server (written to system.buckets by hand or \
+                 by an older server): repair or remove them in the source{problem}",
+                ins.refused_count,
+                if r.indexes > 0 { ", with their indexes" } else { "" },
+            ));
+        }
         if r.ok {
             if read_docs != expected {
                 r.ok = false;
@@ -207,6 +268,7 @@ impl Loader {
     }
 
     /// The result of a namespace whose load failed before it could be checked.
+    /// (`restore` adds what was read and what the target holds; see its `Runner::failed`.)
     pub fn failed(c: &Collection, t: &Namespace, e: anyhow::Error) -> NsResult {
         NsResult {
             source: c.ns.to_string(),
@@ -252,4 +314,33 @@ impl Loader {
             Err(e) => Self::failed(c, t, e),
         }
     }
+}
+
+/// A failed index build as one readable paragraph: the namespace, the index, the server's
+/// reason without its build UUIDs, and what to do. Starts with "index build failed" (the
+/// verdict counts it as a failed check).
+pub fn index_failure(t: &Namespace, e: &anyhow::Error) -> String {
+    let text = crate::redact::scrub(&crate::mongo::errors::chain_text(e));
+    // "Index build failed: <uuid>: Collection db.c ( <uuid> ) :: caused by :: E11000 …":
+    // the cause is the part after the last "caused by".
+    let reason = match text.rsplit_once(":: caused by :: ") {
+        Some((head, cause)) => {
+            let head = head.split(": Index build failed").next().unwrap_or(head);
+            format!("{head}: {cause}")
+        }
+        None => text,
+    };
+    let fix = if reason.contains("E11000") || reason.contains("DuplicateKey") {
+        format!(
+            "The documents are in {t}, this index is not: remove the duplicates, then create it \
+             (or load with --no-indexes). A dump taken without --oplog while the source was \
+             written can hold such duplicates: dump with --oplog and restore with --oplog-replay"
+        )
+    } else {
+        format!(
+            "The documents are in {t}, this index is not: fix its spec (--convert-legacy-indexes \
+             converts specs old servers accepted), or load with --no-indexes"
+        )
+    };
+    format!("index build failed: {reason}. {fix}")
 }

@@ -21,6 +21,9 @@ pub struct NsResult {
     pub seconds: f64,
     pub ok: bool,
     pub problem: Option<String>,
+    /// Documents (time-series buckets) the server refused, each by `_id` with its reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<crate::mongo::raw_write::Refused>,
 }
 
 /// The result table for people.
@@ -78,21 +81,50 @@ pub fn verdict(verb: &str, results: &[NsResult]) -> Result<()> {
         Err(check_failed(format!(
             "{verb} finished with mismatches: {names}"
         )))
-    } else if failed.iter().all(|f| {
-        f.problem
-            .as_deref()
-            .is_some_and(|p| p.contains(" is truncated") || p.contains(" is corrupt"))
-    }) {
-        // Re-running reads the same damaged bytes: --resume cannot help.
-        Err(anyhow::anyhow!(
-            "{verb} failed for {}: {names}. The source itself is damaged, so re-running cannot help: \
-             use another backup or dump, or leave these namespaces out with --ns-exclude",
-            table::count(failed.len() as u64, "namespace", "namespaces")
-        ))
     } else {
+        // Re-running reads the same damaged bytes: --resume cannot help those, so the way
+        // out is said per kind of failure.
+        let damaged = |f: &&NsResult| {
+            f.problem
+                .as_deref()
+                .is_some_and(|p| p.contains(" is truncated") || p.contains(" is corrupt"))
+        };
+        let refused = |f: &&NsResult| !f.refused.is_empty();
+        let names_of = |v: &[&NsResult]| {
+            v.iter()
+                .map(|f| f.target.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (bad, rest): (Vec<&NsResult>, Vec<&NsResult>) =
+            failed.iter().copied().partition(damaged);
+        let (refusing, other): (Vec<&NsResult>, Vec<&NsResult>) =
+            rest.into_iter().partition(refused);
+        let mut fixes = Vec::new();
+        if !bad.is_empty() {
+            fixes.push(format!(
+                "The source of {} is damaged, so re-running cannot help: restore from another copy of the backup or dump, or leave {} out with --ns-exclude",
+                names_of(&bad),
+                if bad.len() == 1 { "it" } else { "them" }
+            ));
+        }
+        if !refusing.is_empty() {
+            fixes.push(format!(
+                "{} hold{} documents the server refuses, so re-running cannot help: everything else is restored; repair or remove the refused ones in the source",
+                names_of(&refusing),
+                if refusing.len() == 1 { "s" } else { "" }
+            ));
+        }
+        if !other.is_empty() {
+            fixes.push(format!(
+                "For {}: fix the cause and re-run with --resume",
+                names_of(&other)
+            ));
+        }
         Err(anyhow::anyhow!(
-            "{verb} failed for {}: {names}. Fix the cause and re-run with --resume",
-            table::count(failed.len() as u64, "namespace", "namespaces")
+            "{verb} failed for {}: {names}. {}",
+            table::count(failed.len() as u64, "namespace", "namespaces"),
+            fixes.join("; ")
         ))
     }
 }

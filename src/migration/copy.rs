@@ -30,6 +30,7 @@ pub fn collection(c: &CollectionInfo) -> Collection {
         options: c.options.clone(),
         indexes: c.indexes.clone(),
         expected_docs: None,
+        uuid: None,
     }
 }
 

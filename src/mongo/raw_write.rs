@@ -50,10 +50,48 @@ impl Batch {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct InsertStats {
     pub inserted: u64,
     pub duplicates: u64,
+    /// Documents the server refused, when refusals were to be reported rather than stop
+    /// the load (`insert_all`'s `keep_refused`): how many, and the first `MAX_REFUSED`.
+    pub refused_count: u64,
+    pub refused: Vec<Refused>,
+}
+
+/// Refused documents kept for the report: bounded, so a collection of refusals cannot
+/// fill memory; the count is exact.
+pub const MAX_REFUSED: usize = 100;
+
+/// One document the server refused, named by its `_id` (shown as Extended JSON).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Refused {
+    pub id: String,
+    pub code: i32,
+    pub reason: String,
+}
+
+impl InsertStats {
+    fn refuse(&mut self, docs: &[RawDocumentBuf], errors: &[WriteError]) {
+        self.refused_count += errors.len() as u64;
+        for e in errors {
+            if self.refused.len() >= MAX_REFUSED {
+                break;
+            }
+            let id = docs
+                .get(e.index)
+                .and_then(|d| d.get("_id").ok().flatten())
+                .and_then(|v| Bson::try_from(v.to_raw_bson()).ok())
+                .map(|v| v.into_relaxed_extjson().to_string())
+                .unwrap_or_else(|| format!("(document #{} of its batch, no _id)", e.index + 1));
+            self.refused.push(Refused {
+                id,
+                code: e.code,
+                reason: e.message.chars().take(300).collect(),
+            });
+        }
+    }
 }
 
 /// Drain `rx` into `ns` with `workers` concurrent inserters. Documents bypass
@@ -64,6 +102,7 @@ pub async fn insert_all(
     rx: mpsc::Receiver<Batch>,
     workers: usize,
     allow_duplicates: bool,
+    keep_refused: bool,
     progress: TaskProgress,
 ) -> Result<InsertStats> {
     let rx = Arc::new(Mutex::new(rx));
@@ -85,12 +124,22 @@ pub async fn insert_all(
                     .iter()
                     .filter(|e| e.code == DUPLICATE_KEY)
                     .count() as u64;
+                let refused = outcome.errors.len() as u64;
                 if outcome.errors.is_empty() {
                     stats.inserted += n;
-                } else if allow_duplicates && dups == outcome.errors.len() as u64 {
+                } else if allow_duplicates && dups == refused {
                     stats.duplicates += dups;
                     stats.inserted += n - dups;
+                } else if keep_refused {
+                    // Unordered: every other document of the batch was written.
+                    stats.inserted += n - refused;
+                    stats.refuse(&batch.docs, &outcome.errors);
+                    progress.add(n - refused, bytes);
+                    continue;
                 } else {
+                    // The rest of the batch landed (unordered): counted, so a failed
+                    // namespace's result says what the target got.
+                    progress.add(n - refused, 0);
                     return Err(anyhow::anyhow!(
                         "inserting into {ns}: {}",
                         outcome.summary()
@@ -106,6 +155,9 @@ pub async fn insert_all(
         let s = r.context("insert worker panicked")??;
         total.inserted += s.inserted;
         total.duplicates += s.duplicates;
+        total.refused_count += s.refused_count;
+        let room = MAX_REFUSED.saturating_sub(total.refused.len());
+        total.refused.extend(s.refused.into_iter().take(room));
     }
     Ok(total)
 }

@@ -1,26 +1,85 @@
 //! Creating collections, views and indexes from mongodump metadata.
 
 use anyhow::{Context, Result};
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
 use mongodb::Client;
 
 use crate::namespace::Namespace;
 
 /// Create `ns` with the dumped options (capped, validator, collation, view definition…).
 pub async fn create(client: &Client, ns: &Namespace, options: &Document) -> Result<()> {
+    client
+        .database(&ns.db)
+        .run_command(create_command(ns, options))
+        .await
+        .with_context(|| format!("creating {ns}"))?;
+    Ok(())
+}
+
+/// The create command for `options` as listCollections or a dump's metadata gives them.
+fn create_command(ns: &Namespace, options: &Document) -> Document {
     let mut cmd = doc! { "create": &ns.coll };
     for (k, v) in options {
         // Not accepted by create, or meaningless on another server.
-        if matches!(k.as_str(), "uuid" | "idIndex" | "autoIndexId") {
+        if matches!(k.as_str(), "uuid" | "idIndex") {
+            continue;
+        }
+        // Kept as the server stores it; `false` (no _id index) is refused since 4.0 outside
+        // `local`, and mongorestore turns it into `true`, as the server allows.
+        if k == "autoIndexId" && ns.db != "local" {
+            cmd.insert(k.clone(), true);
             continue;
         }
         cmd.insert(k.clone(), v.clone());
     }
+    cmd
+}
+
+/// Create `ns` with the UUID `uuid_hex` (32 hex digits, as mongodump's metadata records
+/// it): the create command goes through applyOps with `ui`, the one way a server takes a
+/// given UUID (mongorestore --preserveUUID does the same).
+///
+/// Created through applyOps, a collection given no `idIndex` gets a v:1 `_id` index, so the
+/// dump's `_id` index spec goes along as `idIndex` (as mongorestore sends it, its version
+/// kept), except for a clustered collection, whose `_id` is its clustered index.
+pub async fn create_with_uuid(
+    client: &Client,
+    ns: &Namespace,
+    options: &Document,
+    uuid_hex: &str,
+    id_index: Option<&Document>,
+) -> Result<()> {
+    let bytes = (uuid_hex.len() == 32)
+        .then(|| {
+            (0..16)
+                .map(|i| u8::from_str_radix(&uuid_hex[2 * i..2 * i + 2], 16).ok())
+                .collect::<Option<Vec<u8>>>()
+        })
+        .flatten()
+        .ok_or_else(|| {
+            crate::exit::usage(format!(
+                "--preserve-uuid: the metadata of {ns} records the UUID '{uuid_hex}', which is not 32 hex digits; restore it without --preserve-uuid"
+            ))
+        })?;
+    let mut create = create_command(ns, options);
+    if let (Some(id), false) = (id_index, options.contains_key("clusteredIndex")) {
+        let mut id = id.clone();
+        id.remove("ns");
+        // The server creates the _id index itself from idIndex: autoIndexId is moot.
+        create.remove("autoIndexId");
+        create.insert("idIndex", id);
+    }
+    let op = doc! {
+        "op": "c",
+        "ns": format!("{}.$cmd", ns.db),
+        "o": create,
+        "ui": Binary { subtype: BinarySubtype::Uuid, bytes },
+    };
     client
-        .database(&ns.db)
-        .run_command(cmd)
+        .database("admin")
+        .run_command(doc! { "applyOps": [op] })
         .await
-        .with_context(|| format!("creating {ns}"))?;
+        .with_context(|| format!("creating {ns} with the UUID {uuid_hex} (--preserve-uuid)"))?;
     Ok(())
 }
 

@@ -206,6 +206,11 @@ impl TaskProgress {
         }
     }
 
+    /// Documents counted so far (a failed load's result says how many landed).
+    pub fn docs(&self) -> u64 {
+        self.inner.docs.load(Ordering::Relaxed)
+    }
+
     pub fn add(&self, docs: u64, bytes: u64) {
         let i = &self.inner;
         i.docs.fetch_add(docs, Ordering::Relaxed);

@@ -134,6 +134,8 @@ pub struct Replayer<'a> {
     /// The current top-level entry, for messages.
     position: u64,
     pub stats: ReplayStats,
+    /// --preserve-uuid: a `create` entry's collection gets the entry's UUID (`ui`).
+    preserve_uuid: bool,
 }
 
 /// Read oplog entries from a blocking reader into a bounded channel.
@@ -227,7 +229,16 @@ impl<'a> Replayer<'a> {
             known,
             position: 0,
             stats: ReplayStats::default(),
+            preserve_uuid: false,
         }
+    }
+
+    /// Create the collections of `create` entries with the UUIDs they record (restore
+    /// --preserve-uuid, as mongorestore --preserveUUID keeps `ui`). Other entries still
+    /// find their collection by name, which renames under --ns-from/--ns-to need.
+    pub fn preserve_uuid(mut self, on: bool) -> Self {
+        self.preserve_uuid = on;
+        self
     }
 
     /// Apply (or plan) every entry from `rx`; stops at the first entry at or past the limit.
@@ -310,7 +321,17 @@ impl<'a> Replayer<'a> {
     /// An entry outside any transaction (or one of a committed transaction's operations).
     fn plain(&mut self, mut entry: Document) -> futures::future::BoxFuture<'_, Result<()>> {
         Box::pin(async move {
+            let ui = entry.get("ui").cloned();
             normalise(&mut entry);
+            if let (true, Some(ui)) = (self.preserve_uuid, ui) {
+                let creates = entry.get_str("op") == Ok("c")
+                    && entry
+                        .get_document("o")
+                        .is_ok_and(|o| command_name(o) == "create");
+                if creates {
+                    entry.insert("ui", ui);
+                }
+            }
             let op = entry.get_str("op").unwrap_or("").to_string();
             let ns = entry.get_str("ns").unwrap_or("").to_string();
             if IGNORED_OPS.contains(&op.as_str()) || skip_ns(&ns) {
@@ -428,7 +449,15 @@ impl<'a> Replayer<'a> {
                     .collect();
                 self.catalog.created(&t, &options);
                 self.known.insert(source);
-                self.apply_command(&t.db, o, &[NAMESPACE_EXISTS]).await
+                let Some(ui) = entry.get("ui").filter(|_| self.preserve_uuid) else {
+                    return self.apply_command(&t.db, o, &[NAMESPACE_EXISTS]).await;
+                };
+                let Some(c) = self.client else { return Ok(()) };
+                let op =
+                    doc! { "op": "c", "ns": format!("{}.$cmd", t.db), "o": o, "ui": ui.clone() };
+                apply_ops(c, vec![op])
+                    .await
+                    .or_else(|e| tolerate(e, &[NAMESPACE_EXISTS]))
             }
             "drop" => {
                 self.catalog.drop_collection(&t);

@@ -40,6 +40,8 @@ pub struct SourceNs {
     pub data: Option<DataRef>,
     /// A dump folder's `.metadata.json[.gz]` object, as found in its listing.
     pub metadata_key: Option<String>,
+    /// The collection's UUID as the metadata records it (32 hex digits), for --preserve-uuid.
+    pub uuid: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +84,7 @@ impl SourceNs {
             options: self.options.clone(),
             indexes: self.indexes.clone(),
             expected_docs: self.expected_docs,
+            uuid: self.uuid.clone(),
         }
     }
 }
@@ -235,6 +238,7 @@ fn from_manifest(store: Store, describe: String, m: Manifest) -> Source {
             indexes: vec![],
             expected_docs: Some(n.documents),
             metadata_key: None,
+            uuid: None,
             data: n.data.as_ref().map(|d| DataRef::Object {
                 key: d.key.clone(),
                 compression: m.compression,
@@ -353,6 +357,11 @@ pub fn apply_metadata(n: &mut SourceNs, json: &[u8], what: &str) -> Result<()> {
     if let Ok(t) = d.get_str("type") {
         n.kind = kind_of(t);
     }
+    n.uuid = d
+        .get_str("uuid")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(str::to_string);
     Ok(())
 }
 
@@ -420,6 +429,7 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
                     expected_docs: None,
                     data: None,
                     metadata_key: None,
+                    uuid: None,
                 });
                 namespaces.len() - 1
             }
@@ -567,6 +577,7 @@ pub fn set_archive_namespaces(
             expected_docs: None,
             data: Some(DataRef::Archive),
             metadata_key: None,
+            uuid: None,
         };
         apply_metadata(
             &mut n,

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use mongodb::bson::RawDocumentBuf;
@@ -33,6 +35,20 @@ pub async fn object_batches(
     sha256: Option<String>,
     tx: Option<mpsc::Sender<Batch>>,
 ) -> Result<ReadCount> {
+    object_batches_tallied(store, key, compression, sha256, tx, Arc::default()).await
+}
+
+/// `object_batches`, also counting the documents read intact into `tally` as it goes: when
+/// the read fails (a truncated file), the failed namespace's result still says how many
+/// documents were read before the damage.
+pub async fn object_batches_tallied(
+    store: &Store,
+    key: &str,
+    compression: Compression,
+    sha256: Option<String>,
+    tx: Option<mpsc::Sender<Batch>>,
+    tally: Arc<AtomicU64>,
+) -> Result<ReadCount> {
     let reader = store.open_read(key).await?;
     let key = key.to_string();
     tokio::task::spawn_blocking(move || {
@@ -42,6 +58,7 @@ pub async fn object_batches(
             let decoded = codec::decoder(compression, &mut hashing)?;
             let mut batch = Batch::default();
             bson_stream::walk(decoded, &key, |doc| {
+                tally.fetch_add(1, Ordering::Relaxed);
                 if let Some(tx) = &tx {
                     batch.push(doc.to_raw_document_buf());
                     if batch.full() {
@@ -97,8 +114,39 @@ pub async fn archive_batches(
     key: &str,
     compression: Compression,
     what: &str,
+    routes: HashMap<Namespace, mpsc::Sender<Batch>>,
+    oplog_spool: Option<std::fs::File>,
+) -> Result<HashMap<Namespace, ReadCount>> {
+    archive_batches_tallied(
+        store,
+        key,
+        compression,
+        what,
+        routes,
+        oplog_spool,
+        Arc::default(),
+    )
+    .await
+}
+
+/// How far a demultiplexing got, kept as it goes so that a failed archive (truncated)
+/// still says, per namespace, how many documents were read intact and which namespaces
+/// ended (their CRC checked) before the damage: those are complete.
+#[derive(Debug, Default)]
+pub struct ArchiveTally {
+    pub read: HashMap<Namespace, u64>,
+    pub ended: std::collections::HashSet<Namespace>,
+}
+
+/// `archive_batches`, also keeping `tally` up to date as it goes.
+pub async fn archive_batches_tallied(
+    store: &Store,
+    key: &str,
+    compression: Compression,
+    what: &str,
     mut routes: HashMap<Namespace, mpsc::Sender<Batch>>,
     mut oplog_spool: Option<std::fs::File>,
+    tally: Arc<Mutex<ArchiveTally>>,
 ) -> Result<HashMap<Namespace, ReadCount>> {
     let reader = store.open_read(key).await?;
     let what = what.to_string();
@@ -123,6 +171,9 @@ pub async fn archive_batches(
                     let ns = Namespace::new(db, coll).without_buckets_prefix();
                     let c = counts.entry(ns.clone()).or_default();
                     c.docs += 1;
+                    if let Ok(mut t) = tally.lock() {
+                        *t.read.entry(ns.clone()).or_default() += 1;
+                    }
                     c.bytes += doc.as_bytes().len() as u64;
                     if let Some(tx) = routes.get(&ns) {
                         let b = batches.entry(ns.clone()).or_default();
@@ -135,6 +186,9 @@ pub async fn archive_batches(
                 }
                 Event::End { db, coll } => {
                     let ns = Namespace::new(db, coll).without_buckets_prefix();
+                    if let Ok(mut t) = tally.lock() {
+                        t.ended.insert(ns.clone());
+                    }
                     if let Some(tx) = routes.remove(&ns) {
                         if let Some(b) = batches.remove(&ns).filter(|b| !b.is_empty()) {
                             tx.blocking_send(b)

@@ -1,5 +1,5 @@
-//! Users and roles in a dump (`admin/system.users.bson`, `admin/system.roles.bson`),
-//! restored only when asked (`--users-and-roles`) the way mongorestore does it: the
+//! Users and roles in a dump (`admin/system.users.bson`, `admin/system.roles.bson`, or
+//! those namespaces in a mongodump archive), restored only when asked (`--users-and-roles`) the way mongorestore does it: the
 //! documents go into temporary collections and the server merges them into its own auth
 //! collections with `_mergeAuthzCollections`, which keeps the users' credentials as they
 //! were dumped. Nothing here ever prints a document: they hold password hashes.
@@ -8,17 +8,38 @@ use anyhow::{Context, Result};
 use mongodb::bson::{doc, Document, RawDocumentBuf};
 use mongodb::Client;
 
+use std::collections::HashMap;
+
+use tokio::sync::mpsc;
+
 use crate::codec::{self, Compression};
 use crate::dump::bson_stream;
-use crate::restore::source::{Source, SourceKind};
+use crate::mongo::raw_write::Batch;
+use crate::namespace::Namespace;
+use crate::restore::source::{self, Source, SourceKind};
+use crate::restore::stream;
 
 const TEMP_USERS: &str = "mongoshift_restore_users";
 const TEMP_ROLES: &str = "mongoshift_restore_roles";
 
-/// The users and roles a dump folder holds (documents, never shown).
+/// The users and roles a dump holds (documents, never shown).
 pub struct UsersAndRoles {
     pub users: Vec<RawDocumentBuf>,
     pub roles: Vec<RawDocumentBuf>,
+    /// False for an archive whose documents were not read (only its prelude, which says
+    /// the namespaces are there): the counts are then unknown.
+    pub counted: bool,
+}
+
+impl UsersAndRoles {
+    /// "3 users and 1 role" — or, uncounted, what the archive lists.
+    pub fn describe(&self) -> String {
+        if self.counted {
+            format!("{} users and {} roles", self.users.len(), self.roles.len())
+        } else {
+            "users and roles (admin.system.users / admin.system.roles)".into()
+        }
+    }
 }
 
 async fn read(src: &Source, name: &str) -> Result<Vec<RawDocumentBuf>> {
@@ -48,15 +69,63 @@ async fn read(src: &Source, name: &str) -> Result<Vec<RawDocumentBuf>> {
 }
 
 /// What the source holds (None: no users nor roles, or a source that cannot hold them).
-pub async fn find(src: &Source) -> Result<Option<UsersAndRoles>> {
-    if !matches!(src.kind, SourceKind::DumpDir) {
-        return Ok(None);
+/// An archive's documents are read only with `load` (one more pass over the archive, made
+/// only when they are to be restored); otherwise its prelude says whether it holds any.
+pub async fn find(src: &Source, load: bool) -> Result<Option<UsersAndRoles>> {
+    match src.kind {
+        SourceKind::DumpDir => {
+            let found = UsersAndRoles {
+                users: read(src, "system.users").await?,
+                roles: read(src, "system.roles").await?,
+                counted: true,
+            };
+            Ok((!found.users.is_empty() || !found.roles.is_empty()).then_some(found))
+        }
+        SourceKind::Archive { compression } => {
+            let prelude = source::read_prelude(src).await?;
+            let listed = |c: &str| {
+                prelude
+                    .collections
+                    .iter()
+                    .any(|x| x.db == "admin" && x.collection == c)
+            };
+            if !listed("system.users") && !listed("system.roles") {
+                return Ok(None);
+            }
+            if !load {
+                return Ok(Some(UsersAndRoles {
+                    users: vec![],
+                    roles: vec![],
+                    counted: false,
+                }));
+            }
+            let (users_tx, users_rx) = mpsc::channel::<Batch>(4);
+            let (roles_tx, roles_rx) = mpsc::channel::<Batch>(4);
+            let routes = HashMap::from([
+                (Namespace::new("admin", "system.users"), users_tx),
+                (Namespace::new("admin", "system.roles"), roles_tx),
+            ]);
+            let key = src.archive_key.clone().unwrap_or_default();
+            let demux =
+                stream::archive_batches(&src.store, &key, compression, &src.describe, routes, None);
+            let collect = |mut rx: mpsc::Receiver<Batch>| async move {
+                let mut out = Vec::new();
+                while let Some(b) = rx.recv().await {
+                    out.extend(b.docs);
+                }
+                out
+            };
+            let (read, users, roles) = tokio::join!(demux, collect(users_rx), collect(roles_rx));
+            read.with_context(|| format!("reading the users and roles of {}", src.describe))?;
+            let found = UsersAndRoles {
+                users,
+                roles,
+                counted: true,
+            };
+            Ok((!found.users.is_empty() || !found.roles.is_empty()).then_some(found))
+        }
+        SourceKind::Backup(_) => Ok(None),
     }
-    let found = UsersAndRoles {
-        users: read(src, "system.users").await?,
-        roles: read(src, "system.roles").await?,
-    };
-    Ok((!found.users.is_empty() || !found.roles.is_empty()).then_some(found))
 }
 
 /// Merge them into the target's users and roles; with `drop`, the target's other users and
