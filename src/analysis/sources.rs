@@ -297,24 +297,24 @@ fn line(l: &[u8], seq: u64, since: Option<DateTime>, sink: &mut impl Sink, st: &
             }
             return;
         }
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(l) else {
+        let Ok(e) = serde_json::from_slice::<JsonEntry>(l) else {
             st.malformed += 1;
             return;
         };
-        if v.get("id").and_then(|i| i.as_i64()) != Some(SLOW_QUERY) {
+        if e.id != Some(SLOW_QUERY) {
             st.skipped += 1;
             return;
         }
-        let t = v
-            .pointer("/t/$date")
-            .and_then(|t| t.as_str())
-            .and_then(|t| DateTime::parse_rfc3339_str(t).ok());
-        let truncated = v.get("truncated").is_some();
-        let Some(Bson::Document(attr)) = v.get("attr").cloned().map(lenient_bson) else {
+        let t = e
+            .t
+            .and_then(|t| t.date)
+            .and_then(|t| DateTime::parse_rfc3339_str(t.as_ref()).ok());
+        let truncated = e.truncated.is_some();
+        let Some(attr) = e.attr else {
             st.malformed += 1;
             return;
         };
-        (attr, t, truncated)
+        (attr.into_document(), t, truncated)
     } else {
         let Ok(text) = std::str::from_utf8(l) else {
             st.malformed += 1;
@@ -370,6 +370,116 @@ fn line(l: &[u8], seq: u64, since: Option<DateTime>, sink: &mut impl Sink, st: &
             st.not_queries += 1;
             sink.entry(Err(u));
         }
+    }
+}
+
+/// What `analyze` reads of a JSON log line. The parser skips the rest (locks, storage,
+/// the session) without building it: most of a slow-query entry's bytes.
+#[derive(serde::Deserialize)]
+struct JsonEntry<'a> {
+    id: Option<i64>,
+    #[serde(borrow)]
+    t: Option<JsonTime<'a>>,
+    #[serde(borrow)]
+    attr: Option<JsonAttr<'a>>,
+    /// mongod's own truncation of an entry over its size limit.
+    truncated: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct JsonTime<'a> {
+    #[serde(rename = "$date", borrow)]
+    date: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonAttr<'a> {
+    #[serde(borrow)]
+    ns: Option<std::borrow::Cow<'a, str>>,
+    command: Option<serde_json::Value>,
+    originating_command: Option<serde_json::Value>,
+    #[serde(borrow)]
+    plan_summary: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    query_hash: Option<std::borrow::Cow<'a, str>>,
+    has_sort_stage: Option<serde_json::Value>,
+    used_disk: Option<serde_json::Value>,
+    docs_examined: Option<serde_json::Value>,
+    keys_examined: Option<serde_json::Value>,
+    nreturned: Option<serde_json::Value>,
+    n_matched: Option<serde_json::Value>,
+    n_modified: Option<serde_json::Value>,
+    n_upserted: Option<serde_json::Value>,
+    ndeleted: Option<serde_json::Value>,
+    duration_millis: Option<serde_json::Value>,
+}
+
+/// Fields of a command that are the driver's, not the query's.
+const SESSION_FIELDS: &[&str] = &["lsid", "$clusterTime", "$readPreference", "$audit", "$client", "txnNumber", "autocommit"];
+
+impl JsonAttr<'_> {
+    /// The entry as the document `op::parse` reads (the profiler's field names).
+    fn into_document(self) -> Document {
+        let mut d = Document::new();
+        if let Some(ns) = self.ns {
+            d.insert("ns", ns.as_ref());
+        }
+        let command = |v: serde_json::Value| match v {
+            serde_json::Value::Object(m) => Bson::Document(
+                m.into_iter()
+                    .filter(|(k, _)| !SESSION_FIELDS.contains(&k.as_str()))
+                    .map(|(k, v)| (k, lenient_bson(v)))
+                    .collect(),
+            ),
+            other => lenient_bson(other),
+        };
+        if let Some(c) = self.command {
+            d.insert("command", command(c));
+        }
+        if let Some(c) = self.originating_command {
+            d.insert("originatingCommand", command(c));
+        }
+        if let Some(p) = self.plan_summary {
+            d.insert("planSummary", p.as_ref());
+        }
+        if let Some(h) = self.query_hash {
+            d.insert("queryHash", h.as_ref());
+        }
+        for (k, v) in [("hasSortStage", self.has_sort_stage), ("usedDisk", self.used_disk)] {
+            if let Some(b) = v.and_then(|v| v.as_bool()) {
+                d.insert(k, b);
+            }
+        }
+        for (k, v) in [
+            ("docsExamined", self.docs_examined),
+            ("keysExamined", self.keys_examined),
+            ("nreturned", self.nreturned),
+            ("nMatched", self.n_matched),
+            ("nModified", self.n_modified),
+            ("nUpserted", self.n_upserted),
+            ("ndeleted", self.ndeleted),
+            ("durationMillis", self.duration_millis),
+        ] {
+            if let Some(n) = v.as_ref().and_then(number) {
+                d.insert(k, n);
+            }
+        }
+        d
+    }
+}
+
+/// A counter as a log writes it: a number, or Extended JSON (`{"$numberLong": "5"}`).
+fn number(v: &serde_json::Value) -> Option<i64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        serde_json::Value::Object(m) => m
+            .values()
+            .next()
+            .and_then(|x| x.as_str())
+            .and_then(|x| x.parse::<f64>().ok())
+            .map(|f| f as i64),
+        _ => None,
     }
 }
 
