@@ -274,21 +274,34 @@ pub fn parse(e: &Document, duration_key: &str) -> Result<Op, Unshaped> {
 
 impl Op {
     /// The shape's identity: namespace, kind, filter, sort, projection, pipeline (literals
-    /// replaced, equality fields in canonical order) and a distinct's key, as canonical JSON.
-    pub fn shape_key(&self) -> String {
+    /// replaced, equality fields in canonical order) and a distinct's key, as BSON bytes
+    /// (cheaper to make than JSON text, and as exact).
+    pub fn shape_key(&self) -> Vec<u8> {
         let mut d = mongodb::bson::doc! {
             "ns": &self.ns,
-            "op": format!("{:?}", self.kind).to_lowercase(),
+            "op": self.kind as i32,
         };
         d.extend(self.shape());
-        Bson::Document(d).into_relaxed_extjson().to_string()
+        let mut out = Vec::with_capacity(256);
+        // Writing a document to a Vec cannot fail.
+        let _ = d.to_writer(&mut out);
+        out
     }
 
     /// The shape as shown: filter, sort, projection, pipeline (and a distinct's key).
     pub fn shape(&self) -> Document {
         let mut d = mongodb::bson::doc! {
             "filter": shape::filter(&self.filter),
-            "sort": self.sort.clone(),
+            // A direction as 1 or -1 whatever its number type (the shell sends -1.0).
+            "sort": self.sort.iter().map(|(k, v)| {
+                let d = match v {
+                    Bson::Int32(n) => Bson::Int32(n.signum()),
+                    Bson::Int64(n) => Bson::Int32(n.signum() as i32),
+                    Bson::Double(n) => Bson::Int32(if *n < 0.0 { -1 } else { 1 }),
+                    other => other.clone(),
+                };
+                (k.clone(), d)
+            }).collect::<Document>(),
             "projection": shape::filter(&self.projection),
             "pipeline": shape::pipeline(&self.pipeline),
         };
@@ -390,16 +403,36 @@ mod tests {
         assert_eq!(parse(&fam, "durationMillis").unwrap().returned, 1);
         // The command around recorded statements is not another operation.
         let env = doc! { "ns": "p.$cmd", "command": { "delete": "users", "ordered": true }, "durationMillis": 300 };
-        assert!(parse(&env, "durationMillis").unwrap_err().kind.starts_with(ENVELOPE));
+        assert!(parse(&env, "durationMillis")
+            .unwrap_err()
+            .kind
+            .starts_with(ENVELOPE));
         let ins = doc! { "ns": "p.users", "command": { "insert": "users" }, "ninserted": 5, "durationMillis": 9 };
         assert_eq!(
             parse(&ins, "durationMillis").unwrap_err(),
-            Unshaped { kind: "insert".into(), ns: "p.users".into(), millis: Some(9) }
+            Unshaped {
+                kind: "insert".into(),
+                ns: "p.users".into(),
+                millis: Some(9)
+            }
         );
         let ts = doc! { "ns": "p.system.buckets.m", "command": { "insert": "system.buckets.m" }, "durationMillis": 9 };
-        assert_eq!(parse(&ts, "durationMillis").unwrap_err().kind, "insert (time-series buckets)");
+        assert_eq!(
+            parse(&ts, "durationMillis").unwrap_err().kind,
+            "insert (time-series buckets)"
+        );
         let no_ms = doc! { "ns": "p.users", "command": { "find": "users", "filter": {} } };
         assert_eq!(parse(&no_ms, "durationMillis").unwrap().millis, None);
+    }
+
+    #[test]
+    fn a_sort_direction_is_its_sign_whatever_its_number_type() {
+        let f = |sort: Document| {
+            parse(&doc! { "ns": "p.t", "command": { "find": "t", "filter": { "a": 1 }, "sort": sort }, "millis": 1 }, "millis").unwrap().shape_key()
+        };
+        assert_eq!(f(doc! { "c": -1.0 }), f(doc! { "c": -1 }));
+        assert_eq!(f(doc! { "c": 1_i64 }), f(doc! { "c": 1 }));
+        assert_ne!(f(doc! { "c": 1 }), f(doc! { "c": -1 }));
     }
 
     #[test]

@@ -188,7 +188,9 @@ mod tests {
     use mongodb::bson::doc;
 
     fn keys(r: &[Recommendation]) -> Vec<String> {
-        r.iter().map(|r| format!("{} {}", r.ns, r.keys_text())).collect()
+        r.iter()
+            .map(|r| format!("{} {}", r.ns, r.keys_text()))
+            .collect()
     }
 
     #[test]
@@ -205,7 +207,10 @@ mod tests {
         // A collection scan still gets its index.
         let scan = doc! { "ns": "p.users", "command": { "find": "users", "filter": { "name": "x" } }, "planSummary": "COLLSCAN", "docsExamined": 5000, "nreturned": 1, "durationMillis": 300 };
         let shapes = group(vec![parse(&scan, "durationMillis").unwrap()]);
-        assert_eq!(keys(&recommend(&shapes, None, None)), vec!["p.users { name: 1 }"]);
+        assert_eq!(
+            keys(&recommend(&shapes, None, None)),
+            vec!["p.users { name: 1 }"]
+        );
     }
 
     #[test]

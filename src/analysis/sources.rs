@@ -158,12 +158,16 @@ fn open(path: &Path) -> Result<(Box<dyn Read + Send>, bool)> {
         ))
     })?;
     let mut magic = [0u8; 2];
-    let n = f.read(&mut magic).with_context(|| format!("reading the log {}", path.display()))?;
+    let n = f
+        .read(&mut magic)
+        .with_context(|| format!("reading the log {}", path.display()))?;
     let head = std::io::Cursor::new(magic[..n].to_vec());
     let r = head.chain(f);
     if n == 2 && magic == [0x1f, 0x8b] {
         Ok((
-            Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 16, r))),
+            Box::new(flate2::read::MultiGzDecoder::new(
+                std::io::BufReader::with_capacity(1 << 16, r),
+            )),
             true,
         ))
     } else {
@@ -172,9 +176,16 @@ fn open(path: &Path) -> Result<(Box<dyn Read + Send>, bool)> {
 }
 
 /// Read one log file into `agg`, on every core.
-pub fn scan_log(path: &Path, file_no: u64, since: Option<DateTime>, agg: &mut Aggregator) -> Result<LogStats> {
+pub fn scan_log(
+    path: &Path,
+    file_no: u64,
+    since: Option<DateTime>,
+    agg: &mut Aggregator,
+) -> Result<LogStats> {
     let (mut reader, gzip) = open(path)?;
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(1);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(1);
     let (tx, rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(workers);
     let rx = Arc::new(Mutex::new(rx));
     let dbs = agg.dbs().to_vec();
@@ -197,12 +208,24 @@ pub fn scan_log(path: &Path, file_no: u64, since: Option<DateTime>, agg: &mut Ag
                         st.bytes += chunk.len() as u64;
                         let mut at = 0;
                         for end in memchr::memchr_iter(b'\n', &chunk) {
-                            line(&chunk[at..end], (file_no << 48) | (base + at as u64), since, &mut a, &mut st);
+                            line(
+                                &chunk[at..end],
+                                (file_no << 48) | (base + at as u64),
+                                since,
+                                &mut a,
+                                &mut st,
+                            );
                             at = end + 1;
                         }
                         if at < chunk.len() {
                             // The file's last line, without a newline.
-                            line(&chunk[at..], (file_no << 48) | (base + at as u64), since, &mut a, &mut st);
+                            line(
+                                &chunk[at..],
+                                (file_no << 48) | (base + at as u64),
+                                since,
+                                &mut a,
+                                &mut st,
+                            );
                         }
                     }
                     (a, st)
@@ -228,10 +251,15 @@ pub fn scan_log(path: &Path, file_no: u64, since: Option<DateTime>, agg: &mut Ag
                 continue;
             }
             // Hand over the whole lines; keep the partial last one.
-            let Some(last) = memchr::memrchr(b'\n', &carry) else { continue };
+            let Some(last) = memchr::memrchr(b'\n', &carry) else {
+                continue;
+            };
             let rest = carry.split_off(last + 1);
             let len = carry.len() as u64;
-            if tx.send((base, std::mem::replace(&mut carry, rest))).is_err() {
+            if tx
+                .send((base, std::mem::replace(&mut carry, rest)))
+                .is_err()
+            {
                 break;
             }
             base += len;
@@ -305,10 +333,9 @@ fn line(l: &[u8], seq: u64, since: Option<DateTime>, sink: &mut impl Sink, st: &
             st.skipped += 1;
             return;
         }
-        let t = e
-            .t
-            .and_then(|t| t.date)
-            .and_then(|t| DateTime::parse_rfc3339_str(t.as_ref()).ok());
+        let t =
+            e.t.and_then(|t| t.date)
+                .and_then(|t| DateTime::parse_rfc3339_str(t.as_ref()).ok());
         let truncated = e.truncated.is_some();
         let Some(attr) = e.attr else {
             st.malformed += 1;
@@ -416,7 +443,15 @@ struct JsonAttr<'a> {
 }
 
 /// Fields of a command that are the driver's, not the query's.
-const SESSION_FIELDS: &[&str] = &["lsid", "$clusterTime", "$readPreference", "$audit", "$client", "txnNumber", "autocommit"];
+const SESSION_FIELDS: &[&str] = &[
+    "lsid",
+    "$clusterTime",
+    "$readPreference",
+    "$audit",
+    "$client",
+    "txnNumber",
+    "autocommit",
+];
 
 impl JsonAttr<'_> {
     /// The entry as the document `op::parse` reads (the profiler's field names).
@@ -446,7 +481,10 @@ impl JsonAttr<'_> {
         if let Some(h) = self.query_hash {
             d.insert("queryHash", h.as_ref());
         }
-        for (k, v) in [("hasSortStage", self.has_sort_stage), ("usedDisk", self.used_disk)] {
+        for (k, v) in [
+            ("hasSortStage", self.has_sort_stage),
+            ("usedDisk", self.used_disk),
+        ] {
             if let Some(b) = v.and_then(|v| v.as_bool()) {
                 d.insert(k, b);
             }
@@ -648,7 +686,10 @@ mod tests {
         std::fs::write(&p, z.finish().unwrap()).unwrap();
         let (sum, s) = scan(&p, None);
         assert!(s.gzip);
-        assert_eq!((s.format.as_str(), s.slow_queries, sum.shapes[0].count), ("json", 3, 3));
+        assert_eq!(
+            (s.format.as_str(), s.slow_queries, sum.shapes[0].count),
+            ("json", 3, 3)
+        );
         let plain = d.path().join("plain.gz");
         std::fs::write(&plain, format!("{FIND}\n")).unwrap();
         let (sum, s) = scan(&plain, None);
@@ -677,7 +718,10 @@ mod tests {
         let mut text = String::new();
         let mut n = 0;
         while text.len() < 3 * CHUNK {
-            text.push_str(&FIND.replace("\"durationMillis\":150", &format!("\"durationMillis\":{}", n % 500)));
+            text.push_str(&FIND.replace(
+                "\"durationMillis\":150",
+                &format!("\"durationMillis\":{}", n % 500),
+            ));
             text.push('\n');
             text.push_str("{\"t\":{\"$date\":\"2026-11-23T10:00:01Z\"},\"id\":22943,\"msg\":\"Connection accepted\"}\n");
             n += 1;
@@ -699,7 +743,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("mongod.log");
         std::fs::write(&p, format!("{FIND}\n")).unwrap();
-        let (sum, s) = scan(&p, Some(DateTime::parse_rfc3339_str("2027-01-01T00:00:00Z").unwrap()));
+        let (sum, s) = scan(
+            &p,
+            Some(DateTime::parse_rfc3339_str("2027-01-01T00:00:00Z").unwrap()),
+        );
         assert!(sum.shapes.is_empty());
         assert_eq!((s.older_than_since, s.slow_queries), (1, 0));
     }

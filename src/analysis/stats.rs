@@ -251,7 +251,7 @@ impl Acc {
 /// thread) merge into one.
 #[derive(Default)]
 pub struct Aggregator {
-    shapes: HashMap<String, Acc>,
+    shapes: HashMap<Vec<u8>, Acc>,
     left_out: BTreeMap<String, LeftOut>,
     envelopes: u64,
     /// Only these databases (empty: all).
@@ -315,10 +315,13 @@ impl Aggregator {
     }
 
     fn left(&mut self, kind: &str, millis: Option<u64>, n: u64) {
-        let e = self.left_out.entry(kind.to_string()).or_insert_with(|| LeftOut {
-            kind: kind.to_string(),
-            ..Default::default()
-        });
+        let e = self
+            .left_out
+            .entry(kind.to_string())
+            .or_insert_with(|| LeftOut {
+                kind: kind.to_string(),
+                ..Default::default()
+            });
         e.count += n;
         match millis {
             Some(ms) => e.total_ms += ms,
@@ -348,15 +351,21 @@ impl Aggregator {
         self.envelopes += other.envelopes;
         // Over the bound after a merge: the cheapest shapes are counted as left out.
         if self.shapes.len() > MAX_SHAPES {
-            let mut by: Vec<(u64, String)> =
-                self.shapes.iter().map(|(k, a)| (a.total(), k.clone())).collect();
+            let mut by: Vec<(u64, Vec<u8>)> = self
+                .shapes
+                .iter()
+                .map(|(k, a)| (a.total(), k.clone()))
+                .collect();
             by.sort();
             for (_, k) in by.into_iter().take(self.shapes.len() - MAX_SHAPES) {
                 if let Some(a) = self.shapes.remove(&k) {
-                    let e = self.left_out.entry(OVERFLOW.into()).or_insert_with(|| LeftOut {
-                        kind: OVERFLOW.into(),
-                        ..Default::default()
-                    });
+                    let e = self
+                        .left_out
+                        .entry(OVERFLOW.into())
+                        .or_insert_with(|| LeftOut {
+                            kind: OVERFLOW.into(),
+                            ..Default::default()
+                        });
                     e.count += a.count + a.getmores;
                     e.total_ms += a.total();
                     e.untimed += a.untimed;
@@ -408,7 +417,10 @@ mod tests {
 
     #[test]
     fn getmores_are_reported_apart_not_percentile_samples() {
-        let mut ops: Vec<Op> = [10, 20, 30].iter().map(|ms| find(doc! { "a": 1 }, *ms)).collect();
+        let mut ops: Vec<Op> = [10, 20, 30]
+            .iter()
+            .map(|ms| find(doc! { "a": 1 }, *ms))
+            .collect();
         for _ in 0..5 {
             let e = doc! { "ns": "p.users", "command": { "getMore": 7_i64, "collection": "users" }, "originatingCommand": { "find": "users", "filter": { "a": 2 } }, "millis": 600 };
             ops.push(super::super::op::parse(&e, "millis").unwrap());
@@ -422,14 +434,23 @@ mod tests {
     #[test]
     fn nearest_rank_percentiles_and_untimed_entries() {
         let s = &group(vec![find(doc! { "a": 1 }, 10), find(doc! { "a": 2 }, 20)])[0];
-        assert_eq!((s.p50_ms, s.p95_ms, s.max_ms), (Some(10), Some(20), Some(20)));
+        assert_eq!(
+            (s.p50_ms, s.p95_ms, s.max_ms),
+            (Some(10), Some(20), Some(20))
+        );
         let e = doc! { "ns": "p.users", "command": { "find": "users", "filter": { "a": 3 } } };
         let untimed = super::super::op::parse(&e, "millis").unwrap();
         let s = &group(vec![untimed, find(doc! { "a": 1 }, 40)])[0];
-        assert_eq!((s.count, s.untimed, s.p50_ms, s.total_ms), (2, 1, Some(40), 40));
+        assert_eq!(
+            (s.count, s.untimed, s.p50_ms, s.total_ms),
+            (2, 1, Some(40), 40)
+        );
         // 1..=100 ms: p95 is the 95th value; large values within 1%.
         let s = &group((1..=100).map(|ms| find(doc! { "a": 1 }, ms)).collect())[0];
-        assert_eq!((s.p50_ms, s.p95_ms, s.p99_ms), (Some(50), Some(95), Some(99)));
+        assert_eq!(
+            (s.p50_ms, s.p95_ms, s.p99_ms),
+            (Some(50), Some(95), Some(99))
+        );
         let s = &group(vec![find(doc! { "a": 1 }, 123_456)])[0];
         let p = s.p50_ms.unwrap() as f64;
         assert!((p - 123_456.0).abs() / 123_456.0 < 0.01, "{p}");
@@ -449,13 +470,20 @@ mod tests {
         ops.iter().cloned().for_each(|o| one.add_op(o));
         let (mut x, mut y) = (Aggregator::default(), Aggregator::default());
         for o in ops.iter().rev() {
-            if o.seq % 2 == 0 { x.add_op(o.clone()) } else { y.add_op(o.clone()) }
+            if o.seq % 2 == 0 {
+                x.add_op(o.clone())
+            } else {
+                y.add_op(o.clone())
+            }
         }
         x.merge(y);
         let (a, b) = (one.finish(), x.finish());
         assert_eq!(a.shapes.len(), 1);
         let (a, b) = (&a.shapes[0], &b.shapes[0]);
-        assert_eq!((a.count, a.total_ms, a.p50_ms, a.p99_ms), (b.count, b.total_ms, b.p50_ms, b.p99_ms));
+        assert_eq!(
+            (a.count, a.total_ms, a.p50_ms, a.p99_ms),
+            (b.count, b.total_ms, b.p50_ms, b.p99_ms)
+        );
         assert_eq!(b.example.filter, doc! { "a": 0_i64, "b": 1 });
     }
 
@@ -465,13 +493,28 @@ mod tests {
         for (cmd, ns, ms) in [
             (doc! { "insert": "users" }, "p.users", 100),
             (doc! { "insert": "users" }, "p.users", 50),
-            (doc! { "insert": "system.buckets.m" }, "p.system.buckets.m", 7),
+            (
+                doc! { "insert": "system.buckets.m" },
+                "p.system.buckets.m",
+                7,
+            ),
             (doc! { "update": "users" }, "p.$cmd", 99),
         ] {
-            a.add(super::super::op::parse(&doc! { "ns": ns, "command": cmd, "durationMillis": ms }, "durationMillis"));
+            a.add(super::super::op::parse(
+                &doc! { "ns": ns, "command": cmd, "durationMillis": ms },
+                "durationMillis",
+            ));
         }
         let s = a.finish();
-        assert_eq!(s.left_out[0], LeftOut { kind: "insert".into(), count: 2, total_ms: 150, untimed: 0 });
+        assert_eq!(
+            s.left_out[0],
+            LeftOut {
+                kind: "insert".into(),
+                count: 2,
+                total_ms: 150,
+                untimed: 0
+            }
+        );
         assert_eq!(s.left_out[1].kind, "insert (time-series buckets)");
         assert_eq!(s.statement_envelopes, 1);
     }

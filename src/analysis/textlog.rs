@@ -181,7 +181,10 @@ fn fields(body: &str, attr: &mut Document) {
     }
     if let Some(Bson::Int64(_)) = attr.get("queryHash") {
         // A hash of digits only is still a hash.
-        let h = attr.get("queryHash").map(|v| v.to_string()).unwrap_or_default();
+        let h = attr
+            .get("queryHash")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
         attr.insert("queryHash", h);
     }
 }
@@ -267,7 +270,9 @@ impl Parser<'_> {
         {
             self.i += 1;
         }
-        String::from_utf8_lossy(&self.s[from..self.i]).trim().to_string()
+        String::from_utf8_lossy(&self.s[from..self.i])
+            .trim()
+            .to_string()
     }
 
     /// The argument list of `Name(…)`, as text.
@@ -305,7 +310,9 @@ impl Parser<'_> {
                 while self.peek().is_some_and(|c| c != b':' && c != b'}') {
                     self.i += 1;
                 }
-                String::from_utf8_lossy(&self.s[from..self.i]).trim().to_string()
+                String::from_utf8_lossy(&self.s[from..self.i])
+                    .trim()
+                    .to_string()
             };
             if !self.eat(":") {
                 continue;
@@ -354,7 +361,8 @@ impl Parser<'_> {
                     }
                     self.i += 1;
                 }
-                let pattern = String::from_utf8_lossy(&self.s[from..self.i.min(self.s.len())]).to_string();
+                let pattern =
+                    String::from_utf8_lossy(&self.s[from..self.i.min(self.s.len())]).to_string();
                 self.i += 1;
                 let flags = self.word();
                 Bson::RegularExpression(Regex {
@@ -369,14 +377,18 @@ impl Parser<'_> {
                 } else if let Ok(n) = w.parse::<i64>() {
                     Bson::Int64(n)
                 } else {
-                    w.parse::<f64>().map(Bson::Double).unwrap_or(Bson::String(w))
+                    w.parse::<f64>()
+                        .map(Bson::Double)
+                        .unwrap_or(Bson::String(w))
                 }
             }
             _ => {
                 if self.eat("ObjectId(") {
                     let a = self.args();
                     let hex = a.trim_matches(|c| c == '\'' || c == '"');
-                    ObjectId::parse_str(hex).map(Bson::ObjectId).unwrap_or(Bson::String(a))
+                    ObjectId::parse_str(hex)
+                        .map(Bson::ObjectId)
+                        .unwrap_or(Bson::String(a))
                 } else if self.eat("new Date(") || self.eat("Date(") {
                     let a = self.args();
                     Bson::DateTime(DateTime::from_millis(a.trim().parse().unwrap_or(0)))
@@ -393,7 +405,10 @@ impl Parser<'_> {
                         subtype: mongodb::bson::spec::BinarySubtype::Generic,
                         bytes: vec![],
                     })
-                } else if self.eat("NumberLong(") || self.eat("NumberDecimal(") || self.eat("NumberInt(") {
+                } else if self.eat("NumberLong(")
+                    || self.eat("NumberDecimal(")
+                    || self.eat("NumberInt(")
+                {
                     let a = self.args();
                     let a = a.trim_matches(|c| c == '"' || c == '\'');
                     a.parse::<i64>()
@@ -435,9 +450,17 @@ mod tests {
         let f = cmd.get_document("filter").unwrap();
         assert_eq!(f.get_str("email").unwrap(), "a@x");
         assert!(matches!(f.get("_id"), Some(Bson::ObjectId(_))));
-        assert!(matches!(f.get("name"), Some(Bson::RegularExpression(r)) if r.pattern == "^al" && r.options == "i"));
-        assert_eq!(cmd.get_document("sort").unwrap(), &doc! { "created_at": -1.0 });
-        assert_eq!(attr.get_str("planSummary").unwrap(), "IXSCAN { email: 1 }, IXSCAN { age: 1 }");
+        assert!(
+            matches!(f.get("name"), Some(Bson::RegularExpression(r)) if r.pattern == "^al" && r.options == "i")
+        );
+        assert_eq!(
+            cmd.get_document("sort").unwrap(),
+            &doc! { "created_at": -1.0 }
+        );
+        assert_eq!(
+            attr.get_str("planSummary").unwrap(),
+            "IXSCAN { email: 1 }, IXSCAN { age: 1 }"
+        );
         assert_eq!(attr.get_i64("docsExamined").unwrap(), 10);
         assert_eq!(attr.get_i64("nreturned").unwrap(), 3);
         assert_eq!(attr.get_bool("hasSortStage").unwrap(), true);
@@ -448,19 +471,39 @@ mod tests {
     #[test]
     fn writes_getmores_truncation_and_other_lines() {
         let l = "2020-03-01T10:00:01.456+0000 I  WRITE    [conn7] remove shop.carts command: { q: { user: 5 }, limit: 0 } planSummary: IXSCAN { user: 1 } keysExamined:3 docsExamined:3 ndeleted:3 numYields:0 locks:{} 150ms";
-        let TextLine::Op { attr, .. } = parse_line(l) else { panic!() };
-        assert_eq!(attr.get_document("command").unwrap(), &doc! { "q": { "user": 5 }, "limit": 0 });
+        let TextLine::Op { attr, .. } = parse_line(l) else {
+            panic!()
+        };
+        assert_eq!(
+            attr.get_document("command").unwrap(),
+            &doc! { "q": { "user": 5 }, "limit": 0 }
+        );
         assert_eq!(attr.get_i64("ndeleted").unwrap(), 3);
         let g = r#"2020-03-01T10:00:02.000Z I  COMMAND  [conn7] command shop.users command: getMore { getMore: 7744, collection: "users", $db: "shop" } originatingCommand: { find: "users", filter: { a: 1 } } planSummary: COLLSCAN cursorid:7744 keysExamined:0 docsExamined:50 nreturned:50 reslen:10 locks:{} 300ms"#;
-        let TextLine::Op { attr, .. } = parse_line(g) else { panic!() };
-        assert!(attr.get_document("command").unwrap().contains_key("getMore"));
-        assert_eq!(attr.get_document("originatingCommand").unwrap(), &doc! { "find": "users", "filter": { "a": 1 } });
+        let TextLine::Op { attr, .. } = parse_line(g) else {
+            panic!()
+        };
+        assert!(attr
+            .get_document("command")
+            .unwrap()
+            .contains_key("getMore"));
+        assert_eq!(
+            attr.get_document("originatingCommand").unwrap(),
+            &doc! { "find": "users", "filter": { "a": 1 } }
+        );
         let tr = "2020-03-01T10:00:03.000+0000 I  COMMAND  [conn9] warning: log line attempted (12kB) over max size (10kB), printing beginning and end ... command shop.users command: find { find: \"users\", filter: { a: \"xxxx .......... 120ms";
-        let TextLine::Op { attr, truncated, .. } = parse_line(tr) else { panic!() };
+        let TextLine::Op {
+            attr, truncated, ..
+        } = parse_line(tr)
+        else {
+            panic!()
+        };
         assert!(truncated);
         assert_eq!(attr.get_document("command").unwrap(), &doc! { "find": 1 });
         assert_eq!(parse_line("2020-03-01T10:00:00.000+0000 I  NETWORK  [listener] connection accepted from 127.0.0.1:5000 #1 (1 connection now open)"), TextLine::Other);
-        assert!(looks_like_text("2020-03-01T10:00:00.000+0000 I  NETWORK  [listener] x"));
+        assert!(looks_like_text(
+            "2020-03-01T10:00:00.000+0000 I  NETWORK  [listener] x"
+        ));
         assert!(!looks_like_text("{\"t\":1}"));
     }
 }
