@@ -628,3 +628,339 @@ fn a_shape_served_by_an_index_in_another_equality_order_gets_no_recommendation()
     profile(&db, 0);
     block_on(async { client(&rs).await.database(&db).drop().await.unwrap() });
 }
+
+/// The committed log fixtures (see tests/fixtures/analyze/make_fixtures.py): one workload
+/// on a real mongod 6.0, as its JSON log wrote it and as a 4.2 text log would.
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/analyze")
+        .join(name)
+}
+
+fn from_log(dir: &std::path::Path, log: &std::path::Path) -> serde_json::Value {
+    queries(dir, &["--log", log.to_str().unwrap()])
+}
+
+/// A shape of the report by collection, op and a piece of its shape's JSON.
+fn shape<'a>(j: &'a serde_json::Value, coll: &str, op: &str, piece: &str) -> &'a serde_json::Value {
+    j["shapes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["ns"].as_str().unwrap().ends_with(&format!(".{coll}"))
+                && s["op"] == op
+                && s["shape"].to_string().contains(piece)
+        })
+        .unwrap_or_else(|| panic!("no {coll} {op} shape with {piece}: {}", j["shapes"]))
+}
+
+#[test]
+fn json_and_text_logs_give_the_same_report_with_the_right_advice() {
+    let dir = tempdir();
+    let json = from_log(dir.path(), &fixture("logv2.log"));
+    let text = from_log(dir.path(), &fixture("text-4.2.log"));
+    assert_eq!(json["logs"][0]["format"], "json");
+    assert_eq!(text["logs"][0]["format"], "text");
+    // Same shapes, numbers, left-out entries and recommendations from both formats.
+    for k in [
+        "operations",
+        "shapes",
+        "left_out",
+        "recommendations",
+        "statement_envelopes",
+    ] {
+        assert_eq!(
+            json[k], text[k],
+            "{k} differs between the JSON and the text log"
+        );
+    }
+    let j = &json;
+    // 1. A delete and an update through an index: what they changed is their "returned",
+    // and the index their plan used is never recommended, even without a connection.
+    let del = shape(j, "carts", "delete", "user");
+    assert_eq!(
+        (del["count"].as_u64(), del["returned"].as_u64()),
+        (Some(3), Some(3000))
+    );
+    assert_eq!(shape(j, "carts", "update", "user")["returned"], 1000);
+    assert!(
+        !recommendations(j).iter().any(|r| r.starts_with("carts")),
+        "{:?}",
+        recommendations(j)
+    );
+    // 2. `{status, age}` and `{age, status}` are one shape; one index serves it and the sort.
+    let eq = shape(
+        j,
+        "users",
+        "find",
+        r#""filter":{"age":"?number","status":"?string"}"#,
+    );
+    assert_eq!(eq["count"], 10);
+    assert!(
+        recommendations(j).contains(&"users status:1,age:1".to_string())
+            || recommendations(j).contains(&"users age:1,status:1".to_string()),
+        "{:?}",
+        recommendations(j)
+    );
+    assert_eq!(
+        recommendations(j)
+            .iter()
+            .filter(|r| r.starts_with("users"))
+            .count(),
+        1
+    );
+    // 3. getMores: counted apart, their time in the total, not in the percentiles.
+    let cur = shape(j, "users", "find", r#""sort":{"age":1}"#);
+    assert_eq!(
+        (cur["count"].as_u64(), cur["getmores"].as_u64()),
+        (Some(3), Some(9))
+    );
+    // 4. distinct on two keys: two shapes, each with its key.
+    assert_eq!(
+        shape(j, "orders", "distinct", r#""key":"user""#)["count"],
+        2
+    );
+    assert_eq!(shape(j, "orders", "distinct", r#""key":"sku""#)["count"], 2);
+    // 5. No query-hash note.
+    assert!(!j.to_string().contains("query_hash_note"));
+    // 6. What is not shaped, by kind and time: the inserts among it.
+    let left = j["left_out"].as_array().unwrap();
+    let insert = left.iter().find(|l| l["kind"] == "insert").unwrap();
+    assert_eq!(insert["count"], 4);
+    assert!(insert["total_ms"].as_u64().unwrap() > 0);
+    // 7. The entry mongod truncated: counted, left out, not a shape of its own.
+    assert_eq!(j["logs"][0]["truncated"], 1);
+    assert!(left
+        .iter()
+        .any(|l| l["kind"] == "truncated by mongod: find"));
+    assert!(
+        !j["shapes"].to_string().contains("$in"),
+        "the truncated find is not shaped"
+    );
+    // The table says what it left out too.
+    let table = mongoshift(
+        dir.path(),
+        [
+            "analyze",
+            "queries",
+            "--log",
+            fixture("text-4.2.log").to_str().unwrap(),
+        ],
+    );
+    table.assert_code(0);
+    assert!(
+        table.stdout.contains("not in the shapes: 16 slow entries"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table.stderr.contains("truncated by mongod"),
+        "{}",
+        table.stderr
+    );
+}
+
+#[test]
+fn gzip_by_magic_bytes_and_missing_empty_or_filtered_logs_say_so() {
+    use std::io::Write;
+    let dir = tempdir();
+    // A rotated, compressed log without a `.gz` suffix.
+    let rotated = dir.path().join("mongod.log.2026-11-29T10-00-00");
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&std::fs::read(fixture("logv2.log")).unwrap())
+        .unwrap();
+    std::fs::write(&rotated, z.finish().unwrap()).unwrap();
+    let g = from_log(dir.path(), &rotated);
+    assert_eq!(g["logs"][0]["gzip"], true);
+    assert_eq!(
+        g["shapes"],
+        from_log(dir.path(), &fixture("logv2.log"))["shapes"]
+    );
+
+    let missing = mongoshift(
+        dir.path(),
+        ["analyze", "queries", "--log", "/nonexistent/mongod.log"],
+    );
+    missing.assert_code(2);
+    assert!(
+        missing.stderr.contains("/nonexistent/mongod.log"),
+        "{}",
+        missing.stderr
+    );
+
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, "").unwrap();
+    let r = mongoshift(
+        dir.path(),
+        ["analyze", "queries", "--log", empty.to_str().unwrap()],
+    );
+    r.assert_code(0);
+    assert!(r.stderr.contains("is empty"), "{}", r.stderr);
+
+    // Every entry older than --since: the hint names the newest.
+    let old = dir.path().join("old.log");
+    let text = std::fs::read_to_string(fixture("logv2.log"))
+        .unwrap()
+        .replace("\"$date\":\"2026-", "\"$date\":\"2020-");
+    std::fs::write(&old, text).unwrap();
+    let r = mongoshift(
+        dir.path(),
+        [
+            "analyze",
+            "queries",
+            "--log",
+            old.to_str().unwrap(),
+            "--since",
+            "24h",
+        ],
+    );
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains("older than --since (the newest at 2020-"),
+        "{}",
+        r.stderr
+    );
+
+    // Not a mongod log at all.
+    let other = dir.path().join("notes.txt");
+    std::fs::write(&other, "hello\nworld\n").unwrap();
+    let r = mongoshift(
+        dir.path(),
+        [
+            "analyze",
+            "queries",
+            "--log",
+            other.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    r.assert_code(0);
+    assert!(r.stderr.contains("is it a mongod log?"), "{}", r.stderr);
+    assert_eq!(r.json()["logs"][0]["malformed"], 2);
+}
+
+#[test]
+fn a_live_log_of_deletes_getmores_and_a_distinct_scan_explained_as_distinct() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rs = servers().rs_uri.clone();
+    let db = common::unique_db("anlive");
+    let _off = ProfilerOff(db.clone());
+    let log = common::run_dir().join("rs").join("mongod.log");
+    let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    block_on(async {
+        use futures::TryStreamExt;
+        let d = client(&rs).await.database(&db);
+        let carts = d.collection::<Document>("carts");
+        carts
+            .insert_many((0..3000).map(|i| doc! { "user": i % 3, "n": i }))
+            .await
+            .unwrap();
+        d.run_command(doc! { "createIndexes": "carts", "indexes": [ { "key": { "user": 1 }, "name": "user_1" } ] }).await.unwrap();
+        d.run_command(doc! { "profile": 0, "slowms": 0 })
+            .await
+            .unwrap();
+        carts.insert_one(doc! { "user": 9, "n": -1 }).await.unwrap();
+        for u in 0..2 {
+            carts.delete_many(doc! { "user": u }).await.unwrap();
+        }
+        let _: Vec<Document> = carts
+            .find(doc! { "n": { "$gte": 0 } })
+            .batch_size(100)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        d.run_command(doc! { "distinct": "carts", "key": "user" })
+            .await
+            .unwrap();
+        d.run_command(doc! { "profile": 0, "slowms": 100 })
+            .await
+            .unwrap();
+    });
+    let all = std::fs::read(&log).unwrap();
+    let piece = tempdir();
+    let path = piece.path().join("mongod.log");
+    std::fs::write(&path, &all[log_start as usize..]).unwrap();
+    let dir = tempdir();
+    let j = queries(
+        dir.path(),
+        &[
+            "--log",
+            path.to_str().unwrap(),
+            "--db",
+            &db,
+            "--uri",
+            &rs,
+            "--explain",
+        ],
+    );
+    let del = shape(&j, "carts", "delete", "user");
+    assert_eq!(
+        (del["count"].as_u64(), del["returned"].as_u64()),
+        (Some(2), Some(2000)),
+        "{del}"
+    );
+    let cur = shape(&j, "carts", "find", "$gte");
+    assert_eq!(cur["count"], 1);
+    assert!(cur["getmores"].as_u64().unwrap() >= 9, "{cur}");
+    let dist = shape(&j, "carts", "distinct", r#""key":"user""#);
+    assert!(
+        dist["plans"].to_string().contains("DISTINCT_SCAN"),
+        "{dist}"
+    );
+    assert!(
+        dist["explain"]["plan"]
+            .as_str()
+            .unwrap()
+            .contains("DISTINCT_SCAN"),
+        "{dist}"
+    );
+    assert!(
+        !recommendations(&j).iter().any(|r| r == "carts user:1"),
+        "{:?}",
+        recommendations(&j)
+    );
+    // The insert is reported as left out.
+    assert!(
+        j["left_out"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["kind"] == "insert"),
+        "{}",
+        j["left_out"]
+    );
+    block_on(async { client(&rs).await.database(&db).drop().await.unwrap() });
+}
+
+#[test]
+fn lint_warns_about_permuted_duplicate_indexes() {
+    let dir = tempdir();
+    let spec = dir.path().join("s.yaml");
+    std::fs::write(
+        &spec,
+        "database: d\ncollections:\n  t:\n    - keys: { a: 1, b: 1 }\n    - keys: { b: 1, a: 1 }\n",
+    )
+    .unwrap();
+    let r = mongoshift(dir.path(), ["indexes", "lint", spec.to_str().unwrap()]);
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains("s.yaml:5") && r.stderr.contains("another order"),
+        "{}",
+        r.stderr
+    );
+    let j = mongoshift(
+        dir.path(),
+        [
+            "indexes",
+            "lint",
+            spec.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(j.json()["warnings"].as_array().unwrap().len(), 1);
+}

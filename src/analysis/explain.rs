@@ -20,8 +20,11 @@ pub struct Explained {
     pub returned: u64,
 }
 
-/// What to explain: a find (filter, sort, projection, limit) or a pipeline.
+/// What to explain: a find (filter, sort, projection, limit), a distinct (its key and
+/// filter) or a pipeline.
 pub struct Query<'a> {
+    /// A distinct's key: explained as the distinct it was (a `DISTINCT_SCAN` is not a find's plan).
+    pub distinct: Option<&'a str>,
     pub db: &'a str,
     pub coll: &'a str,
     pub filter: &'a Document,
@@ -75,9 +78,10 @@ fn stages(plan: &Document, out: &mut Vec<String>, indexes: &mut Vec<String>) {
 }
 
 pub async fn explain(client: &Client, q: &Query<'_>) -> Result<Explained> {
-    let inner = match q.pipeline {
-        Some(p) => doc! { "aggregate": q.coll, "pipeline": p.to_vec(), "cursor": {} },
-        None => {
+    let inner = match (q.pipeline, q.distinct) {
+        (Some(p), _) => doc! { "aggregate": q.coll, "pipeline": p.to_vec(), "cursor": {} },
+        (None, Some(key)) => doc! { "distinct": q.coll, "key": key, "query": q.filter.clone() },
+        (None, None) => {
             let mut f = doc! { "find": q.coll, "filter": q.filter.clone() };
             if !q.sort.is_empty() {
                 f.insert("sort", q.sort.clone());

@@ -12,6 +12,7 @@ pub mod shape;
 pub mod shard_key;
 pub mod sources;
 pub mod stats;
+pub mod textlog;
 
 /// A counter from a server document, whatever its numeric type (profiler entries, logs,
 /// explain output and `$indexStats` mix int, long and double); 0 when absent.

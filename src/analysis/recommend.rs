@@ -1,6 +1,8 @@
 //! From ranked shapes to index recommendations: every shape that scans too much gets its
 //! ESR candidates (see `esr`); those an existing index already serves are dropped; a
-//! candidate that is a prefix of another on the same collection is merged into it. Each
+//! candidate that is a prefix of another on the same collection is merged into it. An
+//! index the recorded plans show in use (`planSummary: IXSCAN { email: 1 }`) exists, even
+//! when there is no connection to list the indexes: nothing it serves is recommended. Each
 //! recommendation names the shapes it serves and the time and documents examined they
 //! cost as recorded (what it would save, at most).
 
@@ -40,8 +42,14 @@ pub fn recommend(
     arrays: Option<&BTreeMap<String, std::collections::BTreeSet<String>>>,
 ) -> Vec<Recommendation> {
     let mut per_ns: BTreeMap<String, Vec<Recommendation>> = BTreeMap::new();
+    // The indexes the recorded plans used exist, connection or not.
+    let mut in_use: BTreeMap<&str, Vec<esr::KeyPattern>> = BTreeMap::new();
+    for s in shapes {
+        in_use.entry(&s.ns).or_default().extend(s.plan_indexes());
+    }
     for s in shapes.iter().filter(|s| s.scans_too_much()) {
         let idx = existing.and_then(|e| e.get(&s.ns));
+        let seen = in_use.get(s.ns.as_str());
         let ex = &s.example;
         let mut cands = esr::candidates(&ex.filter, &ex.sort);
         if cands.len() == 1 && ex.kind == super::op::Kind::Find {
@@ -52,7 +60,9 @@ pub fn recommend(
             }
         }
         for c in cands {
-            if idx.is_some_and(|list| list.iter().any(|k| esr::served_by(&c, k))) {
+            if idx.is_some_and(|list| list.iter().any(|k| esr::served_by(&c, k)))
+                || seen.is_some_and(|list| list.iter().any(|k| esr::served_by(&c, k)))
+            {
                 continue;
             }
             add(per_ns.entry(s.ns.clone()).or_default(), &s.ns, &c, s);
@@ -74,7 +84,12 @@ fn add(recs: &mut Vec<Recommendation>, ns: &str, c: &Candidate, s: &ShapeStats) 
             r.docs_examined += s.docs_examined;
         }
     };
-    if let Some(r) = recs.iter_mut().find(|r| esr::is_prefix(&keys, &r.keys)) {
+    // An index already recommended that serves it (a longer one, or the same fields with
+    // the equalities in another order) takes it: never two permutations of one index.
+    if let Some(r) = recs
+        .iter_mut()
+        .find(|r| esr::is_prefix(&keys, &r.keys) || esr::served_by(c, &r.keys))
+    {
         credit(r);
         return;
     }
@@ -162,5 +177,58 @@ fn yaml_key(k: &str) -> String {
         k.to_string()
     } else {
         serde_json::to_string(k).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::op::parse;
+    use crate::analysis::stats::group;
+    use mongodb::bson::doc;
+
+    fn keys(r: &[Recommendation]) -> Vec<String> {
+        r.iter()
+            .map(|r| format!("{} {}", r.ns, r.keys_text()))
+            .collect()
+    }
+
+    #[test]
+    fn an_index_the_log_shows_in_use_is_never_recommended() {
+        // A delete on an index, and a count that scanned its keys: no advice without a connection.
+        let del = doc! { "ns": "p.users", "command": { "q": { "email": "a" }, "limit": 0 }, "planSummary": "IXSCAN { email: 1 }", "keysExamined": 2988, "docsExamined": 2988, "ndeleted": 0, "durationMillis": 300 };
+        let cnt = doc! { "ns": "p.users", "command": { "count": "users", "query": { "email": "b" } }, "planSummary": "COUNT_SCAN { email: 1 }", "keysExamined": 5000, "durationMillis": 30 };
+        let shapes = group(vec![
+            parse(&del, "durationMillis").unwrap(),
+            parse(&cnt, "durationMillis").unwrap(),
+        ]);
+        assert!(shapes[0].scans_too_much(), "0 deleted of 2988 examined");
+        assert!(recommend(&shapes, None, None).is_empty());
+        // A collection scan still gets its index.
+        let scan = doc! { "ns": "p.users", "command": { "find": "users", "filter": { "name": "x" } }, "planSummary": "COLLSCAN", "docsExamined": 5000, "nreturned": 1, "durationMillis": 300 };
+        let shapes = group(vec![parse(&scan, "durationMillis").unwrap()]);
+        assert_eq!(
+            keys(&recommend(&shapes, None, None)),
+            vec!["p.users { name: 1 }"]
+        );
+    }
+
+    #[test]
+    fn equalities_in_another_order_are_one_shape_and_one_index() {
+        let f = |filter: mongodb::bson::Document| {
+            parse(&doc! { "ns": "p.t", "command": { "find": "t", "filter": filter }, "planSummary": "COLLSCAN", "docsExamined": 5000, "nreturned": 1, "durationMillis": 100 }, "durationMillis").unwrap()
+        };
+        let shapes = group(vec![f(doc! { "a": 1, "b": 2 }), f(doc! { "b": 3, "a": 4 })]);
+        assert_eq!(shapes.len(), 1);
+        assert_eq!(shapes[0].count, 2);
+        // Different shapes whose candidates are permutations: one index.
+        let shapes = group(vec![
+            f(doc! { "a": 1, "b": 2 }),
+            f(doc! { "b": 3, "a": { "$in": [1, 2] } }),
+        ]);
+        assert_eq!(shapes.len(), 2);
+        let r = recommend(&shapes, None, None);
+        assert_eq!(r.len(), 1, "{:?}", keys(&r));
+        assert_eq!(r[0].shapes.len(), 2);
     }
 }

@@ -1,7 +1,9 @@
 //! Query shapes: an operation with every literal replaced by a placeholder of its type, so
 //! that `{email: "a@x"}` and `{email: "b@y"}` are one shape while `{age: 5}` (equality) and
 //! `{age: {$gt: 5}}` (range) are two. Operators are kept; an `$in` list collapses to one
-//! placeholder; field paths in aggregation expressions (`"$amount"`) are kept.
+//! placeholder; field paths in aggregation expressions (`"$amount"`) are kept. The fields
+//! of a filter (and the operators on one field) are in a canonical (sorted) order: their
+//! order does not change what a query means, so `{a, b}` and `{b, a}` are one shape.
 
 use mongodb::bson::{Bson, Document};
 
@@ -23,8 +25,19 @@ fn placeholder(v: &Bson) -> Bson {
     Bson::String(format!("?{t}"))
 }
 
-/// A filter (find's `filter`, `$match`, an update's `q`) as a shape.
+/// A document with its keys sorted.
+fn sorted(d: Document) -> Document {
+    let mut v: Vec<(String, Bson)> = d.into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.into_iter().collect()
+}
+
+/// A filter (find's `filter`, `$match`, an update's `q`) as a shape, fields sorted.
 pub fn filter(f: &Document) -> Document {
+    sorted(filter_in_order(f))
+}
+
+fn filter_in_order(f: &Document) -> Document {
     let mut out = Document::new();
     for (k, v) in f {
         let shaped = match (k.as_str(), v) {
@@ -51,6 +64,10 @@ pub fn filter(f: &Document) -> Document {
 
 /// `{$gt: 5, $lt: 9}` → `{$gt: "?number", $lt: "?number"}`; `$in` → one placeholder.
 fn operators(d: &Document) -> Document {
+    sorted(operators_in_order(d))
+}
+
+fn operators_in_order(d: &Document) -> Document {
     let mut out = Document::new();
     for (op, arg) in d {
         let shaped = match (op.as_str(), arg) {
@@ -130,6 +147,14 @@ mod tests {
             filter(&doc! { "$or": [ { "user_id": ObjectId::new() }, { "status": "open" } ] }),
             doc! { "$or": [ { "user_id": "?objectId" }, { "status": "?string" } ] }
         );
+    }
+
+    #[test]
+    fn equality_order_is_canonical() {
+        let a = filter(&doc! { "a": 1, "b": "x", "c": { "$lt": 3, "$gt": 1 } });
+        let b = filter(&doc! { "c": { "$gt": 0, "$lt": 9 }, "b": "y", "a": 2 });
+        assert_eq!(a, b);
+        assert_eq!(a.keys().collect::<Vec<_>>(), vec!["a", "b", "c"]);
     }
 
     #[test]

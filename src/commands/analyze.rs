@@ -90,7 +90,7 @@ pub struct QueriesArgs {
     /// A database (repeatable; default: every user database, or all in the logs).
     #[arg(long = "db", value_name = "DB")]
     pub dbs: Vec<String>,
-    /// A mongod JSON log file (plain or .gz; repeatable). Without a connection, only these are read.
+    /// A mongod log file: JSON (4.4+) or text (3.6–4.2), plain or gzip (repeatable). Without a connection, only these are read.
     #[arg(long = "log", value_name = "FILE")]
     pub logs: Vec<PathBuf>,
     /// Only operations recorded within this long (e.g. 24h).
@@ -270,32 +270,26 @@ async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
     let since = args
         .since
         .map(|d| DateTime::from_millis(DateTime::now().timestamp_millis() - d.as_millis() as i64));
-    let mut ops = Vec::new();
+    let mut agg = stats::Aggregator::new(&args.dbs);
     let mut log_stats = Vec::new();
-    for f in &args.logs {
-        let (o, s) = sources::log_file(f, since)?;
-        if s.malformed > 0 {
-            ctx.ui.warn(format!(
-                "{}: {} malformed or truncated line(s) skipped",
-                f.display(),
-                s.malformed
-            ));
+    for (i, f) in args.logs.iter().enumerate() {
+        let s = sources::scan_log(f, i as u64, since, &mut agg)?;
+        for w in s.hints() {
+            ctx.ui.warn(w);
         }
-        ops.extend(o);
         log_stats.push(s);
     }
+    let mut profiled = 0;
     if let Some((_, c)) = &connected {
         for db in user_dbs(c, &args.dbs).await? {
-            ops.extend(sources::profiler(c, &db, since).await?);
+            profiled += sources::profiler_into(c, &db, since, &mut agg).await?;
         }
     }
-    if !args.dbs.is_empty() {
-        ops.retain(|o| args.dbs.iter().any(|d| o.ns.starts_with(&format!("{d}."))));
-    }
-    let recorded = ops.len();
-    let shapes = stats::group(ops);
+    let summary = agg.finish();
+    let shapes = &summary.shapes;
+    let recorded = summary.operations();
     let existing = match &connected {
-        Some((_, c)) => Some(existing_indexes(c, &shapes).await?),
+        Some((_, c)) => Some(existing_indexes(c, shapes).await?),
         None => {
             ctx.ui
                 .info("no connection: existing indexes not checked, explain skipped");
@@ -303,10 +297,10 @@ async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
         }
     };
     let arrays = match &connected {
-        Some((_, c)) => Some(array_fields(c, &shapes).await?),
+        Some((_, c)) => Some(array_fields(c, shapes).await?),
         None => None,
     };
-    let recs = recommend::recommend(&shapes, existing.as_ref(), arrays.as_ref());
+    let recs = recommend::recommend(shapes, existing.as_ref(), arrays.as_ref());
     let shown: Vec<&stats::ShapeStats> = shapes.iter().take(args.top).collect();
     let mut explained: BTreeMap<usize, Explained> = BTreeMap::new();
     if args.explain {
@@ -318,6 +312,7 @@ async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
                 let ex = &s.example;
                 let pipeline = (!ex.pipeline.is_empty()).then_some(ex.pipeline.as_slice());
                 let q = explain::Query {
+                    distinct: ex.key.as_deref(),
                     db,
                     coll,
                     filter: &ex.filter,
@@ -344,7 +339,7 @@ async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
         match dbs.as_slice() {
             [] => ctx.ui.info("no index to recommend; no spec written"),
             [db] => {
-                std::fs::write(path, recommend::spec_yaml(db, &recs, &shapes))
+                std::fs::write(path, recommend::spec_yaml(db, &recs, shapes))
                     .with_context(|| format!("writing {}", path.display()))?;
                 ctx.ui.info(format!(
                     "wrote {} recommended index(es) to {}; `mongoshift indexes plan {}` shows them",
@@ -380,6 +375,9 @@ async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
             "operations": recorded,
             "shapes": list,
             "recommendations": recs,
+            "left_out": summary.left_out,
+            "statement_envelopes": summary.statement_envelopes,
+            "profiler_entries": profiled,
             "logs": log_stats,
             "existing_indexes_checked": existing.is_some(),
         }));
@@ -413,13 +411,30 @@ async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
         {
             shape = format!("pipeline {}", s.shape["pipeline"]);
         }
+        if let Some(k) = s.shape["key"].as_str() {
+            shape = format!("key {k:?} {shape}");
+        }
+        let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        let mut count = s.count.to_string();
+        if s.getmores > 0 {
+            count.push_str(&format!(" +{} getMore", s.getmores));
+        }
+        if s.untimed > 0 {
+            count.push_str(&format!(" ({} untimed)", s.untimed));
+        }
         t.add_row(vec![
             s.id.to_string(),
             s.ns.clone(),
             format!("{:?}", s.op).to_lowercase(),
-            s.count.to_string(),
+            count,
             s.total_ms.to_string(),
-            format!("{}/{}/{}/{}", s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms),
+            format!(
+                "{}/{}/{}/{}",
+                ms(s.p50_ms),
+                ms(s.p95_ms),
+                ms(s.p99_ms),
+                ms(s.max_ms)
+            ),
             format!("{}/{}", s.docs_examined, s.returned),
             s.keys_examined.to_string(),
             format!(
@@ -436,6 +451,7 @@ async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
         shapes.len(),
         shown.len()
     );
+    text.push_str(&left_out_text(&summary));
     for (id, e) in &explained {
         text.push_str(&format!(
             "\nexplain #{id}: {} — {} ms, {} keys / {} docs examined, {} returned",
@@ -465,6 +481,24 @@ async fn queries(ctx: &Ctx, args: QueriesArgs) -> Result<()> {
     Ok(())
 }
 
+/// What the shapes leave out, by kind and time: a line after the table.
+fn left_out_text(s: &stats::Summary) -> String {
+    if s.left_out.is_empty() {
+        return String::new();
+    }
+    let n: u64 = s.left_out.iter().map(|l| l.count).sum();
+    let ms: u64 = s.left_out.iter().map(|l| l.total_ms).sum();
+    let kinds: Vec<String> = s
+        .left_out
+        .iter()
+        .map(|l| format!("{} {} ({} ms)", l.kind, l.count, l.total_ms))
+        .collect();
+    format!(
+        "\nnot in the shapes: {n} slow entries, {ms} ms — {}",
+        kinds.join(", ")
+    )
+}
+
 async fn check_queries(ctx: &Ctx, args: CheckArgs) -> Result<()> {
     let mut file = check::load(&args.queries)?;
     if let Some(db) = &args.db {
@@ -478,6 +512,7 @@ async fn check_queries(ctx: &Ctx, args: CheckArgs) -> Result<()> {
         let e = explain::explain(
             &c,
             &explain::Query {
+                distinct: None,
                 db: &file.database,
                 coll: &q.collection,
                 filter: &filter,

@@ -133,16 +133,22 @@ fn load_specs(paths: &[PathBuf]) -> Result<Specs> {
 
 fn lint(ctx: &Ctx, paths: &[PathBuf]) -> Result<()> {
     let (specs, issues) = spec::load(paths)?;
-    if ctx.ui.json() {
-        let v: Vec<serde_json::Value> = issues
-            .iter()
+    let warnings = spec::permuted_duplicates(&specs);
+    let as_json = |list: &[spec::Issue]| -> Vec<serde_json::Value> {
+        list.iter()
             .map(|i| serde_json::json!({ "file": i.origin.file, "line": i.origin.line, "column": i.origin.col, "message": i.message }))
-            .collect();
-        ctx.ui
-            .result_json(&serde_json::json!({ "ok": issues.is_empty(), "problems": v }));
+            .collect()
+    };
+    if ctx.ui.json() {
+        ctx.ui.result_json(&serde_json::json!({
+            "ok": issues.is_empty(), "problems": as_json(&issues), "warnings": as_json(&warnings),
+        }));
     } else {
         for i in &issues {
             ctx.ui.result(format!("{}: {}", i.origin, i.message));
+        }
+        for w in &warnings {
+            ctx.ui.warn(w.to_string());
         }
     }
     if issues.is_empty() {

@@ -29,6 +29,12 @@ pub struct Issue {
     pub message: String,
 }
 
+impl std::fmt::Display for Issue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.origin, self.message)
+    }
+}
+
 /// One index, in the form both specs and live indexes are compared in.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IndexDef {
@@ -446,6 +452,45 @@ pub fn default_name(def: &IndexDef) -> String {
     parts.join("_")
 }
 
+/// Warnings, not errors: two indexes of a collection whose keys are the same fields and
+/// directions in another order (`{a: 1, b: 1}` and `{b: 1, a: 1}`). For equality queries
+/// on both fields either serves, so one is likely enough; each still serves a sort or a
+/// range on its own second field, which is why lint does not refuse them.
+pub fn permuted_duplicates(specs: &Specs) -> Vec<Issue> {
+    let mut out = Vec::new();
+    for (db, colls) in &specs.databases {
+        for (coll, defs) in colls {
+            for (i, d) in defs.iter().enumerate() {
+                let mut mine: Vec<String> = d.key.iter().map(|(f, v)| format!("{f}:{v}")).collect();
+                mine.sort();
+                let earlier = defs[..i].iter().find(|p| {
+                    let mut theirs: Vec<String> =
+                        p.key.iter().map(|(f, v)| format!("{f}:{v}")).collect();
+                    theirs.sort();
+                    p.key != d.key
+                        && theirs == mine
+                        && p.collation == d.collation
+                        && p.partial_filter == d.partial_filter
+                });
+                if let Some(p) = earlier {
+                    out.push(Issue {
+                        origin: d.origin.clone().unwrap_or(Origin {
+                            file: "?".into(),
+                            line: 0,
+                            col: 0,
+                        }),
+                        message: format!(
+                            "{db}.{coll}: the same fields as the index at {} in another order: for equality matches on them one serves; keep both only if each serves a sort or range the other cannot",
+                            p.origin.clone().map(|o| o.to_string()).unwrap_or_default()
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
 fn lint_collections(specs: &Specs, issues: &mut Vec<Issue>) {
     for (db, colls) in &specs.databases {
         for (coll, defs) in colls {
@@ -554,6 +599,18 @@ mod tests {
         assert!(has("same key pattern"), "{text:?}");
         assert!(has("TTL index"), "{text:?}");
         assert!(has("hashed index cannot be unique"), "{text:?}");
+    }
+
+    #[test]
+    fn permuted_duplicates_are_warned_about() {
+        let (s, issues) = lint(
+            "database: d\ncollections:\n  c:\n    - keys: { a: 1, b: 1 }\n    - keys: { b: 1, a: 1 }\n    - keys: { b: 1, a: -1 }\n    - keys: { a: 1 }\n",
+        );
+        assert!(issues.is_empty(), "{issues:?}");
+        let w = permuted_duplicates(&s);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].to_string().contains("s.yaml:5"), "{w:?}");
+        assert!(w[0].message.contains("another order"));
     }
 
     #[test]
