@@ -262,6 +262,37 @@ pub fn resolve_side(value: &str, config: &Config) -> Result<ResolvedTarget> {
     }
 }
 
+/// A cluster as an argument of a command we print for the user to run, so that it runs as
+/// printed and shows no password: its config target name (or the name of the config target
+/// with its hosts), else its URI when that holds no password, else the URI with the password
+/// read from `$MONGOSHIFT_PASSWORD` (the caller says to set it). Quoted for a shell.
+pub fn side_arg(t: &ResolvedTarget, config: &Config) -> String {
+    if let Some(n) = t
+        .name
+        .clone()
+        .or_else(|| config.name_for(&t.uri, false))
+    {
+        return n;
+    }
+    let shown = redact::uri(&t.uri);
+    if shown == t.uri {
+        return format!("'{}'", t.uri);
+    }
+    format!(
+        "\"{}\"",
+        shown.replacen(":****@", ":${MONGOSHIFT_PASSWORD}@", 1)
+    )
+}
+
+/// Whether `side_arg` needs `$MONGOSHIFT_PASSWORD`: a sentence to print with the command.
+pub fn side_arg_note(arg: &str) -> &'static str {
+    if arg.contains("${MONGOSHIFT_PASSWORD}") {
+        " (set MONGOSHIFT_PASSWORD to the password, percent-encoded, first; or name the cluster in mongoshift.yaml)"
+    } else {
+        ""
+    }
+}
+
 /// Where backups live and how to reach S3; shared by backup, backups and restore.
 #[derive(Debug, Clone, Args)]
 pub struct StorageArgs {

@@ -196,6 +196,11 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
                 .join(", ")
         ));
     }
+    for (s, v) in sinks.iter().zip(&values) {
+        if let Some(w) = sink::exposure(s, v) {
+            ctx.ui.warn(w);
+        }
+    }
     if edits.iter().all(|e| e.before == e.after) {
         ctx.ui.result(format!(
             "every sink already points at {new_l}; nothing to switch"
@@ -398,8 +403,8 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
             if freeze {
                 if let Err(u) = write_block::set(&old, false, &format!("OLD ({old_l})")).await {
                     ctx.ui.warn(format!(
-                        "could not unfreeze {old_l}: {u:#}; unfreeze it with `{}`",
-                        super::freeze::command_for(&old_t, true)
+                        "could not unfreeze {old_l}: {u:#}; unfreeze it with {}",
+                        super::freeze::command_for(&old_t, &ctx.config, true)
                     ));
                 } else {
                     ctx.ui
@@ -438,6 +443,7 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
             (args.sides.from.as_deref().unwrap_or_default(), &old_t, &old),
             &dbs,
             token,
+            &hist.with_file_name("logs"),
         )
         .await
         .with_context(|| {
@@ -500,8 +506,8 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         );
         if old_frozen {
             text.push_str(&format!(
-                "\n{old_l} stays blocked for user writes (a client still on it cannot diverge); `{}` lifts it",
-                super::freeze::command_for(&old_t, true)
+                "\n{old_l} stays blocked for user writes (a client still on it cannot diverge); {} lifts it",
+                super::freeze::command_for(&old_t, &ctx.config, true)
             ));
         }
         if reverse.is_some() {

@@ -136,7 +136,8 @@ pub fn detached_args() -> Option<Vec<String>> {
 /// Start following `from` into `to` in the background from `token`, without a copy (the
 /// two sides hold the same data): `switch --reverse-sync`. `from_arg`/`to_arg` are the
 /// sides as the user gave them (config names or URIs; they reach the child through the
-/// environment, never its command line). Returns the run's identity, pid and log.
+/// environment, never its command line). `logs` is the folder of its log (switch keeps it
+/// beside the history). Returns the run's identity, pid and log.
 #[allow(clippy::too_many_arguments)]
 pub async fn follow_detached(
     config: &crate::config::Config,
@@ -144,6 +145,7 @@ pub async fn follow_detached(
     (to_arg, to, to_client): (&str, &crate::config::ResolvedTarget, &Client),
     dbs: &[String],
     token: Bson,
+    logs: &std::path::Path,
 ) -> Result<(String, u32, std::path::PathBuf)> {
     let identity = identity(&from.uri, dbs, &[]);
     let record = Record::new(to_client, &identity);
@@ -172,9 +174,26 @@ pub async fn follow_detached(
             .iter()
             .map(|s| s.to_string()),
     );
-    let (pid, log) = detach::start(argv, &detach::default_log(), &record).await?;
+    let log = logs.join(detach::default_log().file_name().unwrap_or_default());
+    let (pid, log) = detach::start(argv, &log, &record).await?;
     Ok((identity, pid, log))
 }
+
+/// The copy was stopped by a signal (the record says "stopped", not "failed").
+#[derive(Debug)]
+struct Interrupted(&'static str);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "migrate interrupted by {}: the target holds a partial copy; re-run the same command with --resume to finish it",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// The run's identity in the target's state: the source's hosts (no credentials), the
 /// databases chosen and where they are renamed to, so that migrations of different
@@ -395,7 +414,13 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
     let results = match copy_all(ctx, &args, &src, &dst, &state, &record, &recorded, colls).await {
         Ok(r) => r,
         Err(e) => {
-            follow::mark(&record, Phase::Failed, Some(format!("{e:#}"))).await;
+            // Ctrl-C or SIGTERM stopped the copy on purpose: "stopped", not "failed".
+            let phase = if e.is::<Interrupted>() {
+                Phase::Stopped
+            } else {
+                Phase::Failed
+            };
+            follow::mark(&record, phase, Some(format!("{e:#}"))).await;
             return Err(e);
         }
     };
@@ -584,9 +609,7 @@ async fn copy_all(
     };
     let outcome = tokio::select! {
         r = work => Ok(r),
-        sig = crate::signals::interrupted() => Err(anyhow::anyhow!(
-            "migrate interrupted by {sig}: the target holds a partial copy; re-run the same command with --resume to finish it"
-        )),
+        sig = crate::signals::interrupted() => Err(anyhow::Error::new(Interrupted(sig))),
     };
     reporter.abort();
     report(progress.clone(), record.clone()).await;
