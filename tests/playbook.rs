@@ -493,7 +493,7 @@ fn a_dry_run_fails_at_the_step_the_real_run_would_stop_at() {
         "{}",
         r.stderr
     );
-    assert!(!r.stdout.contains("succeeded"), "{}", r.stdout);
+    assert!(r.stdout.contains("(dry run): failed in"), "{}", r.stdout);
     // The checks after the copy are discounted: the copy would write what they read.
     assert!(r.stderr.contains("(not counted:"), "{}", r.stderr);
 }
