@@ -267,11 +267,7 @@ pub fn resolve_side(value: &str, config: &Config) -> Result<ResolvedTarget> {
 /// with its hosts), else its URI when that holds no password, else the URI with the password
 /// read from `$MONGOSHIFT_PASSWORD` (the caller says to set it). Quoted for a shell.
 pub fn side_arg(t: &ResolvedTarget, config: &Config) -> String {
-    if let Some(n) = t
-        .name
-        .clone()
-        .or_else(|| config.name_for(&t.uri, false))
-    {
+    if let Some(n) = t.name.clone().or_else(|| config.name_for(&t.uri, false)) {
         return n;
     }
     let shown = redact::uri(&t.uri);
@@ -357,7 +353,7 @@ pub struct Ctx {
 /// Parse arguments, run the command, print any error, and return the exit code.
 pub fn main() -> i32 {
     // A detached tail gets its arguments through the environment (see migrate::detach).
-    let cli = match commands::migrate::detached_args() {
+    let cli = match crate::migration::detached_args() {
         Some(args) => Cli::parse_from(args),
         None => Cli::parse(),
     };

@@ -519,7 +519,14 @@ fn ctrl_c_during_the_copy_shows_stopped_and_the_header_names_ns_to() {
     let atlas = &servers().atlas_uri;
     let src = common::unique_db("mgint");
     let dst = common::unique_db("mgintdst");
-    common::numbered(rs, &src, "big", 400, 1000, "a payload so that the copy takes a moment");
+    common::numbered(
+        rs,
+        &src,
+        "big",
+        400,
+        1000,
+        "a payload so that the copy takes a moment",
+    );
     let dir = tempdir();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
         .current_dir(dir.path())

@@ -489,7 +489,8 @@ fn a_dry_run_fails_at_the_step_the_real_run_would_stop_at() {
     ]);
     assert_ne!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
-        r.stderr.contains("the dry run found failures (first: step copy)"),
+        r.stderr
+            .contains("the dry run found failures (first: step copy)"),
         "{}",
         r.stderr
     );

@@ -163,7 +163,10 @@ fn run_printed(dir: &Path, text: &str, prefix: &str) -> (String, common::Run) {
         .current_dir(dir)
         .env("PATH", path)
         .env("MONGOSHIFT_PASSWORD", common::atlas_password().0)
-        .env("MONGOSHIFT_ENV_FILE", std::env::var("MONGOSHIFT_ENV_FILE").unwrap_or_default())
+        .env(
+            "MONGOSHIFT_ENV_FILE",
+            std::env::var("MONGOSHIFT_ENV_FILE").unwrap_or_default(),
+        )
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -295,8 +298,16 @@ fn env_files_of_every_shape_change_only_the_value_and_read_back_exactly() {
             .arg(f)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), new, "bash reads {name} back");
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            new,
+            "bash reads {name} back"
+        );
     }
     let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640, "the file's mode is kept");
@@ -705,7 +716,11 @@ fn rollback_without_reverse_sync_counts_what_new_took_and_refuses() {
     copy.assert_code(0);
     assert_no_secret(&copy.all(), "the printed copy's output");
     assert!(cmd.contains("--drop"), "{cmd}");
-    assert_eq!(hashes(&old, &db), hashes(&new, &db), "`{cmd}` copied NEW back");
+    assert_eq!(
+        hashes(&old, &db),
+        hashes(&new, &db),
+        "`{cmd}` copied NEW back"
+    );
     let r = mongoshift(
         dir.path(),
         [

@@ -133,6 +133,12 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
     // 1. Pre-flight. NEW is reached with the very URI the files will hold.
     let (old_t, old, new_t, new) = args.sides.connect(&ctx.config).await?;
     let (old_l, new_l) = (old_t.label(), new_t.label());
+    // The sides as arguments of the commands we print: they run as printed.
+    let (old_a, new_a) = (
+        crate::cli::side_arg(&old_t, &ctx.config),
+        crate::cli::side_arg(&new_t, &ctx.config),
+    );
+    let note = crate::cli::side_arg_note(&format!("{old_a}{new_a}"));
     let new_dbs = new
         .list_database_names()
         .await
@@ -142,7 +148,7 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         .with_context(|| format!("NEW ({new_l})"))?
         .filter(|r| {
             r.run
-                .starts_with(&crate::commands::migrate::identity(&old_t.uri, &[], &[]))
+                .starts_with(&crate::migration::identity(&old_t.uri, &[], &[]))
         });
     if let Some(f) = &forward {
         if f.run.contains(" --ns-to ") {
@@ -166,10 +172,9 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
     let missing: Vec<&String> = wanted.iter().filter(|d| !new_dbs.contains(d)).collect();
     if !missing.is_empty() {
         return Err(crate::exit::usage(format!(
-            "NEW ({new_l}) lacks the database(s) {}; migrate them first (`mongoshift migrate --from {} --to {} --follow`)",
+            "NEW ({new_l}) lacks the database(s) {}; migrate them first (`mongoshift migrate --from {old_a} --to {new_a}{} --follow`{note})",
             missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
-            old_l,
-            new_l
+            missing.iter().map(|d| format!(" --db {d}")).collect::<String>(),
         )));
     }
     if args.unfreeze_old && !args.reverse_sync {
@@ -389,6 +394,10 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         values: &values,
         hist: &hist,
         labels: (&old_l, &new_l),
+        verify_cmd: format!(
+            "`mongoshift verify --from {old_a} --to {new_a}{}`{note}",
+            dbs.iter().map(|d| format!(" --db {d}")).collect::<String>()
+        ),
         dbs: &dbs,
     };
     // Ctrl-C or SIGTERM before the files are written is a failure like any other (OLD
@@ -437,7 +446,7 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
                 if args.unfreeze_old { " (--unfreeze-old)" } else { "" }
             ));
         }
-        let (run, pid, log) = crate::commands::migrate::follow_detached(
+        let (run, pid, log) = crate::migration::follow_detached(
             &ctx.config,
             (args.sides.to.as_deref().unwrap_or_default(), &new_t),
             (args.sides.from.as_deref().unwrap_or_default(), &old_t, &old),
@@ -450,7 +459,8 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
             format!(
                 "the files point at {new_l} and the switch is done, but the reverse sync could not start \
                  (a rollback would count NEW's writes instead); start it by hand with \
-                 `mongoshift migrate --from NEW --to OLD --db … --follow --detach --append`"
+                 `mongoshift migrate --from {new_a} --to {old_a}{} --follow --detach --append`{note}",
+                dbs.iter().map(|d| format!(" --db {d}")).collect::<String>()
             )
         })?;
         tl.done(
@@ -512,7 +522,7 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         }
         if reverse.is_some() {
             text.push_str(&format!(
-                "\nthe reverse sync keeps {old_l} in step for `mongoshift rollback`; `mongoshift migrate stop --to {old_l}` ends it"
+                "\nthe reverse sync keeps {old_l} in step for `mongoshift rollback`; `mongoshift migrate stop --to {old_a} --from {new_a}` ends it{note}"
             ));
         }
         ctx.ui.result(text);
@@ -541,6 +551,8 @@ struct Switch<'a> {
     values: &'a [String],
     hist: &'a std::path::Path,
     labels: (&'a str, &'a str),
+    /// The full verify, as a command that runs as printed.
+    verify_cmd: String,
     dbs: &'a [String],
 }
 
@@ -614,8 +626,9 @@ impl Switch<'_> {
                 };
                 return Err(crate::exit::check_failed(format!(
                     "verify found differences between {old_l} and {new_l}; nothing was switched:\n{}\n\
-                     Run `mongoshift verify --from {old_l} --to {new_l}` for the full report.{resume}",
-                    bad.join("\n")
+                     Run {} for the full report.{resume}",
+                    bad.join("\n"),
+                    self.verify_cmd
                 )));
             }
             tl.done(

@@ -78,7 +78,11 @@ fn on(c: &Option<String>, facets: &[Facet]) -> Vec<Place> {
 }
 
 /// What a command step writes in a real run.
-pub fn writes(path: &[String], vals: &[(String, Val)], norm: &dyn Fn(&str) -> String) -> Vec<Place> {
+pub fn writes(
+    path: &[String],
+    vals: &[(String, Val)],
+    norm: &dyn Fn(&str) -> String,
+) -> Vec<Place> {
     let p = path.join(" ");
     let c = clusters(&p, vals, norm);
     match p.as_str() {
@@ -162,13 +166,21 @@ mod tests {
     #[test]
     fn indexes_on_the_source_or_a_backup_do_not_excuse_a_refused_copy() {
         let id = |s: &str| s.to_string();
-        let copy = reads(&p("migrate"), &v(&[("from", "legacy"), ("to", "atlas")]), &id);
+        let copy = reads(
+            &p("migrate"),
+            &v(&[("from", "legacy"), ("to", "atlas")]),
+            &id,
+        );
         let idx = writes(&p("indexes apply"), &v(&[("target", "legacy")]), &id);
         let backup = writes(&p("backup"), &v(&[("target", "legacy")]), &id);
         assert!(!overlap(&idx, &copy));
         assert!(!overlap(&backup, &copy));
         // A copy into atlas does excuse a check of atlas.
-        let mig = writes(&p("migrate"), &v(&[("from", "legacy"), ("to", "atlas")]), &id);
+        let mig = writes(
+            &p("migrate"),
+            &v(&[("from", "legacy"), ("to", "atlas")]),
+            &id,
+        );
         let check = reads(&p("analyze check"), &v(&[("target", "atlas")]), &id);
         assert!(overlap(&mig, &check));
         // An exec step may write anything.
