@@ -280,6 +280,15 @@ pub fn side_arg(t: &ResolvedTarget, config: &Config) -> String {
     )
 }
 
+/// A cluster in a summary: its config target name (given, or the config target with its
+/// hosts), else its hosts.
+pub fn side_label(t: &ResolvedTarget, config: &Config) -> String {
+    match &t.name {
+        Some(n) => n.clone(),
+        None => config.name_for(&t.uri, false).unwrap_or_else(|| t.label()),
+    }
+}
+
 /// Whether `side_arg` needs `$MONGOSHIFT_PASSWORD`: a sentence to print with the command.
 pub fn side_arg_note(arg: &str) -> &'static str {
     if arg.contains("${MONGOSHIFT_PASSWORD}") {

@@ -654,6 +654,13 @@ fn rollback_without_reverse_sync_counts_what_new_took_and_refuses() {
     let new = servers().atlas_uri.clone();
     let db = small_db("swdiv", 5, true);
     let dir = tempdir();
+    // The clusters have config names, though the switch is given their URIs: what rollback
+    // prints names them by those (#27.6).
+    std::fs::write(
+        dir.path().join("mongoshift.yaml"),
+        format!("targets:\n  legacy: {{ uri: \"{old}\" }}\n  atlas: {{ uri: \"{new}\" }}\n"),
+    )
+    .unwrap();
     let env = dir.path().join(".env");
     let before = format!("MONGO_URI={old}\n");
     std::fs::write(&env, &before).unwrap();
@@ -715,7 +722,7 @@ fn rollback_without_reverse_sync_counts_what_new_took_and_refuses() {
     let (cmd, copy) = run_printed(dir.path(), &r.stderr, "migrate");
     copy.assert_code(0);
     assert_no_secret(&copy.all(), "the printed copy's output");
-    assert!(cmd.contains("--drop"), "{cmd}");
+    assert!(cmd.contains("--from atlas --to legacy") && cmd.contains("--drop"), "{cmd}");
     assert_eq!(
         hashes(&old, &db),
         hashes(&new, &db),

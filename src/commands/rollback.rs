@@ -192,7 +192,11 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
     let new_arg = side(in_files.as_deref(), &last.to, "--from")?;
     let old_t = resolve_side(&old_arg, &ctx.config).context("OLD (--to)")?;
     let new_t = resolve_side(&new_arg, &ctx.config).context("NEW (--from)")?;
-    let (old_l, new_l) = (old_t.label(), new_t.label());
+    // Named by their config target names in what we print, when the config has them.
+    let (old_l, new_l) = (
+        crate::cli::side_label(&old_t, &ctx.config),
+        crate::cli::side_label(&new_t, &ctx.config),
+    );
     let opts = crate::mongo::ConnectOptions {
         timeout: args.timeout,
     };

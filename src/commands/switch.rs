@@ -132,7 +132,11 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
     let mut tl = Timeline::new(&ctx.ui);
     // 1. Pre-flight. NEW is reached with the very URI the files will hold.
     let (old_t, old, new_t, new) = args.sides.connect(&ctx.config).await?;
-    let (old_l, new_l) = (old_t.label(), new_t.label());
+    // Named by their config target names in what we print, when the config has them.
+    let (old_l, new_l) = (
+        crate::cli::side_label(&old_t, &ctx.config),
+        crate::cli::side_label(&new_t, &ctx.config),
+    );
     // The sides as arguments of the commands we print: they run as printed.
     let (old_a, new_a) = (
         crate::cli::side_arg(&old_t, &ctx.config),
