@@ -203,8 +203,19 @@ pub struct SidesArgs {
 
 impl SidesArgs {
     /// `--to` as it may be shown (a URI's password masked), for commands we suggest.
+    /// The target as an argument of a command we print: as given when it is a config name
+    /// or a URI without a password, else with the password read from
+    /// `$MONGOSHIFT_PASSWORD` (see `side_arg`), never masked.
     pub fn to_display(&self) -> String {
-        redact::uri(self.target_value())
+        let v = self.target_value();
+        if redact::uri(v) == v {
+            return if v.contains("://") {
+                format!("'{v}'")
+            } else {
+                v.to_string()
+            };
+        }
+        side_arg(&ResolvedTarget::from_uri(v), &Config::default())
     }
 
     fn source_value(&self) -> &str {

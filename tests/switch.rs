@@ -722,7 +722,10 @@ fn rollback_without_reverse_sync_counts_what_new_took_and_refuses() {
     let (cmd, copy) = run_printed(dir.path(), &r.stderr, "migrate");
     copy.assert_code(0);
     assert_no_secret(&copy.all(), "the printed copy's output");
-    assert!(cmd.contains("--from atlas --to legacy") && cmd.contains("--drop"), "{cmd}");
+    assert!(
+        cmd.contains("--from atlas --to legacy") && cmd.contains("--drop"),
+        "{cmd}"
+    );
     assert_eq!(
         hashes(&old, &db),
         hashes(&new, &db),
