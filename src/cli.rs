@@ -453,6 +453,30 @@ mod tests {
     }
 
     #[test]
+    fn printed_sides_run_as_printed_and_show_no_password() {
+        let cfg = Config::parse(
+            "targets:\n  legacy: { uri: \"mongodb://admin:pw@h1:1,h2:2/?replicaSet=rs0\" }\n",
+            std::path::Path::new("mongoshift.yaml"),
+        )
+        .unwrap();
+        // A URI with a config target's hosts is named by it.
+        let t = ResolvedTarget::from_uri("mongodb://app:secret@h1:1,h2:2/db");
+        assert_eq!(side_arg(&t, &cfg), "legacy");
+        assert_eq!(side_label(&t, &cfg), "legacy");
+        // No config target: the password comes from the environment, never masked.
+        let t = ResolvedTarget::from_uri("mongodb://root:s3cr%2Ft@h9:9/?tls=true&a=b");
+        let a = side_arg(&t, &cfg);
+        assert_eq!(
+            a,
+            "\"mongodb://root:${MONGOSHIFT_PASSWORD}@h9:9/?tls=true&a=b\""
+        );
+        assert!(!side_arg_note(&a).is_empty());
+        let t = ResolvedTarget::from_uri("mongodb://h9:9/?replicaSet=x&a=b");
+        assert_eq!(side_arg(&t, &cfg), "'mongodb://h9:9/?replicaSet=x&a=b'");
+        assert!(side_arg_note("legacy").is_empty());
+    }
+
+    #[test]
     fn cli_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();

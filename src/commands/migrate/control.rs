@@ -341,3 +341,15 @@ pub async fn finalize(ctx: &Ctx, args: ControlArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn headers_name_each_runs_renames() {
+        assert_eq!(
+            super::ns_to_of("migrate from h:1 --db a --ns-to b.* --ns-to c.x"),
+            " (--ns-to b.*, c.x)"
+        );
+        assert_eq!(super::ns_to_of("migrate from h:1 --db a"), "");
+    }
+}
