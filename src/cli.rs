@@ -203,8 +203,19 @@ pub struct SidesArgs {
 
 impl SidesArgs {
     /// `--to` as it may be shown (a URI's password masked), for commands we suggest.
+    /// The target as an argument of a command we print: as given when it is a config name
+    /// or a URI without a password, else with the password read from
+    /// `$MONGOSHIFT_PASSWORD` (see `side_arg`), never masked.
     pub fn to_display(&self) -> String {
-        redact::uri(self.target_value())
+        let v = self.target_value();
+        if redact::uri(v) == v {
+            return if v.contains("://") {
+                format!("'{v}'")
+            } else {
+                v.to_string()
+            };
+        }
+        side_arg(&ResolvedTarget::from_uri(v), &Config::default())
     }
 
     fn source_value(&self) -> &str {
@@ -259,6 +270,42 @@ pub fn resolve_side(value: &str, config: &Config) -> Result<ResolvedTarget> {
         let t = config.target(value)?;
         redact::register_uri(&t.uri);
         Ok(t)
+    }
+}
+
+/// A cluster as an argument of a command we print for the user to run, so that it runs as
+/// printed and shows no password: its config target name (or the name of the config target
+/// with its hosts), else its URI when that holds no password, else the URI with the password
+/// read from `$MONGOSHIFT_PASSWORD` (the caller says to set it). Quoted for a shell.
+pub fn side_arg(t: &ResolvedTarget, config: &Config) -> String {
+    if let Some(n) = t.name.clone().or_else(|| config.name_for(&t.uri, false)) {
+        return n;
+    }
+    let shown = redact::uri(&t.uri);
+    if shown == t.uri {
+        return format!("'{}'", t.uri);
+    }
+    format!(
+        "\"{}\"",
+        shown.replacen(":****@", ":${MONGOSHIFT_PASSWORD}@", 1)
+    )
+}
+
+/// A cluster in a summary: its config target name (given, or the config target with its
+/// hosts), else its hosts.
+pub fn side_label(t: &ResolvedTarget, config: &Config) -> String {
+    match &t.name {
+        Some(n) => n.clone(),
+        None => config.name_for(&t.uri, false).unwrap_or_else(|| t.label()),
+    }
+}
+
+/// Whether `side_arg` needs `$MONGOSHIFT_PASSWORD`: a sentence to print with the command.
+pub fn side_arg_note(arg: &str) -> &'static str {
+    if arg.contains("${MONGOSHIFT_PASSWORD}") {
+        " (set MONGOSHIFT_PASSWORD to the password, percent-encoded, first; or name the cluster in mongoshift.yaml)"
+    } else {
+        ""
     }
 }
 
@@ -403,6 +450,30 @@ mod tests {
             Duration::from_secs(30 * 86400)
         );
         assert!(parse_duration("ten").is_err());
+    }
+
+    #[test]
+    fn printed_sides_run_as_printed_and_show_no_password() {
+        let cfg = Config::parse(
+            "targets:\n  legacy: { uri: \"mongodb://admin:pw@h1:1,h2:2/?replicaSet=rs0\" }\n",
+            std::path::Path::new("mongoshift.yaml"),
+        )
+        .unwrap();
+        // A URI with a config target's hosts is named by it.
+        let t = ResolvedTarget::from_uri("mongodb://app:secret@h1:1,h2:2/db");
+        assert_eq!(side_arg(&t, &cfg), "legacy");
+        assert_eq!(side_label(&t, &cfg), "legacy");
+        // No config target: the password comes from the environment, never masked.
+        let t = ResolvedTarget::from_uri("mongodb://root:s3cr%2Ft@h9:9/?tls=true&a=b");
+        let a = side_arg(&t, &cfg);
+        assert_eq!(
+            a,
+            "\"mongodb://root:${MONGOSHIFT_PASSWORD}@h9:9/?tls=true&a=b\""
+        );
+        assert!(!side_arg_note(&a).is_empty());
+        let t = ResolvedTarget::from_uri("mongodb://h9:9/?replicaSet=x&a=b");
+        assert_eq!(side_arg(&t, &cfg), "'mongodb://h9:9/?replicaSet=x&a=b'");
+        assert!(side_arg_note("legacy").is_empty());
     }
 
     #[test]

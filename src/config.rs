@@ -134,6 +134,26 @@ impl Config {
         })
     }
 
+    /// The config target whose URI is `uri` exactly, else the first whose hosts are `uri`'s
+    /// (`exact` false): how to name a cluster given as a URI in a command we print.
+    pub fn name_for(&self, uri: &str, exact: bool) -> Option<String> {
+        let resolved: Vec<ResolvedTarget> = self
+            .targets
+            .keys()
+            .filter_map(|n| self.target(n).ok())
+            .collect();
+        resolved
+            .iter()
+            .find(|t| t.uri == uri)
+            .or_else(|| {
+                (!exact).then(|| {
+                    let h = crate::redact::hosts(uri);
+                    resolved.iter().find(|t| crate::redact::hosts(&t.uri) == h)
+                })?
+            })
+            .and_then(|t| t.name.clone())
+    }
+
     /// A target's `app_uri`, interpolated; None when the target has none (or is unknown).
     pub fn app_uri(&self, name: &str) -> Result<Option<String>> {
         match self.targets.get(name).and_then(|t| t.app_uri.as_ref()) {

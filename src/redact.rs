@@ -182,7 +182,9 @@ fn mask_embedded_uris(text: &str) -> String {
             .unwrap_or(tail.len());
         let authority = &tail[..stop];
         match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
+            // A `${VAR}` reference is not a password: a command we print reads it from the
+            // environment (`cli::side_arg`), and masking it would break the command.
+            (Some(at), Some(colon)) if colon < at && !is_var_ref(&authority[colon + 1..at]) => {
                 out.push_str(&authority[..=colon]);
                 out.push_str(MASK);
                 out.push_str(&authority[at..]);
@@ -193,6 +195,12 @@ fn mask_embedded_uris(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+fn is_var_ref(s: &str) -> bool {
+    s.strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 /// URI userinfo is percent-encoded like a path segment (`+` is itself, not a space);
@@ -239,6 +247,15 @@ mod tests {
             uri("mongodb+srv://a:p%40ss@cluster0.example.net/?retryWrites=true"),
             "mongodb+srv://a:****@cluster0.example.net/?retryWrites=true"
         );
+    }
+
+    #[test]
+    fn a_password_read_from_the_environment_is_not_masked_in_text() {
+        assert_eq!(
+            scrub("run `mongoshift freeze --uri \"mongodb://root:${MONGOSHIFT_PASSWORD}@h:1/?tls=true\" --off`"),
+            "run `mongoshift freeze --uri \"mongodb://root:${MONGOSHIFT_PASSWORD}@h:1/?tls=true\" --off`"
+        );
+        assert_eq!(scrub("mongodb://root:pw@h:1/"), "mongodb://root:****@h:1/");
     }
 
     #[test]

@@ -509,3 +509,91 @@ fn migrate_carries_every_byte_and_the_natural_order() {
     let (a, b) = (schema_of(&s.rs_uri, &db), schema_of(&s.atlas_uri, &db));
     assert_eq!(a, b, "options and indexes");
 }
+
+/// #27.20: Ctrl-C (SIGINT to the process) during the copy is a stop, not a failure:
+/// `migrate status` says phase "stopped" (text and JSON). Its header names the run's
+/// --ns-to, so that two runs into one target that differ only by it read apart.
+#[test]
+fn ctrl_c_during_the_copy_shows_stopped_and_the_header_names_ns_to() {
+    let rs = &servers().rs_uri;
+    let atlas = &servers().atlas_uri;
+    let src = common::unique_db("mgint");
+    let dst = common::unique_db("mgintdst");
+    common::numbered(
+        rs,
+        &src,
+        "big",
+        400,
+        1000,
+        "a payload so that the copy takes a moment",
+    );
+    let dir = tempdir();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
+        .current_dir(dir.path())
+        .args([
+            "migrate",
+            "--from",
+            rs,
+            "--to",
+            atlas,
+            "--db",
+            &src,
+            "--ns-from",
+            &format!("{src}.*"),
+            "--ns-to",
+            &format!("{dst}.*"),
+            "--parallel",
+            "1",
+            "--workers-per-collection",
+            "1",
+            "--yes",
+            "--no-progress",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = |extra: &[&str]| {
+        let mut a = vec!["migrate", "status", "--to", atlas.as_str(), "--db", &src];
+        a.extend_from_slice(extra);
+        mongoshift(dir.path(), a)
+    };
+    let mut copying = false;
+    for _ in 0..600 {
+        let r = status(&["--output", "json"]);
+        if r.code == 0 && r.json()["runs"][0]["state"] == "copying" {
+            copying = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(copying, "the copy was never seen running");
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the copy finished before the Ctrl-C");
+    let r = status(&["--output", "json"]);
+    r.assert_code(0);
+    let run = &r.json()["runs"][0];
+    assert_eq!(run["phase"], "stopped", "{}", r.stdout);
+    assert_eq!(run["state"], "stopped", "{}", r.stdout);
+    let r = status(&[]);
+    r.assert_code(0);
+    assert!(r.stdout.contains("phase      stopped"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("(--ns-to {dst}.*)")),
+        "{}",
+        r.stdout
+    );
+    block_on(async {
+        // The stopped run's record and resume state (a half copy is never finalized).
+        client(atlas)
+            .await
+            .database("mongoshift")
+            .collection::<Document>("migrations")
+            .delete_many(doc! { "source": { "$regex": format!("--db {src} ") } })
+            .await
+            .unwrap();
+        client(rs).await.database(&src).drop().await.unwrap();
+        client(atlas).await.database(&dst).drop().await.unwrap();
+    });
+}

@@ -470,6 +470,35 @@ fn a_dry_run_of_the_whole_playbook_writes_nothing() {
     );
 }
 
+/// #27.1: with the database already on the target, the copy's rehearsal is refused. No
+/// earlier step writes what the copy reads (the backup writes storage, the index step the
+/// source's indexes), so the dry run fails naming the copy, as the real run would; the
+/// later checks of the target are discounted (the copy would write what they read).
+#[test]
+fn a_dry_run_fails_at_the_step_the_real_run_would_stop_at() {
+    let _g = serial();
+    let s = Setup::new("pbdryfail", 0);
+    s.cli()
+        .run([
+            "migrate", "--from", "legacy", "--to", "atlas", "--db", &s.db, "--yes", "-q",
+        ])
+        .assert_code(0);
+    let r = s.run_phase1(&["--dry-run", "--yes"]);
+    let _ = s.cli().run([
+        "migrate", "finalize", "--from", "legacy", "--to", "atlas", "--db", &s.db, "-q",
+    ]);
+    assert_ne!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("the dry run found failures (first: step copy)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("(dry run): failed in"), "{}", r.stdout);
+    // The checks after the copy are discounted: the copy would write what they read.
+    assert!(r.stderr.contains("(not counted:"), "{}", r.stderr);
+}
+
 #[test]
 fn a_failing_step_runs_on_failure_and_exits_with_its_code() {
     let _g = serial();

@@ -140,6 +140,44 @@ fn follow_detached(dir: &Path, old: &str, new: &str, db: &str) {
     .assert_code(0);
 }
 
+/// Run, exactly as printed, the first command `mongoshift PREFIX…` quoted in `text`
+/// (between backticks), with `sh` in `dir`: our binary first on PATH, and the password a
+/// printed command may read from MONGOSHIFT_PASSWORD (#27.6: never a masked one).
+fn run_printed(dir: &Path, text: &str, prefix: &str) -> (String, common::Run) {
+    let start = text
+        .find(&format!("`mongoshift {prefix}"))
+        .unwrap_or_else(|| panic!("no `mongoshift {prefix}…` in: {text}"))
+        + 1;
+    let len = text[start..].find('`').unwrap();
+    let cmd = text[start..start + len].to_string();
+    assert!(!cmd.contains("****"), "a masked password in {cmd}");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_mongoshift"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("MONGOSHIFT_PASSWORD", common::atlas_password().0)
+        .env(
+            "MONGOSHIFT_ENV_FILE",
+            std::env::var("MONGOSHIFT_ENV_FILE").unwrap_or_default(),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let run = common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    };
+    (cmd, run)
+}
+
 fn switch(dir: &Path, args: &[&str]) -> common::Run {
     let mut a = vec!["switch", "--no-progress"];
     a.extend_from_slice(args);
@@ -227,12 +265,48 @@ fn env_files_of_every_shape_change_only_the_value_and_read_back_exactly() {
     );
     assert!(!r.all().contains("p%40ss") && !r.all().contains("p@ss"));
     assert_no_secret(&r.all(), "switch output");
+    // #27.5: the files hold a password now and are group/world-readable: said, with the fix.
+    assert!(
+        r.stderr.contains("will hold a password") && r.stderr.contains("chmod 600"),
+        "{}",
+        r.stderr
+    );
     for (f, (name, text)) in files.iter().zip(&shapes) {
         let after = std::fs::read_to_string(f).unwrap();
+        // An unquoted value gets single quotes: its `&` and `?` would break a shell.
+        let quoted = if ["single", "double"].contains(name) {
+            new.clone()
+        } else {
+            format!("'{new}'")
+        };
         assert_eq!(
             after,
-            text.replace(&old, &new),
+            text.replace(&old, &quoted),
             "{name}: only the value changed"
+        );
+    }
+    // #27.5: a shell sourcing the file reads the same value (the shapes a shell can read:
+    // not CRLF, a BOM or spaces around `=`).
+    for (f, (name, _)) in files.iter().zip(&shapes) {
+        if ["crlf", "bom", "spaces"].contains(name) {
+            continue;
+        }
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg("set -a; . \"$1\"; printf %s \"$MONGO_URI\"")
+            .arg("bash")
+            .arg(f)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            new,
+            "bash reads {name} back"
         );
     }
     let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777;
@@ -458,7 +532,10 @@ fn a_live_writer_loses_nothing_through_switch_reverse_sync_and_rollback() {
     let new = servers().atlas_uri.clone();
     let db = small_db("swlive", 500, false);
     let dir = tempdir();
-    let env = dir.path().join(".env");
+    // The application's folder is not where the commands run (#27.21: the reverse sync's
+    // log goes beside the history, next to the .env).
+    std::fs::create_dir(dir.path().join("app")).unwrap();
+    let env = dir.path().join("app/.env");
     std::fs::write(&env, format!("MONGO_URI='{old}'\n")).unwrap();
     let env_s = env.display().to_string();
     let writer = Writer::start(env.clone(), db.clone());
@@ -486,7 +563,15 @@ fn a_live_writer_loses_nothing_through_switch_reverse_sync_and_rollback() {
     );
     r.assert_code(0);
     assert_no_secret(&r.all(), "switch output");
-    let hist = std::fs::read_to_string(dir.path().join(".mongoshift/history.jsonl")).unwrap();
+    assert!(
+        r.all().contains(&format!(
+            "log {}",
+            dir.path().join("app/.mongoshift/logs/").display()
+        )),
+        "{}",
+        r.all()
+    );
+    let hist = std::fs::read_to_string(dir.path().join("app/.mongoshift/history.jsonl")).unwrap();
     assert!(hist.contains("\"unfreeze_old\":true"), "{hist}");
     // More writes, now on NEW, followed back into OLD.
     std::thread::sleep(std::time::Duration::from_secs(2));
@@ -542,14 +627,23 @@ fn a_live_writer_loses_nothing_through_switch_reverse_sync_and_rollback() {
         "dbHash of OLD equals NEW"
     );
     assert!(blocked(&new), "NEW stays frozen after the rollback");
+    // #27.21: the reverse sync's record is gone from OLD, which the application uses again.
+    let st = mongoshift(
+        dir.path(),
+        [
+            "migrate", "status", "--to", &old, "--from", &new, "--output", "json",
+        ],
+    );
+    st.assert_code(0);
+    assert_eq!(st.json()["runs"], serde_json::json!([]), "{}", st.stdout);
+    // #27.6: the suggested command that lifts NEW's freeze runs as printed.
+    let (cmd, lift) = run_printed(dir.path(), &r.all(), "freeze");
+    lift.assert_code(0);
+    assert!(cmd.ends_with("--off"), "{cmd}");
+    assert!(!blocked(&new), "`{cmd}` did not lift the freeze");
     block_on(async {
         client(&old).await.database(&db).drop().await.unwrap();
-        let n = client(&new).await;
-        n.database("admin")
-            .run_command(doc! { "setUserWriteBlockMode": 1, "global": false })
-            .await
-            .unwrap();
-        n.database(&db).drop().await.unwrap();
+        client(&new).await.database(&db).drop().await.unwrap();
     });
 }
 
@@ -560,6 +654,13 @@ fn rollback_without_reverse_sync_counts_what_new_took_and_refuses() {
     let new = servers().atlas_uri.clone();
     let db = small_db("swdiv", 5, true);
     let dir = tempdir();
+    // The clusters have config names, though the switch is given their URIs: what rollback
+    // prints names them by those (#27.6).
+    std::fs::write(
+        dir.path().join("mongoshift.yaml"),
+        format!("targets:\n  legacy: {{ uri: \"{old}\" }}\n  atlas: {{ uri: \"{new}\" }}\n"),
+    )
+    .unwrap();
     let env = dir.path().join(".env");
     let before = format!("MONGO_URI={old}\n");
     std::fs::write(&env, &before).unwrap();
@@ -616,6 +717,20 @@ fn rollback_without_reverse_sync_counts_what_new_took_and_refuses() {
         switched,
         "nothing changed"
     );
+    // #27.3: the suggested copy runs as printed, and then rollback verifies that OLD holds
+    // NEW's data and goes ahead without --accept-divergence.
+    let (cmd, copy) = run_printed(dir.path(), &r.stderr, "migrate");
+    copy.assert_code(0);
+    assert_no_secret(&copy.all(), "the printed copy's output");
+    assert!(
+        cmd.contains("--from atlas --to legacy") && cmd.contains("--drop"),
+        "{cmd}"
+    );
+    assert_eq!(
+        hashes(&old, &db),
+        hashes(&new, &db),
+        "`{cmd}` copied NEW back"
+    );
     let r = mongoshift(
         dir.path(),
         [
@@ -623,11 +738,11 @@ fn rollback_without_reverse_sync_counts_what_new_took_and_refuses() {
             "--env-file",
             &env_s,
             "--yes",
-            "--accept-divergence",
             "--exec",
             "echo api-restart-failed >&2; exit 7",
         ],
     );
+    assert!(r.all().contains("holds"), "{}", r.all());
     // A failing hook: reported with its exit code and output; the files are written back.
     r.assert_code(1);
     assert!(

@@ -22,15 +22,19 @@ pub struct FreezeArgs {
     pub status: bool,
 }
 
-/// How to name a cluster in a `mongoshift freeze` command we suggest.
-pub fn command_for(t: &ResolvedTarget, off: bool) -> String {
-    let side = match &t.name {
-        Some(n) => format!("--target {n}"),
-        None => format!("--uri '{}'", crate::redact::uri(&t.uri)),
+/// A `mongoshift freeze` command we suggest, runnable as printed (see `cli::side_arg`),
+/// with the note it needs when the password must come from the environment.
+pub fn command_for(t: &ResolvedTarget, config: &crate::config::Config, off: bool) -> String {
+    let arg = crate::cli::side_arg(t, config);
+    let side = if t.name.is_some() || config.name_for(&t.uri, false).is_some() {
+        format!("--target {arg}")
+    } else {
+        format!("--uri {arg}")
     };
     format!(
-        "mongoshift freeze {side}{}",
-        if off { " --off" } else { "" }
+        "`mongoshift freeze {side}{}`{}",
+        if off { " --off" } else { "" },
+        crate::cli::side_arg_note(&arg)
     )
 }
 

@@ -192,7 +192,11 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
     let new_arg = side(in_files.as_deref(), &last.to, "--from")?;
     let old_t = resolve_side(&old_arg, &ctx.config).context("OLD (--to)")?;
     let new_t = resolve_side(&new_arg, &ctx.config).context("NEW (--from)")?;
-    let (old_l, new_l) = (old_t.label(), new_t.label());
+    // Named by their config target names in what we print, when the config has them.
+    let (old_l, new_l) = (
+        crate::cli::side_label(&old_t, &ctx.config),
+        crate::cli::side_label(&new_t, &ctx.config),
+    );
     let opts = crate::mongo::ConnectOptions {
         timeout: args.timeout,
     };
@@ -213,7 +217,9 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
         values.push(v);
     }
 
-    // The reverse sync, if the switch started one and it still runs.
+    // The reverse sync, if the switch started one and it still runs; else its record, if
+    // one is left on OLD, to clear once the files are back.
+    let mut stale = None;
     let reverse = match &last.reverse_sync {
         Some(run) => {
             let r = Record::new(&old, run).get().await?;
@@ -222,8 +228,9 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
                 other => {
                     ctx.ui.warn(format!(
                         "the reverse sync of the switch is not running ({}); counting NEW's writes since the switch instead",
-                        other.map(|r| r.phase.as_str().to_string()).unwrap_or("no record".into())
+                        other.as_ref().map(|r| r.phase.as_str().to_string()).unwrap_or("no record".into())
                     ));
+                    stale = other.filter(|r| !record::alive(r));
                     None
                 }
             }
@@ -250,6 +257,21 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
         .map(|(ns, n)| format!("{ns}: {n}"))
         .collect::<Vec<_>>()
         .join(", ");
+    // NEW's writes may be on OLD already (copied back by hand): checked, not assumed.
+    let copied_back = if behind > 0 && !args.accept_divergence {
+        holds_new_data(ctx, &new, &old, &last.dbs, (&new_l, &old_l)).await?
+    } else {
+        None
+    };
+    if let Some(n) = copied_back {
+        tl.done(
+            "verify",
+            format!(
+                "{old_l} holds {new_l}'s data ({n} namespace(s) identical at level Documents, no write on {new_l} since the check began): the {behind} write(s) since the switch are not left behind"
+            ),
+        );
+    }
+    let behind = if copied_back.is_some() { 0 } else { behind };
     if !ctx.ui.json() {
         let diffs: Vec<String> = edits
             .iter()
@@ -270,10 +292,30 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
         ));
     }
     if behind > 0 && !args.accept_divergence {
+        let (from, to) = (
+            crate::cli::side_arg(&new_t, &ctx.config),
+            crate::cli::side_arg(&old_t, &ctx.config),
+        );
+        let dbs: String = last.dbs.iter().map(|d| format!(" --db {d}")).collect();
+        let frozen = if write_block::is_blocked(&old, &format!("OLD ({old_l})"))
+            .await
+            .unwrap_or(false)
+        {
+            format!(
+                " ({old_l} is frozen: the copy needs a user there that may write through the freeze, the restore role; \
+                 or lift it first with {})",
+                super::freeze::command_for(&old_t, &ctx.config, true)
+            )
+        } else {
+            String::new()
+        };
         return Err(crate::exit::check_failed(format!(
             "{new_l} took {behind} write(s) since the switch that {old_l} does not have ({behind_text}); rolling back \
-             would leave them behind. Copy them first (e.g. `mongoshift migrate --from {new_l} --to {old_l} --append`), \
-             or pass --accept-divergence to go back anyway. Nothing was changed"
+             would leave them behind. Nothing was changed. Copy {new_l}'s data back first, once its writers have \
+             stopped: `mongoshift migrate --from {from} --to {to}{dbs} --drop --yes`{}{frozen}; then run this rollback \
+             again: it verifies that {old_l} holds {new_l}'s data and goes ahead. Or pass --accept-divergence to go \
+             back anyway",
+            crate::cli::side_arg_note(&format!("{from}{to}"))
         )));
     }
     tl.done(
@@ -307,7 +349,8 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
             let at = write_block::note(&new, "rollback freeze", &new_side).await?;
             let rec = Record::new(&old, &r.run);
             let d = crate::follow::control::wait_until(&rec, at, args.max_lag).await?;
-            crate::follow::control::stop(&rec, Duration::from_secs(60)).await?;
+            let stopped = crate::follow::control::stop(&rec, Duration::from_secs(60)).await?;
+            stale = Some(stopped);
             anyhow::Ok(d)
         }
         .await;
@@ -365,6 +408,21 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
             old_l
         ),
     );
+    // The reverse sync's record (and any index it relaxed) would stay on OLD, the cluster
+    // the application uses again: cleared, as `migrate finalize` does.
+    if let Some(run) = &stale {
+        match crate::follow::control::restore_relaxed(&old, run).await {
+            Ok(_) => tl.done(
+                "clean up",
+                format!("the reverse sync's record removed from {old_l}"),
+            ),
+            Err(e) => ctx.ui.warn(format!(
+                "the reverse sync's record stays on {old_l}: {e:#}; `mongoshift migrate finalize --to {} --from {}` clears it",
+                crate::cli::side_arg(&old_t, &ctx.config),
+                crate::cli::side_arg(&new_t, &ctx.config)
+            )),
+        }
+    }
     let outcomes = hooks::run_all(&args.exec);
     if !args.exec.is_empty() {
         let ok = outcomes.iter().filter(|o| o.ok).count();
@@ -405,8 +463,8 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
         );
         if new_frozen {
             text.push_str(&format!(
-                "\n{new_l} stays blocked for user writes; `{}` lifts it",
-                super::freeze::command_for(&new_t, true)
+                "\n{new_l} stays blocked for user writes; {} lifts it",
+                super::freeze::command_for(&new_t, &ctx.config, true)
             ));
         }
         ctx.ui.result(text);
@@ -422,4 +480,49 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Whether OLD holds NEW's data for `dbs`: every collection of NEW identical on OLD at the
+/// documents level, and no write on NEW from just before the comparison until after it (so
+/// the comparison saw NEW's last write). Returns the number of namespaces compared, or None.
+async fn holds_new_data(
+    ctx: &Ctx,
+    new: &mongodb::Client,
+    old: &mongodb::Client,
+    dbs: &[String],
+    (new_l, old_l): (&str, &str),
+) -> Result<Option<usize>> {
+    use crate::compare::verdict;
+    let before = crate::mongo::oplog::majority_time(new)
+        .await
+        .with_context(|| format!("NEW ({new_l})"))?;
+    let all = crate::namespace::Filter::new(&[], &[])?;
+    let colls =
+        crate::mongo::namespaces::selected(new, dbs, &all, &format!("NEW ({new_l})")).await?;
+    let n = colls.len();
+    let progress = crate::report::progress::Progress::new(&ctx.ui, "verify", n as u64, 0);
+    let opts = verdict::Options {
+        level: verdict::Level::Documents,
+        max_report: 5,
+        range_bytes: 256 << 20,
+    };
+    let verdicts = verdict::all(
+        new,
+        old,
+        colls,
+        &crate::namespace::Renamer::new(&[], &[])?,
+        opts,
+        2,
+        &progress,
+    )
+    .await
+    .with_context(|| format!("comparing {new_l} with {old_l}"))?;
+    progress.finish();
+    if verdicts.iter().any(|v| !v.identical) {
+        return Ok(None);
+    }
+    let since = crate::mongo::oplog::writes_since(new, before, dbs)
+        .await
+        .with_context(|| format!("NEW ({new_l})"))?;
+    Ok(since.is_empty().then_some(n))
 }

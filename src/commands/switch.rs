@@ -132,7 +132,17 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
     let mut tl = Timeline::new(&ctx.ui);
     // 1. Pre-flight. NEW is reached with the very URI the files will hold.
     let (old_t, old, new_t, new) = args.sides.connect(&ctx.config).await?;
-    let (old_l, new_l) = (old_t.label(), new_t.label());
+    // Named by their config target names in what we print, when the config has them.
+    let (old_l, new_l) = (
+        crate::cli::side_label(&old_t, &ctx.config),
+        crate::cli::side_label(&new_t, &ctx.config),
+    );
+    // The sides as arguments of the commands we print: they run as printed.
+    let (old_a, new_a) = (
+        crate::cli::side_arg(&old_t, &ctx.config),
+        crate::cli::side_arg(&new_t, &ctx.config),
+    );
+    let note = crate::cli::side_arg_note(&format!("{old_a}{new_a}"));
     let new_dbs = new
         .list_database_names()
         .await
@@ -166,10 +176,9 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
     let missing: Vec<&String> = wanted.iter().filter(|d| !new_dbs.contains(d)).collect();
     if !missing.is_empty() {
         return Err(crate::exit::usage(format!(
-            "NEW ({new_l}) lacks the database(s) {}; migrate them first (`mongoshift migrate --from {} --to {} --follow`)",
+            "NEW ({new_l}) lacks the database(s) {}; migrate them first (`mongoshift migrate --from {old_a} --to {new_a}{} --follow`{note})",
             missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
-            old_l,
-            new_l
+            missing.iter().map(|d| format!(" --db {d}")).collect::<String>(),
         )));
     }
     if args.unfreeze_old && !args.reverse_sync {
@@ -195,6 +204,11 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+    }
+    for (s, v) in sinks.iter().zip(&values) {
+        if let Some(w) = sink::exposure(s, v) {
+            ctx.ui.warn(w);
+        }
     }
     if edits.iter().all(|e| e.before == e.after) {
         ctx.ui.result(format!(
@@ -384,6 +398,10 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         values: &values,
         hist: &hist,
         labels: (&old_l, &new_l),
+        verify_cmd: format!(
+            "`mongoshift verify --from {old_a} --to {new_a}{}`{note}",
+            dbs.iter().map(|d| format!(" --db {d}")).collect::<String>()
+        ),
         dbs: &dbs,
     };
     // Ctrl-C or SIGTERM before the files are written is a failure like any other (OLD
@@ -398,8 +416,8 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
             if freeze {
                 if let Err(u) = write_block::set(&old, false, &format!("OLD ({old_l})")).await {
                     ctx.ui.warn(format!(
-                        "could not unfreeze {old_l}: {u:#}; unfreeze it with `{}`",
-                        super::freeze::command_for(&old_t, true)
+                        "could not unfreeze {old_l}: {u:#}; unfreeze it with {}",
+                        super::freeze::command_for(&old_t, &ctx.config, true)
                     ));
                 } else {
                     ctx.ui
@@ -438,13 +456,15 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
             (args.sides.from.as_deref().unwrap_or_default(), &old_t, &old),
             &dbs,
             token,
+            &hist.with_file_name("logs"),
         )
         .await
         .with_context(|| {
             format!(
                 "the files point at {new_l} and the switch is done, but the reverse sync could not start \
                  (a rollback would count NEW's writes instead); start it by hand with \
-                 `mongoshift migrate --from NEW --to OLD --db … --follow --detach --append`"
+                 `mongoshift migrate --from {new_a} --to {old_a}{} --follow --detach --append`{note}",
+                dbs.iter().map(|d| format!(" --db {d}")).collect::<String>()
             )
         })?;
         tl.done(
@@ -500,13 +520,13 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         );
         if old_frozen {
             text.push_str(&format!(
-                "\n{old_l} stays blocked for user writes (a client still on it cannot diverge); `{}` lifts it",
-                super::freeze::command_for(&old_t, true)
+                "\n{old_l} stays blocked for user writes (a client still on it cannot diverge); {} lifts it",
+                super::freeze::command_for(&old_t, &ctx.config, true)
             ));
         }
         if reverse.is_some() {
             text.push_str(&format!(
-                "\nthe reverse sync keeps {old_l} in step for `mongoshift rollback`; `mongoshift migrate stop --to {old_l}` ends it"
+                "\nthe reverse sync keeps {old_l} in step for `mongoshift rollback`; `mongoshift migrate stop --to {old_a} --from {new_a}` ends it{note}"
             ));
         }
         ctx.ui.result(text);
@@ -535,6 +555,8 @@ struct Switch<'a> {
     values: &'a [String],
     hist: &'a std::path::Path,
     labels: (&'a str, &'a str),
+    /// The full verify, as a command that runs as printed.
+    verify_cmd: String,
     dbs: &'a [String],
 }
 
@@ -608,8 +630,9 @@ impl Switch<'_> {
                 };
                 return Err(crate::exit::check_failed(format!(
                     "verify found differences between {old_l} and {new_l}; nothing was switched:\n{}\n\
-                     Run `mongoshift verify --from {old_l} --to {new_l}` for the full report.{resume}",
-                    bad.join("\n")
+                     Run {} for the full report.{resume}",
+                    bad.join("\n"),
+                    self.verify_cmd
                 )));
             }
             tl.done(

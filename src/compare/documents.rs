@@ -331,6 +331,16 @@ pub async fn recheck(
         }
     };
     let (s, t) = tokio::try_join!(one(src, source, "source"), one(dst, target, "target"))?;
+    between(s, t, (source, target), max_paths)
+}
+
+/// How a source document and a target document (each maybe absent) differ, or None.
+pub fn between(
+    s: Option<RawDocumentBuf>,
+    t: Option<RawDocumentBuf>,
+    (source, target): (&Namespace, &Namespace),
+    max_paths: usize,
+) -> Result<Option<Difference>> {
     Ok(match (s, t) {
         (None, None) => None,
         (Some(s), None) => Some(missing(&s, source)?),

@@ -1,14 +1,23 @@
 //! Verifying while a `migrate --follow` still runs into the target: a difference may be a
 //! change the tail has not applied yet. So, a bounded number of times, wait until the tail
 //! has passed the source's newest majority write, then look each listed difference (and
-//! each differing count) up again; what agrees by then "disappeared", the rest is confirmed.
+//! each differing count) up again, against the tail's progress: the target's document is
+//! compared with the source's version now and at the positions the tail has applied (the
+//! run record's applied optime, read before and after the target, through a snapshot read
+//! `atClusterTime`). A match with any of them: it "disappeared". No match, and the source's
+//! version at the tail's position is its version now (nothing the tail has yet to apply):
+//! confirmed. No match while the source changed it past the tail's position (a document
+//! written many times a second): "still changing", neither confirmed nor cleared; it is
+//! looked at again next round and, if still so after the last, reported apart.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use mongodb::Client;
 
-use super::documents;
+use mongodb::bson::{doc, Bson, RawDocumentBuf, Timestamp};
+
+use super::documents::Difference;
 use super::verdict::NsVerdict;
 use crate::follow::record::{self, Phase, Run};
 use crate::mongo::namespaces::{self, Kind};
@@ -58,6 +67,96 @@ async fn caught_up(src: &Client, dst: &Client, run: &Run) -> Result<()> {
     }
 }
 
+/// The source position up to which the tail has applied every change (its record's token).
+async fn applied(rec: &record::Record) -> Result<Option<Timestamp>> {
+    Ok(rec
+        .get()
+        .await?
+        .and_then(|r| r.token.as_ref().and_then(crate::follow::event::token_time)))
+}
+
+/// One document by `_id` (simple collation), as raw bytes; at `at` through a snapshot read.
+async fn read(
+    c: &Client,
+    ns: &Namespace,
+    id: &Bson,
+    at: Option<Timestamp>,
+    side: &str,
+) -> Result<Option<RawDocumentBuf>> {
+    use futures::TryStreamExt;
+    let mut cmd = doc! {
+        "find": &ns.coll, "filter": { "_id": id.clone() }, "limit": 1, "singleBatch": true,
+        "collation": { "locale": "simple" },
+    };
+    if let Some(t) = at {
+        cmd.insert(
+            "readConcern",
+            doc! { "level": "snapshot", "atClusterTime": t },
+        );
+    }
+    let docs: Vec<RawDocumentBuf> = c
+        .database(&ns.db)
+        .run_cursor_command(cmd)
+        .await
+        .with_context(|| format!("re-reading a document of {ns} on the {side}"))?
+        .with_type::<RawDocumentBuf>()
+        .try_collect()
+        .await
+        .with_context(|| format!("re-reading a document of {ns} on the {side}"))?;
+    Ok(docs.into_iter().next())
+}
+
+fn same(a: &Option<RawDocumentBuf>, b: &Option<RawDocumentBuf>) -> bool {
+    a.as_ref().map(|d| d.as_bytes()) == b.as_ref().map(|d| d.as_bytes())
+}
+
+/// One listed difference looked at again against the tail's progress.
+enum Now {
+    Agree,
+    Confirmed(Difference),
+    Changing(Difference),
+}
+
+async fn recheck_one(
+    (src, sd): (&Client, &Namespace),
+    (dst, td): (&Client, &Namespace),
+    rec: &record::Record,
+    key: &Bson,
+) -> Result<Now> {
+    let before = applied(rec).await?;
+    let t = read(dst, td, key, None, "target").await?;
+    let now = read(src, sd, key, None, "source").await?;
+    if same(&t, &now) {
+        return Ok(Now::Agree);
+    }
+    let after = applied(rec).await?;
+    // The source's versions at the positions the tail had applied around the target's read.
+    let mut at_tail = Vec::new();
+    for p in [before, after].into_iter().flatten() {
+        if at_tail.iter().any(|(q, _)| *q == p) {
+            continue;
+        }
+        // Too old for the source's snapshot history, or before the collection existed:
+        // that version is unknown, not a difference.
+        let Ok(v) = read(src, sd, key, Some(p), "source").await else {
+            continue;
+        };
+        if same(&t, &v) {
+            return Ok(Now::Agree);
+        }
+        at_tail.push((p, v));
+    }
+    let changed_since = at_tail.first().is_some_and(|(_, v)| !same(v, &now));
+    let Some(d) = super::documents::between(now, t, (sd, td), 5)? else {
+        return Ok(Now::Agree);
+    };
+    Ok(if changed_since {
+        Now::Changing(d)
+    } else {
+        Now::Confirmed(d)
+    })
+}
+
 /// Recheck the verdicts' differences up to `rounds` times while `run` follows.
 pub async fn recheck(
     src: &Client,
@@ -66,6 +165,7 @@ pub async fn recheck(
     verdicts: &mut [NsVerdict],
     rounds: usize,
 ) -> Result<()> {
+    let rec = record::Record::new(dst, &run.run);
     for _ in 0..rounds {
         if verdicts.iter().all(|v| {
             v.identical || v.documents_differing.is_none() && v.source_count == v.target_count
@@ -85,20 +185,30 @@ pub async fn recheck(
                 Kind::Collection
             };
             let (sd, td) = (kind.data_ns(&sns), kind.data_ns(&tns));
-            let listed = std::mem::take(&mut v.differences);
-            let mut still = Vec::new();
+            // Confirmed and still-changing ones alike are looked at again each round.
+            let listed: Vec<Difference> = std::mem::take(&mut v.differences)
+                .into_iter()
+                .chain(std::mem::take(&mut v.changing))
+                .collect();
+            let mut confirmed = Vec::new();
+            let mut changing = Vec::new();
             let mut gone = 0;
+            let before = v.documents_differing.unwrap_or(0) + v.still_changing;
             for d in listed {
-                match documents::recheck((src, &sd), (dst, &td), &d.key, 5).await? {
-                    Some(now) => still.push(now),
-                    None => gone += 1,
+                match recheck_one((src, &sd), (dst, &td), &rec, &d.key).await? {
+                    Now::Agree => gone += 1,
+                    Now::Confirmed(d) => confirmed.push(d),
+                    Now::Changing(d) => changing.push(d),
                 }
             }
-            v.differences = still;
+            v.differences = confirmed;
+            v.still_changing = changing.len() as u64;
+            v.changing = changing;
             v.disappeared += gone;
-            if let Some(n) = v.documents_differing.as_mut() {
+            if v.documents_differing.is_some() {
                 // Only listed documents can be rechecked; the others stay counted.
-                *n = n.saturating_sub(gone);
+                v.documents_differing =
+                    Some(before.saturating_sub(gone).saturating_sub(v.still_changing));
             }
             if v.source_count.is_some() && v.source_count != v.target_count {
                 let (a, b) = tokio::try_join!(

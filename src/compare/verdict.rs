@@ -47,6 +47,14 @@ pub struct NsVerdict {
     /// Differing documents that were gone by the recheck (changes the tail had not yet applied).
     #[serde(default)]
     pub disappeared: u64,
+    /// Documents that differed at every recheck while the source kept changing them past the
+    /// live tail's position: neither confirmed nor cleared (see `compare::live`). Not
+    /// counted in `documents_differing`.
+    #[serde(default)]
+    pub still_changing: u64,
+    /// The first `--max-report` of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changing: Vec<Difference>,
     /// A collection, view or database that exists only on the target (`source` is empty):
     /// its own kind of difference (`compare::extras`).
     #[serde(default)]
@@ -58,9 +66,20 @@ impl NsVerdict {
     /// document was compared, the documents decide.
     pub fn judge_live(&mut self) {
         match self.documents_differing {
-            Some(n) => self.identical = self.metadata.is_empty() && n == 0,
+            Some(n) => {
+                self.identical = self.metadata.is_empty() && n == 0 && self.still_changing == 0
+            }
             None => self.judge(),
         }
+    }
+
+    /// A difference that stands: anything but documents still changing under a live tail.
+    pub fn confirmed(&self) -> bool {
+        !self.identical
+            && (!self.metadata.is_empty()
+                || self.documents_differing.unwrap_or(0) > 0
+                || (self.documents_differing.is_none() && self.source_count != self.target_count)
+                || self.still_changing == 0)
     }
 
     /// What differs, one phrase each: metadata, counts, documents (for a one-line summary;

@@ -5,10 +5,12 @@
 //! Every binding of the key is changed (dotenv readers disagree on which duplicate wins:
 //! python-dotenv and Compose take the last, some the first), and the caller warns.
 //!
-//! The new value is written so that python-dotenv and Docker Compose both read it back
-//! exactly: unquoted when it has nothing either would interpret (`#` comments, `$`
-//! interpolation, quotes, spaces, backslashes), else single-quoted (both read single quotes
-//! literally), keeping a line's double or single quotes when the value is safe in them.
+//! The new value is written so that python-dotenv, Docker Compose and a shell
+//! (`set -a; . .env`, or `export KEY=…` lines) all read it back exactly: unquoted only when
+//! it has nothing any of them would interpret (a URI's `&` ends a shell command, `?` and `[`
+//! glob in an `export` line, `#` starts a comment, `$` interpolates, …), else single-quoted
+//! (all three read single quotes literally), keeping a line's double or single quotes when
+//! the value is safe in them.
 //! A value neither form can carry unchanged for both parsers (a `'` together with `$` or
 //! `\`) is refused rather than written in a way one of them would misread.
 
@@ -156,10 +158,13 @@ fn render(value: &str, style: Quote) -> Result<String> {
     if value.contains(['\n', '\r']) {
         bail!("the new value contains a line break, which a dotenv file cannot hold on one line");
     }
+    // Only characters no reader interprets: the shell's metacharacters (`&;|<>()`), its
+    // globs and tilde (`*?[]~`, expanded in an `export` line), dotenv's `#`, `$`, quotes
+    // and backslashes all need quotes.
     let plain_safe = !value.is_empty()
-        && !value
+        && value
             .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '#' | '$' | '\'' | '"' | '\\' | '`'));
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:@%+=,".contains(c));
     let single_safe = !value.contains(['\'', '\\']);
     let double_safe = !value.contains(['"', '\\', '$', '`']);
     Ok(match style {
@@ -278,6 +283,11 @@ mod tests {
                 NEW.to_string(),
             ),
         ];
+        // Unquoted lines get single quotes: the URI's `&` and `?` would break a shell.
+        let cases = cases.map(|(b, o, r)| {
+            let r = if r == NEW { format!("'{NEW}'") } else { r };
+            (b, o, r)
+        });
         for (before, old, rendered) in cases {
             let (after, changes) = set(before, "MONGO_URI", NEW).unwrap();
             assert_eq!(changes.len(), 1, "{before}");
@@ -309,6 +319,11 @@ mod tests {
         let (after, _) = set("K=\"x\"\n", "K", "a$b").unwrap();
         assert_eq!(after, "K='a$b'\n");
         assert!(set("K=x\n", "K", "it's $5").is_err());
+        // A value a shell reads unquoted stays unquoted.
+        let (after, _) = set("export K=x\n", "K", "mongodb://h:1/db").unwrap();
+        assert_eq!(after, "export K=mongodb://h:1/db\n");
+        let (after, _) = set("export K=x\n", "K", "mongodb://h/?a=1&b=2").unwrap();
+        assert_eq!(after, "export K='mongodb://h/?a=1&b=2'\n");
         assert!(set("K=x\n", "K", "two\nlines").is_err());
     }
 

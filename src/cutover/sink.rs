@@ -55,6 +55,25 @@ pub enum WriteMode {
     InPlace,
 }
 
+/// When `value` holds a password and the file it goes into is readable by its group or by
+/// everyone: a warning naming the file, its mode and the fix (the mode itself is kept, as
+/// the application's deployment may rely on it).
+pub fn exposure(sink: &Sink, value: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if crate::redact::uri(value) == value {
+        return None;
+    }
+    let mode = std::fs::metadata(&sink.path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{} will hold a password and is readable by {} (mode {mode:04o}); `chmod 600 {}` keeps it to its owner",
+            sink.path.display(),
+            if mode & 0o007 != 0 { "everyone" } else { "its group" },
+            sink.path.display()
+        )
+    })
+}
+
 pub fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()

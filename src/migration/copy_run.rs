@@ -174,9 +174,7 @@ pub(super) async fn copy_all(
     };
     let outcome = tokio::select! {
         r = work => Ok(r),
-        sig = crate::signals::interrupted() => Err(anyhow::anyhow!(
-            "migrate interrupted by {sig}: the target holds a partial copy; re-run the same command with --resume to finish it"
-        )),
+        sig = crate::signals::interrupted() => Err(anyhow::Error::new(Interrupted(sig))),
     };
     reporter.abort();
     report(progress.clone(), record.clone()).await;
@@ -184,3 +182,19 @@ pub(super) async fn copy_all(
     results.sort_by(|a, b| a.target.cmp(&b.target));
     Ok(results)
 }
+
+/// The copy was stopped by a signal: the run record says "stopped", not "failed".
+#[derive(Debug)]
+pub struct Interrupted(&'static str);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "migrate interrupted by {}: the target holds a partial copy; re-run the same command with --resume to finish it",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}

@@ -80,8 +80,9 @@ pub async fn spawn(ctx: &Ctx, args: &CopyArgs, record: &Record) -> Result<()> {
     } else {
         ctx.ui.result(format!(
             "following in the background: pid {pid}, log {}.\n\
-             `mongoshift migrate status --to {to}` shows its lag; `mongoshift migrate stop --to {to}` stops it.",
+             `mongoshift migrate status --to {to}` shows its lag; `mongoshift migrate stop --to {to}` stops it{}.",
             log_abs.display(),
+            crate::cli::side_arg_note(&args.sides.to_display()),
             to = args.sides.to_display()
         ));
     }

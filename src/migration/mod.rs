@@ -288,7 +288,13 @@ pub async fn run(ctx: &Ctx, args: CopyArgs) -> Result<()> {
         match copy_run::copy_all(ctx, &args, &src, &dst, &state, &record, &recorded, colls).await {
             Ok(r) => r,
             Err(e) => {
-                follow::mark(&record, Phase::Failed, Some(format!("{e:#}"))).await;
+                // Ctrl-C or SIGTERM stopped the copy on purpose: "stopped", not "failed".
+                let phase = if e.is::<copy_run::Interrupted>() {
+                    Phase::Stopped
+                } else {
+                    Phase::Failed
+                };
+                follow::mark(&record, phase, Some(format!("{e:#}"))).await;
                 return Err(e);
             }
         };

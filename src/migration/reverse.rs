@@ -11,7 +11,8 @@ use crate::follow::record::{Phase, Record, Run};
 /// Start following `from` into `to` in the background from `token`, without a copy (the
 /// two sides hold the same data): `switch --reverse-sync`. `from_arg`/`to_arg` are the
 /// sides as the user gave them (config names or URIs; they reach the child through the
-/// environment, never its command line). Returns the run's identity, pid and log.
+/// environment, never its command line). `logs` is the folder of its log (switch keeps it
+/// beside the history, not in the current folder). Returns the run's identity, pid and log.
 #[allow(clippy::too_many_arguments)]
 pub async fn follow_detached(
     config: &crate::config::Config,
@@ -19,6 +20,7 @@ pub async fn follow_detached(
     (to_arg, to, to_client): (&str, &crate::config::ResolvedTarget, &Client),
     dbs: &[String],
     token: Bson,
+    logs: &std::path::Path,
 ) -> Result<(String, u32, std::path::PathBuf)> {
     let identity = identity(&from.uri, dbs, &[]);
     let record = Record::new(to_client, &identity);
@@ -47,6 +49,7 @@ pub async fn follow_detached(
             .iter()
             .map(|s| s.to_string()),
     );
-    let (pid, log) = detach::start(argv, &detach::default_log(), &record).await?;
+    let log = logs.join(detach::default_log().file_name().unwrap_or_default());
+    let (pid, log) = detach::start(argv, &log, &record).await?;
     Ok((identity, pid, log))
 }

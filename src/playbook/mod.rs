@@ -9,6 +9,7 @@
 //! - `runner`, `child`, `wait`: running the steps; `record`: the run records.
 
 pub mod child;
+pub mod effects;
 pub mod interpolate;
 pub mod kinds;
 pub mod model;

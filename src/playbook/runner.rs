@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 
 use super::child::{self, Finished, Signals};
+use super::effects;
 use super::interpolate::{self, Scope};
 use super::kinds::{self, DryRun};
 use super::model::{self, Playbook, Step, StepKind, Val};
@@ -280,9 +281,9 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
     };
     runner.save(&rec)?;
     let total = pb.steps.len();
-    // Dry run: whether an earlier step would have changed something (a write it only
-    // rehearsed or skipped); a later check then sees the clusters as they are now.
-    let mut changed_before = false;
+    // Dry run: what the earlier steps would have written (a write they only rehearsed or
+    // skipped); a later check reading it sees the clusters as they are now, not as then.
+    let mut written: Vec<effects::Place> = Vec::new();
     for i in start..total {
         let step = &pb.steps[i];
         {
@@ -310,11 +311,16 @@ pub async fn run(ui: &Ui, pb: &Playbook, opts: &RunOptions) -> Result<RunRecord>
         runner.ui.info(line(r));
         // A dry run goes on past a failed step: its checks see the clusters as they are,
         // not as the skipped steps would leave them, and every step's rehearsal is wanted.
-        changed_before |= would_change(step);
+        let excused = r.state == StepState::Failed
+            && opts.dry_run
+            && effects::overlap(&written, &runner.touches(step, false));
+        if opts.dry_run && would_change(step) {
+            written.extend(runner.touches(step, true));
+        }
         if r.state == StepState::Failed && opts.dry_run && interrupted.is_none() {
-            if changed_before {
+            if excused {
                 r.message = Some(format!(
-                    "{}it may pass in a real run: an earlier step would change what it sees, which a dry run does not do",
+                    "{}it may pass in a real run: an earlier step would write what it reads, which a dry run does not do",
                     r.message.as_deref().map(|m| format!("{m}; ")).unwrap_or_default()
                 ));
                 ui.info(format!(
@@ -454,6 +460,41 @@ impl Runner<'_> {
             return Ok(());
         }
         rec.save()
+    }
+
+    /// What a step writes in a real run (`write`), or what its checks read; see `effects`.
+    /// A step that is not a command (a gate) or whose options do not resolve reads nothing,
+    /// so that its failure always counts.
+    fn touches(&self, s: &Step, write: bool) -> Vec<effects::Place> {
+        let StepKind::Command(path) = &s.kind else {
+            return if write && matches!(s.kind, StepKind::Exec) {
+                vec![effects::Place::Anything]
+            } else {
+                Vec::new()
+            };
+        };
+        let scope = self.scope();
+        let Ok((vals, _)) = model::values(self.pb, s, path, &scope, true) else {
+            return Vec::new();
+        };
+        let vals: Vec<(String, Val)> = vals.into_iter().map(|(o, v)| (o.name, v)).collect();
+        let config = crate::config::Config::load(self.opts.config.as_deref()).ok();
+        // One name per cluster: its hosts, whether given as a config target or a URI.
+        let norm = |v: &str| -> String {
+            if v.contains("://") {
+                return redact::hosts(v);
+            }
+            config
+                .as_ref()
+                .and_then(|c| c.target(v).ok())
+                .map(|t| redact::hosts(&t.uri))
+                .unwrap_or_else(|| v.to_string())
+        };
+        if write {
+            effects::writes(path, &vals, &norm)
+        } else {
+            effects::reads(path, &vals, &norm)
+        }
     }
 
     fn scope(&self) -> Scope<'_> {

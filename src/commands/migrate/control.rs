@@ -107,6 +107,21 @@ struct RunStatus<'a> {
     heartbeat_age_secs: f64,
 }
 
+/// A run's renames as its identity records them (` --ns-to P`), for its header: two runs
+/// into one target that differ only by their --ns-to must read apart.
+fn ns_to_of(run: &str) -> String {
+    let to: Vec<&str> = run
+        .split(" --ns-to ")
+        .skip(1)
+        .map(|p| p.split(" --").next().unwrap_or(p))
+        .collect();
+    if to.is_empty() {
+        String::new()
+    } else {
+        format!(" (--ns-to {})", to.join(", "))
+    }
+}
+
 fn state_of(r: &Run, alive: bool) -> &'static str {
     match r.phase {
         Phase::Following if r.stop_requested && alive => "stopping",
@@ -157,14 +172,15 @@ pub async fn status(ctx: &Ctx, args: ControlArgs) -> Result<()> {
         };
         let mut lines = vec![
             format!(
-                "migration {} → {}{}",
+                "migration {} → {}{}{}",
                 r.from,
                 r.to,
                 if r.dbs.is_empty() {
                     String::new()
                 } else {
                     format!(" (--db {})", r.dbs.join(", "))
-                }
+                },
+                ns_to_of(&r.run)
             ),
             format!(
                 "  phase      {}{}",
@@ -324,4 +340,16 @@ pub async fn finalize(ctx: &Ctx, args: ControlArgs) -> Result<()> {
         ctx.ui.result(text);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn headers_name_each_runs_renames() {
+        assert_eq!(
+            super::ns_to_of("migrate from h:1 --db a --ns-to b.* --ns-to c.x"),
+            " (--ns-to b.*, c.x)"
+        );
+        assert_eq!(super::ns_to_of("migrate from h:1 --db a"), "");
+    }
 }
