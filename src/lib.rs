@@ -22,6 +22,7 @@ pub mod load;
 pub mod mongo;
 pub mod namespace;
 pub mod pipeline;
+pub mod pitr;
 pub mod playbook;
 pub mod rawbson;
 pub mod redact;

@@ -152,6 +152,10 @@ async fn open(ctx: &Ctx, from: &FromArgs) -> Result<(Location, Store)> {
 pub async fn scan(store: &Store) -> Result<Vec<Listing>> {
     let mut out = Vec::new();
     for id in store.list_children("").await? {
+        // Continuous backups' slices live beside the backups, not as one.
+        if id == crate::pitr::layout::PITR_DIR {
+            continue;
+        }
         let child = store.child(&id);
         let objects = child.list("").await?;
         let manifest = match objects.iter().any(|o| o.key == layout::MANIFEST) {
@@ -238,14 +242,21 @@ pub async fn load_manifest(store: &Store, loc: &Location, id: &str) -> Result<(S
 async fn list(ctx: &Ctx, from: &FromArgs) -> Result<()> {
     let (loc, store) = open(ctx, from).await?;
     let backups = scan(&store).await?;
+    let chains = crate::pitr::chain::load(&store).await?;
     if ctx.ui.json() {
-        ctx.ui
-            .result_json(&serde_json::json!({ "location": loc.to_string(), "backups": backups }));
+        ctx.ui.result_json(&serde_json::json!({
+            "location": loc.to_string(),
+            "backups": backups,
+            "point_in_time": chains,
+        }));
         return Ok(());
     }
-    if backups.is_empty() {
+    if backups.is_empty() && chains.is_empty() {
         ctx.ui.result(format!("no backups at {loc}"));
         return Ok(());
+    }
+    if !chains.is_empty() {
+        ctx.ui.result(windows_table(&chains));
     }
     let mut t = table::new([
         "id",
@@ -277,6 +288,63 @@ async fn list(ctx: &Ctx, from: &FromArgs) -> Result<()> {
     }
     ctx.ui.result(t.to_string());
     Ok(())
+}
+
+/// Per replica set: the restorable windows and the gaps, in time order.
+fn windows_table(chains: &[crate::pitr::chain::StreamChain]) -> String {
+    use crate::pitr::planner::show;
+    let mut t = table::new(["replica set", "point in time", "from (UTC)", "through (UTC)", "via"]);
+    for c in chains {
+        let mut rows: Vec<(crate::dump::manifest::OplogTs, Vec<String>)> = Vec::new();
+        for w in &c.windows {
+            let slices = c
+                .slices
+                .iter()
+                .filter(|s| s.until > w.from && s.after < w.to)
+                .count();
+            rows.push((
+                w.from,
+                vec![
+                    c.stream.clone(),
+                    "restorable".into(),
+                    show(w.from),
+                    show(w.to),
+                    format!("base {} + {slices} slices", w.bases.join(", ")),
+                ],
+            ));
+        }
+        for g in &c.gaps {
+            rows.push((
+                g.after,
+                vec![
+                    c.stream.clone(),
+                    "GAP (not restorable)".into(),
+                    show(g.after),
+                    show(g.until),
+                    g.reason.clone().unwrap_or_else(|| "slices missing".into()),
+                ],
+            ));
+        }
+        if let Some(last) = c.runs.last() {
+            if c.windows.iter().all(|w| w.to < last.after) {
+                rows.push((
+                    last.after,
+                    vec![
+                        c.stream.clone(),
+                        "slices only (no base backup)".into(),
+                        show(last.after),
+                        show(last.until),
+                        "take a base with `backup --oplog`".into(),
+                    ],
+                ));
+            }
+        }
+        rows.sort_by_key(|r| r.0);
+        for (_, r) in rows {
+            t.add_row(r);
+        }
+    }
+    t.to_string()
 }
 
 async fn show(ctx: &Ctx, from: &FromArgs, id: &str) -> Result<()> {
@@ -505,6 +573,8 @@ async fn restore_drill(
         oplog_file: None,
         users_and_roles: false,
         convert_legacy_indexes: false,
+        to_time: None,
+        stream: None,
         storage: from.storage.clone(),
     };
     ctx.ui.info(format!(
