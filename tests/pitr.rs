@@ -461,3 +461,65 @@ fn the_archiver_works_with_auth_and_tls() {
     // 50 inserts and the collection's implicit create.
     assert_eq!(total, 51, "{err}");
 }
+
+#[test]
+fn a_detached_archiver_is_controlled_by_status_and_stop_and_prune_keeps_what_bases_need() {
+    let s = servers();
+    let dir = tempdir();
+    let l = dir.path().join("b").to_string_lossy().to_string();
+    let db = unique_db("pitrctl");
+    insert(&s.rs_uri, &db, "c", (0..20).map(|i| doc! { "_id": i }).collect());
+    let started = mongoshift(dir.path(), ["backup", "--continuous", "--detach", "--uri", &s.rs_uri, "--to", &l, "--db", &db, "--slice", "1s", "--output", "json"]);
+    started.assert_code(0);
+    let pid = started.json()["pid"].as_u64().unwrap();
+    let status = mongoshift(dir.path(), ["backups", "continuous", "status", "--from", &l, "--output", "json"]);
+    status.assert_code(0);
+    let j = status.json();
+    assert_eq!(j["streams"][0]["state"], "running", "{j}");
+    assert_eq!(j["streams"][0]["pid"].as_u64(), Some(pid), "{j}");
+    // A second archiver on the same stream is refused while this one runs.
+    let twice = mongoshift(dir.path(), ["backup", "--continuous", "--uri", &s.rs_uri, "--to", &l, "--db", &db]);
+    twice.assert_code(2);
+    assert!(twice.stderr.contains("already runs"), "{}", twice.stderr);
+
+    insert(&s.rs_uri, &db, "c", (20..40).map(|i| doc! { "_id": i }).collect());
+    std::thread::sleep(Duration::from_millis(2500));
+    mongoshift(dir.path(), ["backup", "--oplog", "--uri", &s.rs_uri, "--to", &l, "--db", &db]).assert_code(0);
+    insert(&s.rs_uri, &db, "c", (40..60).map(|i| doc! { "_id": i }).collect());
+    std::thread::sleep(Duration::from_millis(2500));
+    let table = mongoshift(dir.path(), ["backups", "continuous", "status", "--from", &l]);
+    assert!(table.stdout.contains("running (pid"), "{}", table.stdout);
+
+    let stop = mongoshift(dir.path(), ["backups", "continuous", "stop", "--from", &l]);
+    stop.assert_code(0);
+    assert!(stop.stdout.contains("stopped"), "{}", stop.all());
+    let j = mongoshift(dir.path(), ["backups", "continuous", "status", "--from", &l, "--output", "json"]).json();
+    assert_eq!(j["streams"][0]["state"], "stopped", "{j}");
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z "));
+
+    // Prune: the slices before the only base's end go, those its window needs stay.
+    let before = block_on(async {
+        let store = mongoshift::storage::Store::open(
+            &mongoshift::storage::Location::parse(&l).unwrap(),
+            &mongoshift::storage::S3Settings { endpoint: None, region: None, path_style: false },
+        )
+        .await
+        .unwrap();
+        mongoshift::pitr::chain::load(&store).await.unwrap()
+    });
+    let chain = &before[0];
+    let base_end = chain.bases[0].end;
+    let needed = chain.slices.iter().filter(|m| m.until > base_end).count();
+    let unneeded = chain.slices.len() - needed;
+    assert!(unneeded > 0 && needed > 0, "{unneeded} {needed}");
+    let window_to = chain.windows[0].to;
+    mongoshift(dir.path(), ["backups", "prune", "--from", &l, "--pitr-days", "1", "--yes"]).assert_code(0);
+    let j = mongoshift(dir.path(), ["backups", "list", "--from", &l, "--output", "json"]).json();
+    assert_eq!(j["backups"].as_array().unwrap().len(), 1, "{j}");
+    let w = &j["point_in_time"][0]["windows"][0];
+    assert_eq!(w["to"]["t"].as_u64().unwrap() as u32, window_to.t, "{j}");
+    let after = std::fs::read_dir(dir.path().join("b/pitr/rs0/slices")).unwrap().count();
+    assert_eq!(after, needed, "prune should leave exactly the slices the base needs");
+    let dry = mongoshift(dir.path(), ["restore", "--from", &l, "--to-time", &format!("{}:{}", window_to.t, window_to.i), "--uri", &s.standalone_uri, "--dry-run"]);
+    dry.assert_code(0);
+}

@@ -72,6 +72,13 @@ pub struct BackupArgs {
     /// from the oldest entry the oplog still holds.
     #[arg(long, requires = "continuous")]
     pub after_gap: bool,
+    /// With --continuous: run the archiver in the background and return; `backups continuous
+    /// status|stop` control it.
+    #[arg(long, requires = "continuous")]
+    pub detach: bool,
+    /// With --detach: the archiver's log file (default .mongoshift/logs/backup-continuous-TIME.log).
+    #[arg(long, value_name = "FILE", requires = "detach")]
+    pub log: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -289,6 +296,58 @@ async fn continuous(ctx: &Ctx, args: BackupArgs) -> Result<()> {
             )));
         }
     }
+    let running = crate::pitr::control::read(&stream_store).await?;
+    if let Some(r) = running.filter(|r| {
+        r.state == crate::pitr::control::State::Running && r.alive_here() == Some(true)
+    }) {
+        return Err(usage(format!(
+            "an archiver already runs for {location} (pid {} on this host, log {}): one stream has one archiver. \
+             `mongoshift backups continuous status --from {root}` shows it; `backups continuous stop` stops it",
+            r.pid,
+            r.log.unwrap_or_else(|| "-".into())
+        )));
+    }
+    if args.detach {
+        let log = args.log.clone().unwrap_or_else(|| {
+            std::path::PathBuf::from(".mongoshift/logs").join(format!(
+                "backup-continuous-{}.log",
+                Utc::now().format("%Y%m%d-%H%M%S")
+            ))
+        });
+        let mut argv = crate::migration::detach::own_args_without_detach();
+        // own_args keeps the program name first, as the child parses it.
+        argv.retain(|a| a != "--detach");
+        let probe = stream_store.clone();
+        let (pid, log_abs) = crate::migration::detach::start_process(
+            argv,
+            &log,
+            "backup",
+            "archiver",
+            |pid| {
+                let probe = probe.clone();
+                async move {
+                    Ok(crate::pitr::control::read(&probe).await?.is_some_and(|r| {
+                        r.pid == pid && r.state == crate::pitr::control::State::Running
+                    }))
+                }
+            },
+        )
+        .await?;
+        if ctx.ui.json() {
+            ctx.ui.result_json(&serde_json::json!({
+                "ok": true, "detached": true, "pid": pid, "log": log_abs.display().to_string(),
+                "stream": location,
+            }));
+        } else {
+            ctx.ui.result(format!(
+                "archiving in the background: pid {pid}, log {}.\n\
+                 `mongoshift backups continuous status --from {root}` shows its lag; \
+                 `mongoshift backups continuous stop --from {root}` stops it.",
+                log_abs.display()
+            ));
+        }
+        return Ok(());
+    }
     let newest_base = chain::bases(&store)
         .await?
         .into_iter()
@@ -309,6 +368,8 @@ async fn continuous(ctx: &Ctx, args: BackupArgs) -> Result<()> {
         ui: ctx.ui.clone(),
     };
     let start = archiver.start_position(newest_base).await?;
+    let mut record = crate::pitr::control::ArchiverRecord::running();
+    crate::pitr::control::write(&archiver.store, &record).await?;
     ctx.ui.info(format!(
         "archiving the oplog of {} ({}) to {location} in slices of {} or {} [{}]; Ctrl-C or SIGTERM closes the current slice and stops",
         source.hosts,
@@ -325,6 +386,18 @@ async fn continuous(ctx: &Ctx, args: BackupArgs) -> Result<()> {
     });
     let outcome = archiver.run(start, rx).await;
     watcher.abort();
+    record.ended_at = Some(Utc::now());
+    match &outcome {
+        Ok(_) => record.state = crate::pitr::control::State::Stopped,
+        Err(e) => {
+            record.state = crate::pitr::control::State::Failed;
+            record.error = Some(crate::redact::scrub(&crate::mongo::errors::chain_text(e)));
+        }
+    }
+    // Best effort: the outcome itself is what this process reports.
+    if let Err(e) = crate::pitr::control::write(&archiver.store, &record).await {
+        ctx.ui.warn(format!("could not record the archiver's end: {e:#}"));
+    }
     let summary = outcome?;
     if ctx.ui.json() {
         ctx.ui.result_json(&summary);

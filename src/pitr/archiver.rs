@@ -238,9 +238,19 @@ impl Archiver {
         let mut covered = start;
         let mut slice = SliceBuilder::new(covered, self.compression, self.level)?;
         let mut opened = Instant::now();
+        let mut stop_checked = Instant::now();
+        let run_started = chrono::Utc::now();
         loop {
             if *stop.borrow() {
                 break;
+            }
+            // `backups continuous stop` from anywhere that reaches the location.
+            if stop_checked.elapsed() >= Duration::from_secs(1) {
+                stop_checked = Instant::now();
+                if crate::pitr::control::stop_requested(&self.store, run_started).await? {
+                    self.ui.info("stop requested (backups continuous stop)");
+                    break;
+                }
             }
             let top = ts(oplog::majority_time(&self.client).await?);
             if top > covered {

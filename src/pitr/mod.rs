@@ -10,6 +10,7 @@
 
 pub mod archiver;
 pub mod chain;
+pub mod control;
 pub mod layout;
 pub mod planner;
 pub mod retention;
