@@ -523,3 +523,95 @@ fn a_detached_archiver_is_controlled_by_status_and_stop_and_prune_keeps_what_bas
     let dry = mongoshift(dir.path(), ["restore", "--from", &l, "--to-time", &format!("{}:{}", window_to.t, window_to.i), "--uri", &s.standalone_uri, "--dry-run"]);
     dry.assert_code(0);
 }
+
+/// #26 point 5: a base backup and its slices restored with stock mongorestore 100.8.0
+/// (`--oplogReplay` for the base, then the slices gunzipped in name order into one
+/// oplog.bson replayed with `--oplogLimit`) equal `restore --to-time` at the same optime.
+#[test]
+fn stock_mongorestore_restores_a_base_and_its_slices_like_restore_to_time() {
+    let s = servers();
+    let dir = tempdir();
+    let l = dir.path().join("b").to_string_lossy().to_string();
+    let db = unique_db("pitrstock");
+    let client = block_on(client(&s.rs_uri));
+    insert(&s.rs_uri, &db, "c", (0..50i64).map(|i| doc! { "_id": i, "n": 0i64 }).collect());
+    let arch = Command::new(env!("CARGO_BIN_EXE_mongoshift"))
+        .args(["backup", "--continuous", "--uri", &s.rs_uri, "--to", &l, "--db", &db, "--slice", "1s", "--compress", "gzip"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    mongoshift(dir.path(), ["backup", "--oplog", "--uri", &s.rs_uri, "--to", &l, "--db", &db, "--compress", "gzip"]).assert_code(0);
+    let t = block_on(async {
+        let c = client.database(&db).collection::<Document>("c");
+        let mut session = client.start_session().await.unwrap();
+        let mut last = None;
+        for k in 0..300i64 {
+            match k % 3 {
+                0 => {
+                    c.insert_one(doc! { "_id": 1000 + k, "n": k }).session(&mut session).await.unwrap();
+                }
+                1 => {
+                    c.update_one(doc! { "_id": k % 50 }, doc! { "$inc": { "n": 1i64 } }).session(&mut session).await.unwrap();
+                }
+                _ => {
+                    c.delete_one(doc! { "_id": 1000 + k - 2 }).session(&mut session).await.unwrap();
+                }
+            }
+            if k == 240 {
+                last = session.operation_time();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        last.unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    unsafe {
+        libc::kill(arch.id() as i32, libc::SIGTERM);
+    }
+    assert!(arch.wait_with_output().unwrap().status.success());
+
+    let ours = format!("{db}_ours");
+    mongoshift(dir.path(), [
+        "restore", "--from", &l, "--to-time", &ts_arg(t), "--uri", &s.standalone_uri,
+        "--ns-from", &format!("{db}.*"), "--ns-to", &format!("{ours}.*"), "--yes",
+    ])
+    .assert_code(0);
+
+    // The stock way: the base with its oplog, then the slices after the base's end.
+    let base_id = std::fs::read_dir(dir.path().join("b"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .find(|n| n != "pitr")
+        .unwrap();
+    let base_dir = dir.path().join("b").join(&base_id);
+    run_stock("mongorestore", &["--uri", &s.standalone_uri, "--gzip", "--oplogReplay", "--dir", &base_dir.to_string_lossy()]);
+    let slices_dir = dir.path().join("b/pitr/rs0/slices");
+    let mut names: Vec<String> = std::fs::read_dir(&slices_dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    names.sort();
+    let replay = dir.path().join("replay");
+    std::fs::create_dir_all(&replay).unwrap();
+    let mut oplog = Vec::new();
+    // Only the slices that reach past the base's oplog end (`until` in their manifest).
+    let base_manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(base_dir.join("manifest.json")).unwrap()).unwrap();
+    let end = (base_manifest["oplog"]["end"]["t"].as_u64().unwrap(), base_manifest["oplog"]["end"]["i"].as_u64().unwrap());
+    for n in names {
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(slices_dir.join(&n).join("manifest.json")).unwrap()).unwrap();
+        if (m["until"]["t"].as_u64().unwrap(), m["until"]["i"].as_u64().unwrap()) <= end {
+            continue;
+        }
+        let gz = std::fs::read(slices_dir.join(&n).join("oplog.bson.gz")).unwrap();
+        oplog.extend(mongoshift::codec::decompress_all(mongoshift::codec::Compression::Gzip, &gz).unwrap());
+    }
+    std::fs::write(replay.join("oplog.bson"), oplog).unwrap();
+    let limit = format!("{}:{}", t.time, t.increment + 1);
+    run_stock("mongorestore", &["--uri", &s.standalone_uri, "--oplogReplay", "--oplogLimit", &limit, "--dir", &replay.to_string_lossy()]);
+
+    let stock = hashes(&s.standalone_uri, &db);
+    let mine = hashes(&s.standalone_uri, &ours);
+    assert!(!mine.is_empty());
+    assert_eq!(stock, mine, "stock mongorestore and restore --to-time differ");
+}
