@@ -20,6 +20,9 @@ enum Op {
     Delete(String, i64),
 }
 
+/// Whether a write at this optime is included in a point in time.
+type Upto = Box<dyn Fn(Timestamp) -> bool>;
+
 struct Logged {
     ts: Timestamp,
     ops: Vec<Op>,
@@ -78,7 +81,10 @@ fn s3_cli(args: &[String]) -> Run {
 }
 
 /// The effect of the writer's log through `upto` (inclusive), per collection.
-fn state_at(log: &[Logged], upto: impl Fn(Timestamp) -> bool) -> BTreeMap<String, BTreeMap<i64, Document>> {
+fn state_at(
+    log: &[Logged],
+    upto: impl Fn(Timestamp) -> bool,
+) -> BTreeMap<String, BTreeMap<i64, Document>> {
     let mut out: BTreeMap<String, BTreeMap<i64, Document>> = BTreeMap::new();
     for l in log.iter().filter(|l| upto(l.ts)) {
         for op in &l.ops {
@@ -97,7 +103,15 @@ fn state_at(log: &[Logged], upto: impl Fn(Timestamp) -> bool) -> BTreeMap<String
 
 /// Writes for `secs` seconds: inserts, updates, deletes and two-document transactions on
 /// `items`, and a collection `late` that appears half-way. Returns the log.
-async fn write_for(client: &mongodb::Client, db: &str, secs: f64, seed: u64, log: &mut Vec<Logged>, model: &mut BTreeMap<i64, Document>, next_id: &mut i64) {
+async fn write_for(
+    client: &mongodb::Client,
+    db: &str,
+    secs: f64,
+    seed: u64,
+    log: &mut Vec<Logged>,
+    model: &mut BTreeMap<i64, Document>,
+    next_id: &mut i64,
+) {
     let d = client.database(db);
     let items = d.collection::<Document>("items");
     let late = d.collection::<Document>("late");
@@ -114,14 +128,21 @@ async fn write_for(client: &mongodb::Client, db: &str, secs: f64, seed: u64, log
             let id = *next_id;
             *next_id += 1;
             let doc = doc! { "_id": id, "n": 0i64, "s": format!("v{id}") };
-            items.insert_one(doc.clone()).session(&mut session).await.unwrap();
+            items
+                .insert_one(doc.clone())
+                .session(&mut session)
+                .await
+                .unwrap();
             model.insert(id, doc.clone());
             vec![Op::Put("items".into(), id, doc)]
         } else if roll < 80 {
             let id = pick(&mut rng);
             let s = format!("u{k}");
             items
-                .update_one(doc! { "_id": id }, doc! { "$inc": { "n": 1i64 }, "$set": { "s": &s } })
+                .update_one(
+                    doc! { "_id": id },
+                    doc! { "$inc": { "n": 1i64 }, "$set": { "s": &s } },
+                )
                 .session(&mut session)
                 .await
                 .unwrap();
@@ -132,7 +153,11 @@ async fn write_for(client: &mongodb::Client, db: &str, secs: f64, seed: u64, log
             vec![Op::Put("items".into(), id, cur.clone())]
         } else if roll < 92 {
             let id = pick(&mut rng);
-            items.delete_one(doc! { "_id": id }).session(&mut session).await.unwrap();
+            items
+                .delete_one(doc! { "_id": id })
+                .session(&mut session)
+                .await
+                .unwrap();
             model.remove(&id);
             vec![Op::Delete("items".into(), id)]
         } else if roll < 96 {
@@ -162,10 +187,15 @@ async fn write_for(client: &mongodb::Client, db: &str, secs: f64, seed: u64, log
             let id = *next_id;
             *next_id += 1;
             let doc = doc! { "_id": id, "at": format!("late {k}") };
-            late.insert_one(doc.clone()).session(&mut session).await.unwrap();
+            late.insert_one(doc.clone())
+                .session(&mut session)
+                .await
+                .unwrap();
             vec![Op::Put("late".into(), id, doc)]
         };
-        let ts = session.operation_time().expect("an operation time after a write");
+        let ts = session
+            .operation_time()
+            .expect("an operation time after a write");
         log.push(Logged { ts, ops });
         tokio::time::sleep(Duration::from_millis(4)).await;
     }
@@ -177,7 +207,12 @@ fn slices_of(loc: &str) -> Vec<(mongoshift::pitr::slice::SliceManifest, Vec<Time
         let mut out = Vec::new();
         for m in mongoshift::pitr::chain::slices(&store).await.unwrap() {
             let bytes = store.get(&m.object.key).await.unwrap();
-            assert_eq!(mongoshift::pipeline::sha256_hex(&bytes), m.object.sha256, "{}", m.object.key);
+            assert_eq!(
+                mongoshift::pipeline::sha256_hex(&bytes),
+                m.object.sha256,
+                "{}",
+                m.object.key
+            );
             let plain = mongoshift::codec::decompress_all(m.compression, &bytes).unwrap();
             let mut ts = Vec::new();
             mongoshift::dump::bson_stream::walk(&plain[..], "slice", |d| {
@@ -214,7 +249,11 @@ fn restored(uri: &str, db: &str) -> BTreeMap<String, BTreeMap<i64, Document>> {
 }
 
 /// Build the expected state in a reference database and compare dbHash per collection.
-fn assert_hash_equal(uri: &str, got_db: &str, expected: &BTreeMap<String, BTreeMap<i64, Document>>) {
+fn assert_hash_equal(
+    uri: &str,
+    got_db: &str,
+    expected: &BTreeMap<String, BTreeMap<i64, Document>>,
+) {
     let reference = format!("{got_db}_ref");
     block_on(async {
         let d = client(uri).await.database(&reference);
@@ -223,13 +262,18 @@ fn assert_hash_equal(uri: &str, got_db: &str, expected: &BTreeMap<String, BTreeM
             if docs.is_empty() {
                 d.create_collection(c).await.unwrap();
             } else {
-                coll.insert_many(docs.values().cloned().collect::<Vec<_>>()).await.unwrap();
+                coll.insert_many(docs.values().cloned().collect::<Vec<_>>())
+                    .await
+                    .unwrap();
             }
         }
     });
     let got = hashes(uri, got_db);
     let want = hashes(uri, &reference);
-    assert_eq!(got, want, "dbHash of {got_db} differs from the writer's log");
+    assert_eq!(
+        got, want,
+        "dbHash of {got_db} differs from the writer's log"
+    );
 }
 
 fn ts_arg(t: Timestamp) -> String {
@@ -251,7 +295,15 @@ fn point_in_time_restores_match_the_writers_timeline_across_a_kill_9() {
     let mut model = BTreeMap::new();
     let mut next_id = 1i64;
     // Some data before anything starts.
-    block_on(write_for(&client, &db, 1.0, seed, &mut log, &mut model, &mut next_id));
+    block_on(write_for(
+        &client,
+        &db,
+        1.0,
+        seed,
+        &mut log,
+        &mut model,
+        &mut next_id,
+    ));
 
     let mut arch = archiver(&loc, &db);
     std::thread::sleep(Duration::from_millis(1500));
@@ -260,24 +312,70 @@ fn point_in_time_restores_match_the_writers_timeline_across_a_kill_9() {
     let backup_db = db.clone();
     let base = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1500));
-        let mut a: Vec<String> = ["backup", "--oplog", "--uri", &servers().rs_uri, "--to", &backup_loc, "--db", &backup_db, "--compress", "gzip"]
-            .iter()
-            .map(|x| x.to_string())
-            .collect();
+        let mut a: Vec<String> = [
+            "backup",
+            "--oplog",
+            "--uri",
+            &servers().rs_uri,
+            "--to",
+            &backup_loc,
+            "--db",
+            &backup_db,
+            "--compress",
+            "gzip",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
         a.extend(["--output".to_string(), "json".to_string()]);
         s3_cli(&a)
     });
-    block_on(write_for(&client, &db, 5.0, seed + 1, &mut log, &mut model, &mut next_id));
+    block_on(write_for(
+        &client,
+        &db,
+        5.0,
+        seed + 1,
+        &mut log,
+        &mut model,
+        &mut next_id,
+    ));
     let base = base.join().unwrap();
     base.assert_code(0);
     // kill -9 mid-slice (2 s slices), write meanwhile, restart.
-    block_on(write_for(&client, &db, 1.3, seed + 2, &mut log, &mut model, &mut next_id));
+    block_on(write_for(
+        &client,
+        &db,
+        1.3,
+        seed + 2,
+        &mut log,
+        &mut model,
+        &mut next_id,
+    ));
     arch.kill().unwrap();
     let killed = arch.wait_with_output().unwrap();
-    println!("killed archiver stderr:\n{}", String::from_utf8_lossy(&killed.stderr));
-    block_on(write_for(&client, &db, 1.5, seed + 3, &mut log, &mut model, &mut next_id));
+    println!(
+        "killed archiver stderr:\n{}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    block_on(write_for(
+        &client,
+        &db,
+        1.5,
+        seed + 3,
+        &mut log,
+        &mut model,
+        &mut next_id,
+    ));
     let arch = archiver(&loc, &db);
-    block_on(write_for(&client, &db, 4.0, seed + 4, &mut log, &mut model, &mut next_id));
+    block_on(write_for(
+        &client,
+        &db,
+        4.0,
+        seed + 4,
+        &mut log,
+        &mut model,
+        &mut next_id,
+    ));
     std::thread::sleep(Duration::from_millis(2500));
     unsafe {
         libc::kill(arch.id() as i32, libc::SIGTERM);
@@ -285,8 +383,14 @@ fn point_in_time_restores_match_the_writers_timeline_across_a_kill_9() {
     let out = arch.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     println!("archiver stderr:\n{err}");
-    assert!(out.status.success(), "the archiver did not stop cleanly:\n{err}");
-    assert!(err.contains("resuming"), "the restart did not resume:\n{err}");
+    assert!(
+        out.status.success(),
+        "the archiver did not stop cleanly:\n{err}"
+    );
+    assert!(
+        err.contains("resuming"),
+        "the restart did not resume:\n{err}"
+    );
 
     // No gap, no duplicate: one contiguous run, strictly increasing entries, and every
     // write the writer logged after the stream began is in exactly one slice.
@@ -297,17 +401,33 @@ fn point_in_time_restores_match_the_writers_timeline_across_a_kill_9() {
     }
     let all: Vec<Timestamp> = slices.iter().flat_map(|(_, t)| t.clone()).collect();
     for w in all.windows(2) {
-        assert!(w[0] < w[1], "entries out of order or duplicated: {:?} then {:?}", w[0], w[1]);
+        assert!(
+            w[0] < w[1],
+            "entries out of order or duplicated: {:?} then {:?}",
+            w[0],
+            w[1]
+        );
     }
     let start: Timestamp = slices[0].0.after.into();
     let until: Timestamp = slices.last().unwrap().0.until.into();
     let archived: std::collections::BTreeSet<Timestamp> = all.iter().copied().collect();
     for l in log.iter().filter(|l| l.ts > start) {
-        assert!(archived.contains(&l.ts), "write at {:?} is missing from the slices", l.ts);
+        assert!(
+            archived.contains(&l.ts),
+            "write at {:?} is missing from the slices",
+            l.ts
+        );
     }
 
     // The window.
-    let list = s3_cli(&["backups".into(), "list".into(), "--from".into(), loc.clone(), "--output".into(), "json".into()]);
+    let list = s3_cli(&[
+        "backups".into(),
+        "list".into(),
+        "--from".into(),
+        loc.clone(),
+        "--output".into(),
+        "json".into(),
+    ]);
     list.assert_code(0);
     let j = list.json();
     let windows = &j["point_in_time"][0]["windows"];
@@ -318,49 +438,113 @@ fn point_in_time_restores_match_the_writers_timeline_across_a_kill_9() {
     };
     assert_eq!(windows[0]["to"]["t"].as_u64().unwrap() as u32, until.time);
     let from_ts: Timestamp = from.into();
-    let table = s3_cli(&["backups".into(), "list".into(), "--from".into(), loc.clone()]);
+    let table = s3_cli(&[
+        "backups".into(),
+        "list".into(),
+        "--from".into(),
+        loc.clone(),
+    ]);
     assert!(table.stdout.contains("restorable"), "{}", table.stdout);
 
     // Before the window: refused, naming the nearest restorable time.
     let first = log.iter().find(|l| l.ts < from_ts).unwrap().ts;
-    let r = s3_cli(&["restore".into(), "--from".into(), loc.clone(), "--to-time".into(), ts_arg(first), "--uri".into(), s.standalone_uri.clone(), "--dry-run".into()]);
+    let r = s3_cli(&[
+        "restore".into(),
+        "--from".into(),
+        loc.clone(),
+        "--to-time".into(),
+        ts_arg(first),
+        "--uri".into(),
+        s.standalone_uri.clone(),
+        "--dry-run".into(),
+    ]);
     r.assert_code(2);
     assert!(r.stderr.contains("nearest restorable"), "{}", r.stderr);
 
     // Ten optimes and two whole seconds inside the window, each into a fresh database.
-    let candidates: Vec<&Logged> = log.iter().filter(|l| l.ts >= from_ts && l.ts <= until).collect();
-    assert!(candidates.len() > 100, "only {} writes in the window", candidates.len());
+    let candidates: Vec<&Logged> = log
+        .iter()
+        .filter(|l| l.ts >= from_ts && l.ts <= until)
+        .collect();
+    assert!(
+        candidates.len() > 100,
+        "only {} writes in the window",
+        candidates.len()
+    );
     let mut rng = Lcg(seed ^ 0x5eed);
-    let mut points: Vec<(String, Box<dyn Fn(Timestamp) -> bool>)> = Vec::new();
+    let mut points: Vec<(String, Upto)> = Vec::new();
     for _ in 0..10 {
         let t = candidates[rng.below(candidates.len() as u64) as usize].ts;
         points.push((ts_arg(t), Box::new(move |x| x <= t)));
     }
     for _ in 0..2 {
-        let sec = from_ts.time + 1 + rng.below((until.time - from_ts.time - 1).max(1) as u64) as u32;
-        let text = chrono::DateTime::from_timestamp(sec as i64, 0).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let sec =
+            from_ts.time + 1 + rng.below((until.time - from_ts.time - 1).max(1) as u64) as u32;
+        let text = chrono::DateTime::from_timestamp(sec as i64, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
         points.push((text, Box::new(move |x: Timestamp| x.time <= sec)));
     }
     // The dry run names base, slices, entries and the last optime.
-    let dry = s3_cli(&["restore".into(), "--from".into(), loc.clone(), "--to-time".into(), points[0].0.clone(), "--uri".into(), s.standalone_uri.clone(), "--dry-run".into()]);
+    let dry = s3_cli(&[
+        "restore".into(),
+        "--from".into(),
+        loc.clone(),
+        "--to-time".into(),
+        points[0].0.clone(),
+        "--uri".into(),
+        s.standalone_uri.clone(),
+        "--dry-run".into(),
+    ]);
     dry.assert_code(0);
-    assert!(dry.all().contains("base backup") && dry.all().contains("slices") && dry.all().contains("last"), "{}", dry.all());
+    assert!(
+        dry.all().contains("base backup")
+            && dry.all().contains("slices")
+            && dry.all().contains("last"),
+        "{}",
+        dry.all()
+    );
     for (k, (t, upto)) in points.iter().enumerate() {
         let target = format!("{db}_p{k}");
         let r = s3_cli(&[
-            "restore".into(), "--from".into(), loc.clone(), "--to-time".into(), t.clone(),
-            "--uri".into(), s.standalone_uri.clone(),
-            "--ns-from".into(), format!("{db}.*"), "--ns-to".into(), format!("{target}.*"),
+            "restore".into(),
+            "--from".into(),
+            loc.clone(),
+            "--to-time".into(),
+            t.clone(),
+            "--uri".into(),
+            s.standalone_uri.clone(),
+            "--ns-from".into(),
+            format!("{db}.*"),
+            "--ns-to".into(),
+            format!("{target}.*"),
             "--yes".into(),
         ]);
         r.assert_code(0);
         let want = state_at(&log, upto);
         let got = restored(&s.standalone_uri, &target);
-        let want_nonempty: BTreeMap<_, _> = want.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
-        let got_nonempty: BTreeMap<_, _> = got.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
-        assert_eq!(got_nonempty, want_nonempty, "point {k} ({t}): restored state differs from the writer's log\n{}", r.all());
+        let want_nonempty: BTreeMap<_, _> = want
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let got_nonempty: BTreeMap<_, _> = got
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(
+            got_nonempty,
+            want_nonempty,
+            "point {k} ({t}): restored state differs from the writer's log\n{}",
+            r.all()
+        );
         assert_hash_equal(&s.standalone_uri, &target, &want_nonempty);
-        println!("point {k} ({t}): {} documents equal, dbHash equal", want_nonempty.values().map(|v| v.len()).sum::<usize>());
+        println!(
+            "point {k} ({t}): {} documents equal, dbHash equal",
+            want_nonempty.values().map(|v| v.len()).sum::<usize>()
+        );
     }
 }
 
@@ -370,9 +554,23 @@ fn a_standalone_and_a_second_selection_are_refused_and_a_lost_position_is_a_reco
     let dir = tempdir();
     let loc = dir.path().join("backups");
     let l = loc.to_string_lossy().to_string();
-    let r = mongoshift(dir.path(), ["backup", "--continuous", "--uri", &s.standalone_uri, "--to", &l]);
+    let r = mongoshift(
+        dir.path(),
+        [
+            "backup",
+            "--continuous",
+            "--uri",
+            &s.standalone_uri,
+            "--to",
+            &l,
+        ],
+    );
     r.assert_code(2);
-    assert!(r.stderr.contains("standalone keeps no oplog"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("standalone keeps no oplog"),
+        "{}",
+        r.stderr
+    );
 
     // A stream whose last slice ends before the oldest oplog entry: the oplog rolled past it.
     let stream = loc.join("pitr/rs0");
@@ -382,8 +580,13 @@ fn a_standalone_and_a_second_selection_are_refused_and_a_lost_position_is_a_reco
         "selection": { "include": ["gapdb.*"], "exclude": [] }, "started_at": "2026-01-01T00:00:00Z"
     });
     std::fs::write(stream.join("stream.json"), info.to_string()).unwrap();
-    let empty = mongoshift::codec::compress_all(mongoshift::codec::Compression::Gzip, 6, &[]).unwrap();
-    std::fs::write(stream.join("slices/0000000001.0000000000/oplog.bson.gz"), &empty).unwrap();
+    let empty =
+        mongoshift::codec::compress_all(mongoshift::codec::Compression::Gzip, 6, &[]).unwrap();
+    std::fs::write(
+        stream.join("slices/0000000001.0000000000/oplog.bson.gz"),
+        &empty,
+    )
+    .unwrap();
     let m = serde_json::json!({
         "format": "mongoshift-oplog-slice", "format_version": 1, "stream": "rs0",
         "after": {"t": 1, "i": 0}, "until": {"t": 2, "i": 0}, "first": null, "last": null,
@@ -391,20 +594,68 @@ fn a_standalone_and_a_second_selection_are_refused_and_a_lost_position_is_a_reco
         "object": {"key": "slices/0000000001.0000000000/oplog.bson.gz", "stored_bytes": empty.len(), "sha256": mongoshift::pipeline::sha256_hex(&empty)},
         "written_at": "2026-01-01T00:00:00Z"
     });
-    std::fs::write(stream.join("slices/0000000001.0000000000/manifest.json"), m.to_string()).unwrap();
+    std::fs::write(
+        stream.join("slices/0000000001.0000000000/manifest.json"),
+        m.to_string(),
+    )
+    .unwrap();
 
-    let other = mongoshift(dir.path(), ["backup", "--continuous", "--uri", &s.rs_uri, "--to", &l, "--db", "otherdb"]);
+    let other = mongoshift(
+        dir.path(),
+        [
+            "backup",
+            "--continuous",
+            "--uri",
+            &s.rs_uri,
+            "--to",
+            &l,
+            "--db",
+            "otherdb",
+        ],
+    );
     other.assert_code(2);
-    assert!(other.stderr.contains("one stream holds one selection"), "{}", other.stderr);
+    assert!(
+        other.stderr.contains("one stream holds one selection"),
+        "{}",
+        other.stderr
+    );
 
-    let gap = mongoshift(dir.path(), ["backup", "--continuous", "--uri", &s.rs_uri, "--to", &l, "--db", "gapdb"]);
+    let gap = mongoshift(
+        dir.path(),
+        [
+            "backup",
+            "--continuous",
+            "--uri",
+            &s.rs_uri,
+            "--to",
+            &l,
+            "--db",
+            "gapdb",
+        ],
+    );
     gap.assert_code(1);
-    assert!(gap.stderr.contains("Recorded as a gap") && gap.stderr.contains("--after-gap"), "{}", gap.stderr);
+    assert!(
+        gap.stderr.contains("Recorded as a gap") && gap.stderr.contains("--after-gap"),
+        "{}",
+        gap.stderr
+    );
     assert!(stream.join("gaps/0000000002.0000000000.json").is_file());
 
     // --after-gap continues from the oldest entry; the gap stays visible in the listing.
     let mut child = Command::new(env!("CARGO_BIN_EXE_mongoshift"))
-        .args(["backup", "--continuous", "--uri", &s.rs_uri, "--to", &l, "--db", "gapdb", "--after-gap", "--slice", "1s"])
+        .args([
+            "backup",
+            "--continuous",
+            "--uri",
+            &s.rs_uri,
+            "--to",
+            &l,
+            "--db",
+            "gapdb",
+            "--after-gap",
+            "--slice",
+            "1s",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -416,7 +667,10 @@ fn a_standalone_and_a_second_selection_are_refused_and_a_lost_position_is_a_reco
     }
     let status = child.wait().unwrap();
     assert!(status.success());
-    let list = mongoshift(dir.path(), ["backups", "list", "--from", &l, "--output", "json"]);
+    let list = mongoshift(
+        dir.path(),
+        ["backups", "list", "--from", &l, "--output", "json"],
+    );
     list.assert_code(0);
     let j = list.json();
     let gaps = j["point_in_time"][0]["gaps"].as_array().unwrap().clone();
@@ -433,14 +687,30 @@ fn the_archiver_works_with_auth_and_tls() {
     let l = dir.path().join("b").to_string_lossy().to_string();
     let db = unique_db("pitrtls");
     let child = Command::new(env!("CARGO_BIN_EXE_mongoshift"))
-        .args(["backup", "--continuous", "--uri", &s.atlas_uri, "--to", &l, "--db", &db, "--slice", "1s"])
+        .args([
+            "backup",
+            "--continuous",
+            "--uri",
+            &s.atlas_uri,
+            "--to",
+            &l,
+            "--db",
+            &db,
+            "--slice",
+            "1s",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2000));
-    insert(&s.atlas_uri, &db, "c", (0..50).map(|i| doc! { "_id": i }).collect());
+    insert(
+        &s.atlas_uri,
+        &db,
+        "c",
+        (0..50).map(|i| doc! { "_id": i }).collect(),
+    );
     std::thread::sleep(Duration::from_millis(2500));
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -452,11 +722,20 @@ fn the_archiver_works_with_auth_and_tls() {
     let total: u64 = block_on(async {
         let store = mongoshift::storage::Store::open(
             &mongoshift::storage::Location::parse(&l).unwrap(),
-            &mongoshift::storage::S3Settings { endpoint: None, region: None, path_style: false },
+            &mongoshift::storage::S3Settings {
+                endpoint: None,
+                region: None,
+                path_style: false,
+            },
         )
         .await
         .unwrap();
-        mongoshift::pitr::chain::slices(&store.child("pitr/atlas0")).await.unwrap().iter().map(|m| m.count).sum()
+        mongoshift::pitr::chain::slices(&store.child("pitr/atlas0"))
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.count)
+            .sum()
     });
     // 50 inserts and the collection's implicit create.
     assert_eq!(total, 51, "{err}");
@@ -468,40 +747,125 @@ fn a_detached_archiver_is_controlled_by_status_and_stop_and_prune_keeps_what_bas
     let dir = tempdir();
     let l = dir.path().join("b").to_string_lossy().to_string();
     let db = unique_db("pitrctl");
-    insert(&s.rs_uri, &db, "c", (0..20).map(|i| doc! { "_id": i }).collect());
-    let started = mongoshift(dir.path(), ["backup", "--continuous", "--detach", "--uri", &s.rs_uri, "--to", &l, "--db", &db, "--slice", "1s", "--output", "json"]);
+    insert(
+        &s.rs_uri,
+        &db,
+        "c",
+        (0..20).map(|i| doc! { "_id": i }).collect(),
+    );
+    let started = mongoshift(
+        dir.path(),
+        [
+            "backup",
+            "--continuous",
+            "--detach",
+            "--uri",
+            &s.rs_uri,
+            "--to",
+            &l,
+            "--db",
+            &db,
+            "--slice",
+            "1s",
+            "--output",
+            "json",
+        ],
+    );
     started.assert_code(0);
     let pid = started.json()["pid"].as_u64().unwrap();
-    let status = mongoshift(dir.path(), ["backups", "continuous", "status", "--from", &l, "--output", "json"]);
+    let status = mongoshift(
+        dir.path(),
+        [
+            "backups",
+            "continuous",
+            "status",
+            "--from",
+            &l,
+            "--output",
+            "json",
+        ],
+    );
     status.assert_code(0);
     let j = status.json();
     assert_eq!(j["streams"][0]["state"], "running", "{j}");
     assert_eq!(j["streams"][0]["pid"].as_u64(), Some(pid), "{j}");
     // A second archiver on the same stream is refused while this one runs.
-    let twice = mongoshift(dir.path(), ["backup", "--continuous", "--uri", &s.rs_uri, "--to", &l, "--db", &db]);
+    let twice = mongoshift(
+        dir.path(),
+        [
+            "backup",
+            "--continuous",
+            "--uri",
+            &s.rs_uri,
+            "--to",
+            &l,
+            "--db",
+            &db,
+        ],
+    );
     twice.assert_code(2);
     assert!(twice.stderr.contains("already runs"), "{}", twice.stderr);
 
-    insert(&s.rs_uri, &db, "c", (20..40).map(|i| doc! { "_id": i }).collect());
+    insert(
+        &s.rs_uri,
+        &db,
+        "c",
+        (20..40).map(|i| doc! { "_id": i }).collect(),
+    );
     std::thread::sleep(Duration::from_millis(2500));
-    mongoshift(dir.path(), ["backup", "--oplog", "--uri", &s.rs_uri, "--to", &l, "--db", &db]).assert_code(0);
-    insert(&s.rs_uri, &db, "c", (40..60).map(|i| doc! { "_id": i }).collect());
+    mongoshift(
+        dir.path(),
+        [
+            "backup", "--oplog", "--uri", &s.rs_uri, "--to", &l, "--db", &db,
+        ],
+    )
+    .assert_code(0);
+    insert(
+        &s.rs_uri,
+        &db,
+        "c",
+        (40..60).map(|i| doc! { "_id": i }).collect(),
+    );
     std::thread::sleep(Duration::from_millis(2500));
-    let table = mongoshift(dir.path(), ["backups", "continuous", "status", "--from", &l]);
+    let table = mongoshift(
+        dir.path(),
+        ["backups", "continuous", "status", "--from", &l],
+    );
     assert!(table.stdout.contains("running (pid"), "{}", table.stdout);
 
     let stop = mongoshift(dir.path(), ["backups", "continuous", "stop", "--from", &l]);
     stop.assert_code(0);
     assert!(stop.stdout.contains("stopped"), "{}", stop.all());
-    let j = mongoshift(dir.path(), ["backups", "continuous", "status", "--from", &l, "--output", "json"]).json();
+    let j = mongoshift(
+        dir.path(),
+        [
+            "backups",
+            "continuous",
+            "status",
+            "--from",
+            &l,
+            "--output",
+            "json",
+        ],
+    )
+    .json();
     assert_eq!(j["streams"][0]["state"], "stopped", "{j}");
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z "));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    );
 
     // Prune: the slices before the only base's end go, those its window needs stay.
     let before = block_on(async {
         let store = mongoshift::storage::Store::open(
             &mongoshift::storage::Location::parse(&l).unwrap(),
-            &mongoshift::storage::S3Settings { endpoint: None, region: None, path_style: false },
+            &mongoshift::storage::S3Settings {
+                endpoint: None,
+                region: None,
+                path_style: false,
+            },
         )
         .await
         .unwrap();
@@ -513,14 +877,47 @@ fn a_detached_archiver_is_controlled_by_status_and_stop_and_prune_keeps_what_bas
     let unneeded = chain.slices.len() - needed;
     assert!(unneeded > 0 && needed > 0, "{unneeded} {needed}");
     let window_to = chain.windows[0].to;
-    mongoshift(dir.path(), ["backups", "prune", "--from", &l, "--pitr-days", "1", "--yes"]).assert_code(0);
-    let j = mongoshift(dir.path(), ["backups", "list", "--from", &l, "--output", "json"]).json();
+    mongoshift(
+        dir.path(),
+        [
+            "backups",
+            "prune",
+            "--from",
+            &l,
+            "--pitr-days",
+            "1",
+            "--yes",
+        ],
+    )
+    .assert_code(0);
+    let j = mongoshift(
+        dir.path(),
+        ["backups", "list", "--from", &l, "--output", "json"],
+    )
+    .json();
     assert_eq!(j["backups"].as_array().unwrap().len(), 1, "{j}");
     let w = &j["point_in_time"][0]["windows"][0];
     assert_eq!(w["to"]["t"].as_u64().unwrap() as u32, window_to.t, "{j}");
-    let after = std::fs::read_dir(dir.path().join("b/pitr/rs0/slices")).unwrap().count();
-    assert_eq!(after, needed, "prune should leave exactly the slices the base needs");
-    let dry = mongoshift(dir.path(), ["restore", "--from", &l, "--to-time", &format!("{}:{}", window_to.t, window_to.i), "--uri", &s.standalone_uri, "--dry-run"]);
+    let after = std::fs::read_dir(dir.path().join("b/pitr/rs0/slices"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        after, needed,
+        "prune should leave exactly the slices the base needs"
+    );
+    let dry = mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            &l,
+            "--to-time",
+            &format!("{}:{}", window_to.t, window_to.i),
+            "--uri",
+            &s.standalone_uri,
+            "--dry-run",
+        ],
+    );
     dry.assert_code(0);
 }
 
@@ -534,16 +931,49 @@ fn stock_mongorestore_restores_a_base_and_its_slices_like_restore_to_time() {
     let l = dir.path().join("b").to_string_lossy().to_string();
     let db = unique_db("pitrstock");
     let client = block_on(client(&s.rs_uri));
-    insert(&s.rs_uri, &db, "c", (0..50i64).map(|i| doc! { "_id": i, "n": 0i64 }).collect());
+    insert(
+        &s.rs_uri,
+        &db,
+        "c",
+        (0..50i64).map(|i| doc! { "_id": i, "n": 0i64 }).collect(),
+    );
     let arch = Command::new(env!("CARGO_BIN_EXE_mongoshift"))
-        .args(["backup", "--continuous", "--uri", &s.rs_uri, "--to", &l, "--db", &db, "--slice", "1s", "--compress", "gzip"])
+        .args([
+            "backup",
+            "--continuous",
+            "--uri",
+            &s.rs_uri,
+            "--to",
+            &l,
+            "--db",
+            &db,
+            "--slice",
+            "1s",
+            "--compress",
+            "gzip",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    mongoshift(dir.path(), ["backup", "--oplog", "--uri", &s.rs_uri, "--to", &l, "--db", &db, "--compress", "gzip"]).assert_code(0);
+    mongoshift(
+        dir.path(),
+        [
+            "backup",
+            "--oplog",
+            "--uri",
+            &s.rs_uri,
+            "--to",
+            &l,
+            "--db",
+            &db,
+            "--compress",
+            "gzip",
+        ],
+    )
+    .assert_code(0);
     let t = block_on(async {
         let c = client.database(&db).collection::<Document>("c");
         let mut session = client.start_session().await.unwrap();
@@ -551,13 +981,22 @@ fn stock_mongorestore_restores_a_base_and_its_slices_like_restore_to_time() {
         for k in 0..300i64 {
             match k % 3 {
                 0 => {
-                    c.insert_one(doc! { "_id": 1000 + k, "n": k }).session(&mut session).await.unwrap();
+                    c.insert_one(doc! { "_id": 1000 + k, "n": k })
+                        .session(&mut session)
+                        .await
+                        .unwrap();
                 }
                 1 => {
-                    c.update_one(doc! { "_id": k % 50 }, doc! { "$inc": { "n": 1i64 } }).session(&mut session).await.unwrap();
+                    c.update_one(doc! { "_id": k % 50 }, doc! { "$inc": { "n": 1i64 } })
+                        .session(&mut session)
+                        .await
+                        .unwrap();
                 }
                 _ => {
-                    c.delete_one(doc! { "_id": 1000 + k - 2 }).session(&mut session).await.unwrap();
+                    c.delete_one(doc! { "_id": 1000 + k - 2 })
+                        .session(&mut session)
+                        .await
+                        .unwrap();
                 }
             }
             if k == 240 {
@@ -574,10 +1013,23 @@ fn stock_mongorestore_restores_a_base_and_its_slices_like_restore_to_time() {
     assert!(arch.wait_with_output().unwrap().status.success());
 
     let ours = format!("{db}_ours");
-    mongoshift(dir.path(), [
-        "restore", "--from", &l, "--to-time", &ts_arg(t), "--uri", &s.standalone_uri,
-        "--ns-from", &format!("{db}.*"), "--ns-to", &format!("{ours}.*"), "--yes",
-    ])
+    mongoshift(
+        dir.path(),
+        [
+            "restore",
+            "--from",
+            &l,
+            "--to-time",
+            &ts_arg(t),
+            "--uri",
+            &s.standalone_uri,
+            "--ns-from",
+            &format!("{db}.*"),
+            "--ns-to",
+            &format!("{ours}.*"),
+            "--yes",
+        ],
+    )
     .assert_code(0);
 
     // The stock way: the base with its oplog, then the slices after the base's end.
@@ -588,30 +1040,71 @@ fn stock_mongorestore_restores_a_base_and_its_slices_like_restore_to_time() {
         .find(|n| n != "pitr")
         .unwrap();
     let base_dir = dir.path().join("b").join(&base_id);
-    run_stock("mongorestore", &["--uri", &s.standalone_uri, "--gzip", "--oplogReplay", "--dir", &base_dir.to_string_lossy()]);
+    run_stock(
+        "mongorestore",
+        &[
+            "--uri",
+            &s.standalone_uri,
+            "--gzip",
+            "--oplogReplay",
+            "--dir",
+            &base_dir.to_string_lossy(),
+        ],
+    );
     let slices_dir = dir.path().join("b/pitr/rs0/slices");
-    let mut names: Vec<String> = std::fs::read_dir(&slices_dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&slices_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
     names.sort();
     let replay = dir.path().join("replay");
     std::fs::create_dir_all(&replay).unwrap();
     let mut oplog = Vec::new();
     // Only the slices that reach past the base's oplog end (`until` in their manifest).
-    let base_manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(base_dir.join("manifest.json")).unwrap()).unwrap();
-    let end = (base_manifest["oplog"]["end"]["t"].as_u64().unwrap(), base_manifest["oplog"]["end"]["i"].as_u64().unwrap());
+    let base_manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(base_dir.join("manifest.json")).unwrap()).unwrap();
+    let end = (
+        base_manifest["oplog"]["end"]["t"].as_u64().unwrap(),
+        base_manifest["oplog"]["end"]["i"].as_u64().unwrap(),
+    );
     for n in names {
-        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(slices_dir.join(&n).join("manifest.json")).unwrap()).unwrap();
-        if (m["until"]["t"].as_u64().unwrap(), m["until"]["i"].as_u64().unwrap()) <= end {
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(slices_dir.join(&n).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        if (
+            m["until"]["t"].as_u64().unwrap(),
+            m["until"]["i"].as_u64().unwrap(),
+        ) <= end
+        {
             continue;
         }
         let gz = std::fs::read(slices_dir.join(&n).join("oplog.bson.gz")).unwrap();
-        oplog.extend(mongoshift::codec::decompress_all(mongoshift::codec::Compression::Gzip, &gz).unwrap());
+        oplog.extend(
+            mongoshift::codec::decompress_all(mongoshift::codec::Compression::Gzip, &gz).unwrap(),
+        );
     }
     std::fs::write(replay.join("oplog.bson"), oplog).unwrap();
     let limit = format!("{}:{}", t.time, t.increment + 1);
-    run_stock("mongorestore", &["--uri", &s.standalone_uri, "--oplogReplay", "--oplogLimit", &limit, "--dir", &replay.to_string_lossy()]);
+    run_stock(
+        "mongorestore",
+        &[
+            "--uri",
+            &s.standalone_uri,
+            "--oplogReplay",
+            "--oplogLimit",
+            &limit,
+            "--dir",
+            &replay.to_string_lossy(),
+        ],
+    );
 
     let stock = hashes(&s.standalone_uri, &db);
     let mine = hashes(&s.standalone_uri, &ours);
     assert!(!mine.is_empty());
-    assert_eq!(stock, mine, "stock mongorestore and restore --to-time differ");
+    assert_eq!(
+        stock, mine,
+        "stock mongorestore and restore --to-time differ"
+    );
 }

@@ -297,9 +297,9 @@ async fn continuous(ctx: &Ctx, args: BackupArgs) -> Result<()> {
         }
     }
     let running = crate::pitr::control::read(&stream_store).await?;
-    if let Some(r) = running.filter(|r| {
-        r.state == crate::pitr::control::State::Running && r.alive_here() == Some(true)
-    }) {
+    if let Some(r) = running
+        .filter(|r| r.state == crate::pitr::control::State::Running && r.alive_here() == Some(true))
+    {
         return Err(usage(format!(
             "an archiver already runs for {location} (pid {} on this host, log {}): one stream has one archiver. \
              `mongoshift backups continuous status --from {root}` shows it; `backups continuous stop` stops it",
@@ -318,21 +318,16 @@ async fn continuous(ctx: &Ctx, args: BackupArgs) -> Result<()> {
         // own_args keeps the program name first, as the child parses it.
         argv.retain(|a| a != "--detach");
         let probe = stream_store.clone();
-        let (pid, log_abs) = crate::migration::detach::start_process(
-            argv,
-            &log,
-            "backup",
-            "archiver",
-            |pid| {
+        let (pid, log_abs) =
+            crate::migration::detach::start_process(argv, &log, "backup", "archiver", |pid| {
                 let probe = probe.clone();
                 async move {
                     Ok(crate::pitr::control::read(&probe).await?.is_some_and(|r| {
                         r.pid == pid && r.state == crate::pitr::control::State::Running
                     }))
                 }
-            },
-        )
-        .await?;
+            })
+            .await?;
         if ctx.ui.json() {
             ctx.ui.result_json(&serde_json::json!({
                 "ok": true, "detached": true, "pid": pid, "log": log_abs.display().to_string(),
@@ -396,7 +391,8 @@ async fn continuous(ctx: &Ctx, args: BackupArgs) -> Result<()> {
     }
     // Best effort: the outcome itself is what this process reports.
     if let Err(e) = crate::pitr::control::write(&archiver.store, &record).await {
-        ctx.ui.warn(format!("could not record the archiver's end: {e:#}"));
+        ctx.ui
+            .warn(format!("could not record the archiver's end: {e:#}"));
     }
     let summary = outcome?;
     if ctx.ui.json() {
@@ -428,16 +424,22 @@ fn parse_slice(values: &[String]) -> Result<(std::time::Duration, u64)> {
         let low = v.trim().to_ascii_lowercase();
         if let Some(n) = low.strip_suffix("mb").or_else(|| low.strip_suffix("m b")) {
             let n: f64 = n.trim().parse().map_err(|_| {
-                usage(format!("--slice {v}: give a duration (e.g. 60s) or a size in MB (e.g. 16MB)"))
+                usage(format!(
+                    "--slice {v}: give a duration (e.g. 60s) or a size in MB (e.g. 16MB)"
+                ))
             })?;
             if !(0.001..=1024.0).contains(&n) {
-                return Err(usage(format!("--slice {v}: a slice size must be between 1KB and 1024MB")));
+                return Err(usage(format!(
+                    "--slice {v}: a slice size must be between 1KB and 1024MB"
+                )));
             }
             bytes = (n * 1024.0 * 1024.0) as u64;
         } else {
             let d = crate::cli::parse_duration(v).map_err(|e| usage(format!("--slice: {e}")))?;
             if d < std::time::Duration::from_millis(500) {
-                return Err(usage(format!("--slice {v}: slices shorter than 500ms would be mostly manifests")));
+                return Err(usage(format!(
+                    "--slice {v}: slices shorter than 500ms would be mostly manifests"
+                )));
             }
             every = d;
         }

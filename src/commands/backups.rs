@@ -252,10 +252,17 @@ async fn continuous_status(ctx: &Ctx, from: &FromArgs, name: Option<&str>) -> Re
         }));
     }
     if ctx.ui.json() {
-        ctx.ui.result_json(&serde_json::json!({ "location": loc.to_string(), "streams": rows }));
+        ctx.ui
+            .result_json(&serde_json::json!({ "location": loc.to_string(), "streams": rows }));
         return Ok(());
     }
-    let mut t = table::new(["stream", "archiver", "archived through (UTC)", "behind", "log"]);
+    let mut t = table::new([
+        "stream",
+        "archiver",
+        "archived through (UTC)",
+        "behind",
+        "log",
+    ]);
     for r in &rows {
         t.add_row(vec![
             r["stream"].as_str().unwrap_or_default().to_string(),
@@ -272,7 +279,12 @@ async fn continuous_status(ctx: &Ctx, from: &FromArgs, name: Option<&str>) -> Re
     Ok(())
 }
 
-async fn continuous_stop(ctx: &Ctx, from: &FromArgs, name: Option<&str>, wait: Duration) -> Result<()> {
+async fn continuous_stop(
+    ctx: &Ctx,
+    from: &FromArgs,
+    name: Option<&str>,
+    wait: Duration,
+) -> Result<()> {
     use crate::pitr::{control, layout as pl};
     let (loc, store) = open(ctx, from).await?;
     let names = streams(&store, &loc, name).await?;
@@ -286,19 +298,25 @@ async fn continuous_stop(ctx: &Ctx, from: &FromArgs, name: Option<&str>, wait: D
     match control::read(&s).await? {
         Some(r) if r.state == control::State::Running && r.alive_here() != Some(false) => {}
         _ => {
-            ctx.ui.result(format!("the archiver of {loc}/{} is not running", pl::stream_dir(&names[0])));
+            ctx.ui.result(format!(
+                "the archiver of {loc}/{} is not running",
+                pl::stream_dir(&names[0])
+            ));
             return Ok(());
         }
     }
     let r = control::request_stop(&s, wait).await?;
     if ctx.ui.json() {
-        ctx.ui.result_json(&serde_json::json!({ "ok": r.state == control::State::Stopped, "record": r }));
+        ctx.ui.result_json(
+            &serde_json::json!({ "ok": r.state == control::State::Stopped, "record": r }),
+        );
     } else {
         ctx.ui.result(format!(
             "the archiver of {loc}/{} {} (pid {} on {})",
             pl::stream_dir(&names[0]),
             match r.state {
-                control::State::Failed => format!("had failed: {}", r.error.clone().unwrap_or_default()),
+                control::State::Failed =>
+                    format!("had failed: {}", r.error.clone().unwrap_or_default()),
                 _ => "stopped after closing its current slice".to_string(),
             },
             r.pid,
@@ -465,7 +483,13 @@ async fn list(ctx: &Ctx, from: &FromArgs) -> Result<()> {
 /// Per replica set: the restorable windows and the gaps, in time order.
 fn windows_table(chains: &[crate::pitr::chain::StreamChain]) -> String {
     use crate::pitr::planner::show;
-    let mut t = table::new(["replica set", "point in time", "from (UTC)", "through (UTC)", "via"]);
+    let mut t = table::new([
+        "replica set",
+        "point in time",
+        "from (UTC)",
+        "through (UTC)",
+        "via",
+    ]);
     for c in chains {
         let mut rows: Vec<(crate::dump::manifest::OplogTs, Vec<String>)> = Vec::new();
         for w in &c.windows {
@@ -970,8 +994,10 @@ async fn prune(
         ctx.ui
             .result_json(&serde_json::json!({ "dry_run": false, "deleted": plan }));
     } else {
-        ctx.ui
-            .result(format!("deleted {} backups or slices from {loc}", plan.len()));
+        ctx.ui.result(format!(
+            "deleted {} backups or slices from {loc}",
+            plan.len()
+        ));
     }
     Ok(())
 }

@@ -81,7 +81,7 @@ pub async fn run(ctx: &Ctx, mut args: RestoreArgs) -> Result<()> {
                 crate::pitr::planner::prepare(&store, &loc.to_string(), t, args.stream.as_deref())
                     .await?;
             let (file, spooled) = crate::pitr::planner::spool(&store, &plan).await?;
-            show_pitr_plan(ctx, &plan, &spooled);
+            show_pitr_plan(ctx, &plan, &spooled, args.load.dry_run);
             if args.load.ns_include.is_empty() && args.load.ns_exclude.is_empty() {
                 args.load.ns_include = plan.selection.include.clone();
                 args.load.ns_exclude = plan.selection.exclude.clone();
@@ -413,12 +413,13 @@ fn show_pitr_plan(
     ctx: &Ctx,
     plan: &crate::pitr::planner::Plan,
     spooled: &crate::pitr::planner::Spooled,
+    dry_run: bool,
 ) {
     let last = spooled
         .last
         .map(crate::pitr::planner::show)
         .unwrap_or_else(|| "none".into());
-    ctx.ui.info(format!(
+    let line = format!(
         "point in time {}: base backup {} (restorable from {}), then {} slices of stream '{}' ({}); {} oplog entries up to {} inclusive, last {}",
         plan.to_time.show(),
         plan.base,
@@ -429,7 +430,12 @@ fn show_pitr_plan(
         spooled.entries,
         plan.to_time.show(),
         last
-    ));
+    );
+    if dry_run && !ctx.ui.json() {
+        ctx.ui.result(line);
+    } else {
+        ctx.ui.info(line);
+    }
 }
 
 /// stdin that is not an archive: name it as stdin (not the spool file), and say what to do

@@ -167,7 +167,9 @@ impl Archiver {
                 self.store
                     .put(layout::STREAM_INFO, serde_json::to_vec_pretty(&self.info)?)
                     .await
-                    .with_context(|| format!("writing {}/{}", self.location, layout::STREAM_INFO))?;
+                    .with_context(|| {
+                        format!("writing {}/{}", self.location, layout::STREAM_INFO)
+                    })?;
                 if let Some(f) = fresh_after.filter(|f| oldest <= *f) {
                     self.ui.info(format!(
                         "new stream {}: starting after the newest base backup's oplog end, {}",
@@ -195,8 +197,7 @@ impl Archiver {
             after,
             oldest_available: oldest,
             detected_at: chrono::Utc::now(),
-            reason: "the oplog was truncated past the archived position before it was read"
-                .into(),
+            reason: "the oplog was truncated past the archived position before it was read".into(),
         };
         if self.store.head(&key).await?.is_none() {
             self.store
@@ -260,7 +261,9 @@ impl Archiver {
                     let batch = batch.context("reading local.oplog.rs")?;
                     for elem in batch.doc_slices().context("reading an oplog batch")? {
                         let entry = elem?.as_document().context("non-document in the oplog")?;
-                        let t = ts(entry.get_timestamp("ts").context("oplog entry without ts")?);
+                        let t = ts(entry
+                            .get_timestamp("ts")
+                            .context("oplog entry without ts")?);
                         if let Ok(wall) = entry.get_datetime("wall") {
                             let now = chrono::Utc::now().timestamp_millis();
                             lag.add((now - wall.timestamp_millis()).max(0) as u64);

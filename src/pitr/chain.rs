@@ -227,7 +227,13 @@ pub async fn load(store: &Store) -> Result<Vec<StreamChain>> {
         let info = match s.head(layout::STREAM_INFO).await? {
             Some(_) => Some(
                 serde_json::from_slice::<StreamInfo>(&s.get(layout::STREAM_INFO).await?)
-                    .with_context(|| format!("{}/{} is not valid", layout::stream_dir(&name), layout::STREAM_INFO))?,
+                    .with_context(|| {
+                        format!(
+                            "{}/{} is not valid",
+                            layout::stream_dir(&name),
+                            layout::STREAM_INFO
+                        )
+                    })?,
             ),
             None => None,
         };
@@ -318,10 +324,19 @@ mod tests {
         let s = vec![slice(10, 20), slice(20, 30), slice(40, 50), slice(50, 60)];
         let r = runs(&s);
         assert_eq!(r.len(), 2);
-        assert_eq!((r[0].after, r[0].until, r[1].after, r[1].until), (ts(10), ts(30), ts(40), ts(60)));
-        let w = windows(&[base("a", 15), base("b", 25), base("c", 45), base("d", 70)], &r);
+        assert_eq!(
+            (r[0].after, r[0].until, r[1].after, r[1].until),
+            (ts(10), ts(30), ts(40), ts(60))
+        );
+        let w = windows(
+            &[base("a", 15), base("b", 25), base("c", 45), base("d", 70)],
+            &r,
+        );
         assert_eq!(w.len(), 3);
-        assert_eq!((w[0].from, w[0].to, w[0].bases.clone()), (ts(15), ts(30), vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(
+            (w[0].from, w[0].to, w[0].bases.clone()),
+            (ts(15), ts(30), vec!["a".to_string(), "b".to_string()])
+        );
         assert_eq!((w[1].from, w[1].to), (ts(45), ts(60)));
         assert_eq!((w[2].from, w[2].to), (ts(70), ts(70)));
         let g = gaps(&r, &[]);

@@ -58,7 +58,10 @@ mod tests {
     #[test]
     fn names_sort_chronologically_and_parse_back() {
         let a = OplogTs { t: 9, i: 12 };
-        let b = OplogTs { t: 1_700_000_000, i: 1 };
+        let b = OplogTs {
+            t: 1_700_000_000,
+            i: 1,
+        };
         assert!(ts_name(a) < ts_name(b));
         assert_eq!(parse_ts_name(&ts_name(b)), Some(b));
         assert_eq!(

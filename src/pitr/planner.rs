@@ -27,7 +27,10 @@ impl PointInTime {
     /// RFC 3339 (a whole second: every entry of that second is included) or `T:I` (an
     /// optime: that entry is the last applied).
     pub fn parse(s: &str) -> Result<PointInTime> {
-        if let Some((t, i)) = s.split_once(':').filter(|(t, _)| t.chars().all(|c| c.is_ascii_digit())) {
+        if let Some((t, i)) = s
+            .split_once(':')
+            .filter(|(t, _)| t.chars().all(|c| c.is_ascii_digit()))
+        {
             if let (Ok(t), Ok(i)) = (t.parse::<u32>(), i.parse::<u32>()) {
                 return Ok(PointInTime(OplogTs { t, i }));
             }
@@ -54,9 +57,15 @@ impl PointInTime {
     pub fn limit(self) -> Timestamp {
         let OplogTs { t, i } = self.0;
         if i == u32::MAX {
-            Timestamp { time: t + 1, increment: 0 }
+            Timestamp {
+                time: t + 1,
+                increment: 0,
+            }
         } else {
-            Timestamp { time: t, increment: i + 1 }
+            Timestamp {
+                time: t,
+                increment: i + 1,
+            }
         }
     }
 
@@ -112,16 +121,17 @@ pub fn plan(chain: &StreamChain, t: PointInTime) -> Result<Plan> {
         .filter(|s| s.until > base.end && s.after < t.0 && s.count > 0)
         .cloned()
         .collect();
-    let op = base.manifest.oplog.as_ref().context("a base without an oplog")?;
+    let op = base
+        .manifest
+        .oplog
+        .as_ref()
+        .context("a base without an oplog")?;
     Ok(Plan {
         stream: chain.stream.clone(),
         to_time: t,
         base: base.id.clone(),
         base_end: base.end,
-        slices: slices
-            .iter()
-            .map(|s| layout::slice_dir(s.after))
-            .collect(),
+        slices: slices.iter().map(|s| layout::slice_dir(s.after)).collect(),
         selection: chain
             .info
             .as_ref()
@@ -137,8 +147,18 @@ pub fn plan(chain: &StreamChain, t: PointInTime) -> Result<Plan> {
 }
 
 fn refusal(chain: &StreamChain, t: PointInTime) -> anyhow::Error {
-    let before = chain.windows.iter().filter(|w| w.to < t.0).map(|w| w.to).max();
-    let after = chain.windows.iter().filter(|w| w.from > t.0).map(|w| w.from).min();
+    let before = chain
+        .windows
+        .iter()
+        .filter(|w| w.to < t.0)
+        .map(|w| w.to)
+        .max();
+    let after = chain
+        .windows
+        .iter()
+        .filter(|w| w.from > t.0)
+        .map(|w| w.from)
+        .min();
     let gap = chain.gaps.iter().find(|g| g.after < t.0 && t.0 <= g.until);
     let mut msg = format!(
         "--to-time {}: no base backup with contiguous slices of stream '{}' reaches that time",
@@ -150,7 +170,10 @@ fn refusal(chain: &StreamChain, t: PointInTime) -> anyhow::Error {
             "; it lies in a gap of the archive ({} → {}{})",
             show(g.after),
             show(g.until),
-            g.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+            g.reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         ));
     }
     let mut near = Vec::new();
@@ -178,12 +201,18 @@ pub fn pick(chains: Vec<StreamChain>, name: Option<&str>, loc: &str) -> Result<S
         Some(n) => chains.into_iter().find(|c| c.stream == n).ok_or_else(|| {
             usage(format!(
                 "--stream {n}: {loc} has no backups of replica set '{n}' (it has: {})",
-                if names.is_empty() { "none".into() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
             ))
         }),
         None => {
-            let mut with: Vec<StreamChain> =
-                chains.into_iter().filter(|c| !c.windows.is_empty()).collect();
+            let mut with: Vec<StreamChain> = chains
+                .into_iter()
+                .filter(|c| !c.windows.is_empty())
+                .collect();
             match with.len() {
                 1 => Ok(with.remove(0)),
                 0 => Err(usage(format!(
@@ -200,7 +229,12 @@ pub fn pick(chains: Vec<StreamChain>, name: Option<&str>, loc: &str) -> Result<S
 }
 
 /// Load the chain of `store` and plan the restore to `t`.
-pub async fn prepare(store: &Store, loc: &str, t: PointInTime, stream_name: Option<&str>) -> Result<Plan> {
+pub async fn prepare(
+    store: &Store,
+    loc: &str,
+    t: PointInTime,
+    stream_name: Option<&str>,
+) -> Result<Plan> {
     let chains = chain::load(store).await?;
     let chain = pick(chains, stream_name, loc)?;
     plan(&chain, t)
@@ -217,7 +251,8 @@ pub struct Spooled {
 /// Write the base's oplog then the slices' entries, in order, none twice, none past T, into
 /// a temporary file the replay reads (uncompressed).
 pub async fn spool(store: &Store, plan: &Plan) -> Result<(std::fs::File, Spooled)> {
-    let out = tempfile::tempfile().context("creating a temporary file for the point-in-time oplog")?;
+    let out =
+        tempfile::tempfile().context("creating a temporary file for the point-in-time oplog")?;
     let mut parts = vec![(
         store.child(&plan.base),
         plan.base_oplog.0.clone(),
@@ -291,7 +326,13 @@ mod tests {
     #[test]
     fn points_in_time_parse_inclusively() {
         let p = PointInTime::parse("1764424992:3").unwrap();
-        assert_eq!(p.limit(), Timestamp { time: 1764424992, increment: 4 });
+        assert_eq!(
+            p.limit(),
+            Timestamp {
+                time: 1764424992,
+                increment: 4
+            }
+        );
         let s = PointInTime::parse("2026-11-29T14:03:12Z").unwrap();
         assert_eq!(s.0.i, u32::MAX);
         assert_eq!(s.limit().increment, 0);

@@ -19,7 +19,12 @@ pub fn protected_bases(chain: &StreamChain, days: u32, now: DateTime<Utc>) -> Ve
         .filter(|b| b.end.t >= cutoff)
         .map(|b| b.id.clone())
         .collect();
-    if let Some(b) = chain.bases.iter().filter(|b| b.end.t < cutoff).max_by_key(|b| b.end) {
+    if let Some(b) = chain
+        .bases
+        .iter()
+        .filter(|b| b.end.t < cutoff)
+        .max_by_key(|b| b.end)
+    {
         out.push(b.id.clone());
     }
     out
@@ -41,6 +46,12 @@ pub fn prunable_slices(chain: &StreamChain, kept_bases: &[String]) -> Vec<String
         .slices
         .iter()
         .filter(|s| s.until <= oldest)
-        .map(|s| format!("{}/{}", layout::stream_dir(&chain.stream), layout::slice_dir(s.after)))
+        .map(|s| {
+            format!(
+                "{}/{}",
+                layout::stream_dir(&chain.stream),
+                layout::slice_dir(s.after)
+            )
+        })
         .collect()
 }

@@ -174,21 +174,54 @@ mod tests {
         let sel = Selection::new(&[], &["shop.orders".into()], &[]).unwrap();
         assert_eq!(sel.scope(), OplogScope::Databases(vec!["shop".into()]));
         let f = EntryFilter::new(&sel).unwrap();
-        assert!(f.keep(&raw(doc! { "op": "i", "ns": "shop.orders", "o": {"_id": 1} })).unwrap());
-        assert!(!f.keep(&raw(doc! { "op": "i", "ns": "shop.carts", "o": {"_id": 1} })).unwrap());
-        assert!(f.keep(&raw(doc! { "op": "c", "ns": "shop.$cmd", "o": {"drop": "x"} })).unwrap());
-        assert!(!f.keep(&raw(doc! { "op": "c", "ns": "blog.$cmd", "o": {"drop": "x"} })).unwrap());
-        let txn = |ns: &str| raw(doc! { "op": "c", "ns": "admin.$cmd", "o": { "applyOps": [
-            { "op": "i", "ns": "other.x", "o": {"_id": 1} },
-            { "op": "u", "ns": ns, "o": {"$v": 2}, "o2": {"_id": 1} },
-        ] } });
+        assert!(f
+            .keep(&raw(
+                doc! { "op": "i", "ns": "shop.orders", "o": {"_id": 1} }
+            ))
+            .unwrap());
+        assert!(!f
+            .keep(&raw(
+                doc! { "op": "i", "ns": "shop.carts", "o": {"_id": 1} }
+            ))
+            .unwrap());
+        assert!(f
+            .keep(&raw(
+                doc! { "op": "c", "ns": "shop.$cmd", "o": {"drop": "x"} }
+            ))
+            .unwrap());
+        assert!(!f
+            .keep(&raw(
+                doc! { "op": "c", "ns": "blog.$cmd", "o": {"drop": "x"} }
+            ))
+            .unwrap());
+        let txn = |ns: &str| {
+            raw(doc! { "op": "c", "ns": "admin.$cmd", "o": { "applyOps": [
+                { "op": "i", "ns": "other.x", "o": {"_id": 1} },
+                { "op": "u", "ns": ns, "o": {"$v": 2}, "o2": {"_id": 1} },
+            ] } })
+        };
         assert!(f.keep(&txn("shop.orders")).unwrap());
         assert!(!f.keep(&txn("shop.carts")).unwrap());
-        assert!(f.keep(&raw(doc! { "op": "c", "ns": "admin.$cmd", "o": {"commitTransaction": 1} })).unwrap());
+        assert!(f
+            .keep(&raw(
+                doc! { "op": "c", "ns": "admin.$cmd", "o": {"commitTransaction": 1} }
+            ))
+            .unwrap());
         let ts = Selection::new(&[], &["m.*".into()], &["m.secret".into()]).unwrap();
         let f = EntryFilter::new(&ts).unwrap();
-        assert!(f.keep(&raw(doc! { "op": "i", "ns": "m.system.buckets.w", "o": {} })).unwrap());
-        assert!(!f.keep(&raw(doc! { "op": "i", "ns": "m.secret", "o": {} })).unwrap());
-        assert_eq!(Selection::new(&[], &["*.users".into()], &[]).unwrap().scope(), OplogScope::AllUserDatabases);
+        assert!(f
+            .keep(&raw(
+                doc! { "op": "i", "ns": "m.system.buckets.w", "o": {} }
+            ))
+            .unwrap());
+        assert!(!f
+            .keep(&raw(doc! { "op": "i", "ns": "m.secret", "o": {} }))
+            .unwrap());
+        assert_eq!(
+            Selection::new(&[], &["*.users".into()], &[])
+                .unwrap()
+                .scope(),
+            OplogScope::AllUserDatabases
+        );
     }
 }

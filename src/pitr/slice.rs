@@ -188,8 +188,9 @@ mod tests {
 
     #[test]
     fn a_slice_holds_entries_verbatim_and_refuses_going_backwards() {
-        let a = mongodb::bson::to_vec(&doc! { "ts": Timestamp { time: 5, increment: 1 }, "op": "n" })
-            .unwrap();
+        let a =
+            mongodb::bson::to_vec(&doc! { "ts": Timestamp { time: 5, increment: 1 }, "op": "n" })
+                .unwrap();
         let mut b = SliceBuilder::new(OplogTs { t: 4, i: 9 }, Compression::Gzip, 6).unwrap();
         b.push(&a, OplogTs { t: 5, i: 1 }).unwrap();
         assert!(b.push(&a, OplogTs { t: 5, i: 1 }).is_err());
@@ -197,7 +198,14 @@ mod tests {
         let plain = crate::codec::decompress_all(Compression::Gzip, &s.bytes).unwrap();
         assert_eq!(plain, a);
         let m = s.manifest("rs0", "slices/x/oplog.bson.gz".into());
-        assert_eq!((m.count, m.first, m.last), (1, Some(OplogTs { t: 5, i: 1 }), Some(OplogTs { t: 5, i: 1 })));
+        assert_eq!(
+            (m.count, m.first, m.last),
+            (
+                1,
+                Some(OplogTs { t: 5, i: 1 }),
+                Some(OplogTs { t: 5, i: 1 })
+            )
+        );
         let round = SliceManifest::parse(&serde_json::to_vec(&m).unwrap(), "m").unwrap();
         assert_eq!(round, m);
     }
