@@ -1108,3 +1108,117 @@ fn stock_mongorestore_restores_a_base_and_its_slices_like_restore_to_time() {
         "stock mongorestore and restore --to-time differ"
     );
 }
+
+/// `--ns-include` archives one collection's writes, its database's commands, and a
+/// transaction whole when one of its operations is selected (never one that is not).
+#[test]
+fn ns_include_archives_the_selection_and_whole_transactions_that_touch_it() {
+    let s = servers();
+    let dir = tempdir();
+    let l = dir.path().join("b").to_string_lossy().to_string();
+    let db = unique_db("pitrsel");
+    insert(&s.rs_uri, &db, "a", vec![doc! { "_id": 0 }]);
+    insert(&s.rs_uri, &db, "b", vec![doc! { "_id": 0 }]);
+    let ns = format!("{db}.a");
+    let arch = Command::new(env!("CARGO_BIN_EXE_mongoshift"))
+        .args([
+            "backup",
+            "--continuous",
+            "--uri",
+            &s.rs_uri,
+            "--to",
+            &l,
+            "--ns-include",
+            &ns,
+            "--slice",
+            "1s",
+            "--compress",
+            "none",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    block_on(async {
+        let c = client(&s.rs_uri).await;
+        let d = c.database(&db);
+        d.collection::<Document>("a")
+            .insert_one(doc! { "_id": 1 })
+            .await
+            .unwrap();
+        d.collection::<Document>("b")
+            .insert_one(doc! { "_id": 1 })
+            .await
+            .unwrap();
+        let mut session = c.start_session().await.unwrap();
+        for (id, colls) in [(2, vec!["a", "b"]), (3, vec!["b"])] {
+            session.start_transaction().await.unwrap();
+            for coll in colls {
+                d.collection::<Document>(coll)
+                    .insert_one(doc! { "_id": id })
+                    .session(&mut session)
+                    .await
+                    .unwrap();
+            }
+            session.commit_transaction().await.unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    unsafe {
+        libc::kill(arch.id() as i32, libc::SIGTERM);
+    }
+    assert!(arch.wait_with_output().unwrap().status.success());
+    let entries: Vec<Document> = block_on(async {
+        let store = mongoshift::storage::Store::open(
+            &mongoshift::storage::Location::parse(&l).unwrap(),
+            &mongoshift::storage::S3Settings {
+                endpoint: None,
+                region: None,
+                path_style: false,
+            },
+        )
+        .await
+        .unwrap()
+        .child("pitr/rs0");
+        let mut out = Vec::new();
+        for m in mongoshift::pitr::chain::slices(&store).await.unwrap() {
+            let bytes = store.get(&m.object.key).await.unwrap();
+            mongoshift::dump::bson_stream::walk(&bytes[..], "slice", |d| {
+                out.push(Document::try_from(d).unwrap());
+                Ok(())
+            })
+            .unwrap();
+        }
+        out
+    });
+    let crud: Vec<String> = entries
+        .iter()
+        .filter(|e| e.get_str("op") == Ok("i"))
+        .map(|e| e.get_str("ns").unwrap().to_string())
+        .collect();
+    assert_eq!(crud, vec![ns.clone()], "{entries:?}");
+    let txns: Vec<&Document> = entries
+        .iter()
+        .filter(|e| {
+            e.get_document("o")
+                .is_ok_and(|o| o.contains_key("applyOps"))
+        })
+        .collect();
+    assert_eq!(
+        txns.len(),
+        1,
+        "only the transaction touching {ns} is kept: {entries:?}"
+    );
+    assert_eq!(
+        txns[0]
+            .get_document("o")
+            .unwrap()
+            .get_array("applyOps")
+            .unwrap()
+            .len(),
+        2,
+        "kept whole"
+    );
+}
