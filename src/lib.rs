@@ -23,6 +23,7 @@ pub mod migration;
 pub mod mongo;
 pub mod namespace;
 pub mod pipeline;
+pub mod pitr;
 pub mod playbook;
 pub mod rawbson;
 pub mod redact;

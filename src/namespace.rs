@@ -71,6 +71,11 @@ impl Pattern {
     pub fn matches(&self, ns: &Namespace) -> bool {
         glob(self.raw.as_bytes(), ns.to_string().as_bytes())
     }
+
+    /// The pattern as given.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
 }
 
 /// Include/exclude filtering. With no includes every namespace is included.
@@ -98,6 +103,11 @@ impl Filter {
         (self.include.is_empty() || self.include.iter().any(|p| p.matches(ns)))
             && !self.exclude.iter().any(|p| p.matches(ns))
     }
+}
+
+/// `*`-glob match of `text` against `pat` (the rule of namespace patterns).
+pub fn glob_matches(pat: &str, text: &str) -> bool {
+    glob(pat.as_bytes(), text.as_bytes())
 }
 
 /// Iterative glob with `*` only (no `?`, no classes), linear in practice.

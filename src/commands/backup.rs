@@ -60,6 +60,25 @@ pub struct BackupArgs {
     /// Appended to the backup id, e.g. pre-migration.
     #[arg(long, value_name = "NAME")]
     pub tag: Option<String>,
+    /// Archive the oplog continuously as slices beside the base backups (point-in-time
+    /// restore with `restore --to-time`); replica sets only. Runs until stopped.
+    #[arg(long, conflicts_with_all = ["oplog", "tag", "parallel"])]
+    pub continuous: bool,
+    /// With --continuous: close a slice every DURATION (default 60s) and/or at SIZE of oplog
+    /// (e.g. 16MB; default 64MB), whichever comes first. Repeat to give both.
+    #[arg(long, value_name = "DURATION|SIZE", requires = "continuous")]
+    pub slice: Vec<String>,
+    /// With --continuous: after a recorded gap (the oplog rolled past the archive), continue
+    /// from the oldest entry the oplog still holds.
+    #[arg(long, requires = "continuous")]
+    pub after_gap: bool,
+    /// With --continuous: run the archiver in the background and return; `backups continuous
+    /// status|stop` control it.
+    #[arg(long, requires = "continuous")]
+    pub detach: bool,
+    /// With --detach: the archiver's log file (default .mongoshift/logs/backup-continuous-TIME.log).
+    #[arg(long, value_name = "FILE", requires = "detach")]
+    pub log: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -74,6 +93,9 @@ struct Summary<'a> {
 }
 
 pub async fn run(ctx: &Ctx, args: BackupArgs) -> Result<()> {
+    if args.continuous {
+        return continuous(ctx, args).await;
+    }
     let compression = args.compress;
     let level = args.level.unwrap_or(compression.default_level());
     compression
@@ -215,6 +237,214 @@ pub async fn run(ctx: &Ctx, args: BackupArgs) -> Result<()> {
     };
     report(ctx, &backup_loc, &manifest);
     Ok(())
+}
+
+/// `backup --continuous`: the archiver in the foreground until Ctrl-C/SIGTERM, which closes
+/// the current slice first.
+async fn continuous(ctx: &Ctx, args: BackupArgs) -> Result<()> {
+    use crate::pitr::{archiver::Archiver, chain, layout as pitr_layout, select::Selection};
+    let compression = args.compress;
+    let level = args.level.unwrap_or(compression.default_level());
+    compression
+        .check_level(level)
+        .map_err(|e| usage(e.to_string()))?;
+    let (slice_every, slice_bytes) = parse_slice(&args.slice)?;
+    let selection = Selection::new(&args.dbs, &args.ns_include, &args.ns_exclude)?;
+    let target = args.target.resolve(&ctx.config)?;
+    let client = mongo_engine::connect(&target, &args.target.connect_options()).await?;
+    let (root, store) = args
+        .storage
+        .open("--to", args.to.as_deref(), &ctx.config)
+        .await?;
+    store.check_writable().await?;
+    let source = describe_source(&client, &target.uri).await?;
+    let Some(set) = source.replica_set.clone() else {
+        return Err(usage(format!(
+            "backup --continuous archives the oplog, and {} is a {}: {}",
+            source.hosts,
+            source.topology,
+            if source.topology == "sharded" {
+                "a sharded cluster's shards have separate oplogs, and a restore to one time across them needs \
+                 coordinated cuts, which this does not do (not supported); archive a replica set"
+            } else {
+                "a standalone keeps no oplog. Convert it to a single-node replica set (start mongod with \
+                 --replSet NAME and run rs.initiate()), or point --uri/--target at a replica-set member"
+            }
+        )));
+    };
+    let stream_store = store.child(&pitr_layout::stream_dir(&set));
+    let location = format!("{root}/{}", pitr_layout::stream_dir(&set));
+    let info = crate::pitr::slice::StreamInfo {
+        format: "mongoshift-oplog-stream".into(),
+        stream: set.clone(),
+        hosts: source.hosts.clone(),
+        replica_set: set.clone(),
+        selection,
+        started_at: Utc::now(),
+    };
+    if let Some(existing) = stream_store.head(pitr_layout::STREAM_INFO).await? {
+        let _ = existing;
+        let old: crate::pitr::slice::StreamInfo =
+            serde_json::from_slice(&stream_store.get(pitr_layout::STREAM_INFO).await?)
+                .with_context(|| format!("{location}/{} is not valid", pitr_layout::STREAM_INFO))?;
+        if old.selection != info.selection {
+            return Err(usage(format!(
+                "{location} archives {}, but this run selects {}: one stream holds one selection, or its \
+                 windows would lie. Use the same --db/--ns-include/--ns-exclude, or another --to location",
+                old.selection.describe(),
+                info.selection.describe()
+            )));
+        }
+    }
+    let running = crate::pitr::control::read(&stream_store).await?;
+    if let Some(r) = running
+        .filter(|r| r.state == crate::pitr::control::State::Running && r.alive_here() == Some(true))
+    {
+        return Err(usage(format!(
+            "an archiver already runs for {location} (pid {} on this host, log {}): one stream has one archiver. \
+             `mongoshift backups continuous status --from {root}` shows it; `backups continuous stop` stops it",
+            r.pid,
+            r.log.unwrap_or_else(|| "-".into())
+        )));
+    }
+    if args.detach {
+        let log = args.log.clone().unwrap_or_else(|| {
+            std::path::PathBuf::from(".mongoshift/logs").join(format!(
+                "backup-continuous-{}.log",
+                Utc::now().format("%Y%m%d-%H%M%S")
+            ))
+        });
+        let mut argv = crate::migration::detach::own_args_without_detach();
+        // own_args keeps the program name first, as the child parses it.
+        argv.retain(|a| a != "--detach");
+        let probe = stream_store.clone();
+        let (pid, log_abs) =
+            crate::migration::detach::start_process(argv, &log, "backup", "archiver", |pid| {
+                let probe = probe.clone();
+                async move {
+                    Ok(crate::pitr::control::read(&probe).await?.is_some_and(|r| {
+                        r.pid == pid && r.state == crate::pitr::control::State::Running
+                    }))
+                }
+            })
+            .await?;
+        if ctx.ui.json() {
+            ctx.ui.result_json(&serde_json::json!({
+                "ok": true, "detached": true, "pid": pid, "log": log_abs.display().to_string(),
+                "stream": location,
+            }));
+        } else {
+            ctx.ui.result(format!(
+                "archiving in the background: pid {pid}, log {}.\n\
+                 `mongoshift backups continuous status --from {root}` shows its lag; \
+                 `mongoshift backups continuous stop --from {root}` stops it.",
+                log_abs.display()
+            ));
+        }
+        return Ok(());
+    }
+    let newest_base = chain::bases(&store)
+        .await?
+        .into_iter()
+        .filter(|b| b.replica_set == set)
+        .map(|b| b.end)
+        .max();
+    let archiver = Archiver {
+        client,
+        store: stream_store,
+        location: location.clone(),
+        info,
+        compression,
+        level,
+        slice_every,
+        slice_bytes,
+        poll: std::time::Duration::from_millis(200),
+        after_gap: args.after_gap,
+        ui: ctx.ui.clone(),
+    };
+    let start = archiver.start_position(newest_base).await?;
+    let mut record = crate::pitr::control::ArchiverRecord::running();
+    crate::pitr::control::write(&archiver.store, &record).await?;
+    ctx.ui.info(format!(
+        "archiving the oplog of {} ({}) to {location} in slices of {} or {} [{}]; Ctrl-C or SIGTERM closes the current slice and stops",
+        source.hosts,
+        archiver.info.selection.describe(),
+        humantime::format_duration(slice_every),
+        table::bytes(slice_bytes),
+        compression.name()
+    ));
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(async move {
+        let sig = crate::signals::interrupted().await;
+        let _ = tx.send(true);
+        sig
+    });
+    let outcome = archiver.run(start, rx).await;
+    watcher.abort();
+    record.ended_at = Some(Utc::now());
+    match &outcome {
+        Ok(_) => record.state = crate::pitr::control::State::Stopped,
+        Err(e) => {
+            record.state = crate::pitr::control::State::Failed;
+            record.error = Some(crate::redact::scrub(&crate::mongo::errors::chain_text(e)));
+        }
+    }
+    // Best effort: the outcome itself is what this process reports.
+    if let Err(e) = crate::pitr::control::write(&archiver.store, &record).await {
+        ctx.ui
+            .warn(format!("could not record the archiver's end: {e:#}"));
+    }
+    let summary = outcome?;
+    if ctx.ui.json() {
+        ctx.ui.result_json(&summary);
+    } else {
+        ctx.ui.result(format!(
+            "continuous backup stopped: {} slices, {} entries ({} → {} stored) archived through {}; read lag p50 {} ms, p99 {} ms",
+            summary.slices,
+            summary.entries,
+            table::bytes(summary.raw_bytes),
+            table::bytes(summary.stored_bytes),
+            summary
+                .archived_until
+                .or(summary.started_after)
+                .map(|t| crate::restore::oplog_replay::show_ts(t.into()))
+                .unwrap_or_default(),
+            summary.lag_ms.p50,
+            summary.lag_ms.p99
+        ));
+    }
+    Ok(())
+}
+
+/// `--slice 60s`, `--slice 16MB`, or both.
+fn parse_slice(values: &[String]) -> Result<(std::time::Duration, u64)> {
+    let mut every = std::time::Duration::from_secs(60);
+    let mut bytes = 64 * 1024 * 1024;
+    for v in values {
+        let low = v.trim().to_ascii_lowercase();
+        if let Some(n) = low.strip_suffix("mb").or_else(|| low.strip_suffix("m b")) {
+            let n: f64 = n.trim().parse().map_err(|_| {
+                usage(format!(
+                    "--slice {v}: give a duration (e.g. 60s) or a size in MB (e.g. 16MB)"
+                ))
+            })?;
+            if !(0.001..=1024.0).contains(&n) {
+                return Err(usage(format!(
+                    "--slice {v}: a slice size must be between 1KB and 1024MB"
+                )));
+            }
+            bytes = (n * 1024.0 * 1024.0) as u64;
+        } else {
+            let d = crate::cli::parse_duration(v).map_err(|e| usage(format!("--slice: {e}")))?;
+            if d < std::time::Duration::from_millis(500) {
+                return Err(usage(format!(
+                    "--slice {v}: slices shorter than 500ms would be mostly manifests"
+                )));
+            }
+            every = d;
+        }
+    }
+    Ok((every, bytes))
 }
 
 /// An id not yet used at this location (two backups in the same second get the next second).
@@ -366,9 +596,10 @@ impl Job {
         let client = self.client.clone();
         let key = layout::oplog_key(self.compression);
         let t2 = task.clone();
+        let scope2 = scope.clone();
         let (stats, obj) =
             pipeline::stream_to_object(&self.store, &key, 0, self.codec(), move |tx| {
-                oplog::stream_entries(client, start, scope, tx, t2)
+                oplog::stream_entries(client, start, scope2, tx, t2)
             })
             .await
             .context("copying the oplog")?;
@@ -391,6 +622,10 @@ impl Job {
             raw_bytes: stats.bytes,
             start: start.into(),
             end: stats.last.unwrap_or(start).into(),
+            databases: match scope {
+                oplog::OplogScope::AllUserDatabases => None,
+                oplog::OplogScope::Databases(d) => Some(d),
+            },
         })
     }
 }

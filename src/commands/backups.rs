@@ -64,6 +64,11 @@ pub enum BackupsCommand {
         #[command(flatten)]
         from: FromArgs,
     },
+    /// Continuous backups (`backup --continuous`): their archiver's state, and stopping it.
+    Continuous {
+        #[command(subcommand)]
+        command: ContinuousCommand,
+    },
     /// Delete old backups (never the newest complete one).
     Prune {
         /// Keep the N newest complete backups (give this, --older-than, or both).
@@ -72,12 +77,41 @@ pub enum BackupsCommand {
         /// Delete backups older than this (e.g. 30d); incomplete ones only past this age.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         older_than: Option<Duration>,
+        /// Keep point-in-time restore possible for the last N days: the base backups and the
+        /// slices that reach every time since then are never deleted (alone: deletes what is
+        /// older and not needed).
+        #[arg(long, value_name = "N")]
+        pitr_days: Option<u32>,
         /// Show what would be deleted, delete nothing.
         #[arg(long)]
         dry_run: bool,
         /// Delete without asking.
         #[arg(long)]
         yes: bool,
+        #[command(flatten)]
+        from: FromArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContinuousCommand {
+    /// Per stream: the archiver's process and state, how far it has archived and how far
+    /// behind that is.
+    Status {
+        /// The stream (replica set name); default: every stream at the location.
+        #[arg(long, value_name = "NAME")]
+        stream: Option<String>,
+        #[command(flatten)]
+        from: FromArgs,
+    },
+    /// Ask the archiver to close its current slice and stop; returns once it has.
+    Stop {
+        /// The stream (replica set name); needed when the location holds several.
+        #[arg(long, value_name = "NAME")]
+        stream: Option<String>,
+        /// How long to wait for it.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
+        wait: Duration,
         #[command(flatten)]
         from: FromArgs,
     },
@@ -129,14 +163,170 @@ pub async fn run(ctx: &Ctx, args: BackupsArgs) -> Result<()> {
             }
             drilled
         }
+        BackupsCommand::Continuous { command } => match command {
+            ContinuousCommand::Status { stream, from } => {
+                continuous_status(ctx, &from, stream.as_deref()).await
+            }
+            ContinuousCommand::Stop { stream, wait, from } => {
+                continuous_stop(ctx, &from, stream.as_deref(), wait).await
+            }
+        },
         BackupsCommand::Prune {
             keep_last,
             older_than,
+            pitr_days,
             dry_run,
             yes,
             from,
-        } => prune(ctx, &from, keep_last, older_than, dry_run, yes).await,
+        } => {
+            prune(
+                ctx,
+                &from,
+                keep_last,
+                older_than.or(pitr_days.map(|d| Duration::from_secs(u64::from(d) * 86400))),
+                pitr_days,
+                dry_run,
+                yes,
+            )
+            .await
+        }
     }
+}
+
+/// The streams at the location (or the one named).
+async fn streams(store: &Store, loc: &Location, name: Option<&str>) -> Result<Vec<String>> {
+    let all = store.list_children(crate::pitr::layout::PITR_DIR).await?;
+    match name {
+        Some(n) if all.iter().any(|s| s == n) => Ok(vec![n.to_string()]),
+        Some(n) => Err(usage(format!(
+            "--stream {n}: {loc} has no continuous backup of replica set '{n}' (it has: {})",
+            if all.is_empty() { "none".into() } else { all.join(", ") }
+        ))),
+        None if all.is_empty() => Err(usage(format!(
+            "{loc} holds no continuous backup; start one with `mongoshift backup --continuous --to {loc}`"
+        ))),
+        None => Ok(all),
+    }
+}
+
+async fn continuous_status(ctx: &Ctx, from: &FromArgs, name: Option<&str>) -> Result<()> {
+    use crate::pitr::{archiver, control, layout as pl, planner::show};
+    let (loc, store) = open(ctx, from).await?;
+    let mut rows = Vec::new();
+    for name in streams(&store, &loc, name).await? {
+        let s = store.child(&pl::stream_dir(&name));
+        let rec = control::read(&s).await?;
+        let last = archiver::last_slice(&s).await?;
+        let now = Utc::now();
+        let behind = last
+            .as_ref()
+            .map(|l| (now.timestamp() - i64::from(l.until.t)).max(0));
+        let process = match &rec {
+            None => "never recorded".to_string(),
+            Some(r) => match (r.state, r.alive_here()) {
+                (control::State::Running, Some(false)) => format!(
+                    "not running (pid {} on {} is gone without recording a stop: killed or crashed; start it again to resume)",
+                    r.pid, r.host
+                ),
+                (control::State::Running, Some(true)) => format!("running (pid {} on {})", r.pid, r.host),
+                (control::State::Running, None) => format!("running on {} (pid {}; another host, not checked)", r.host, r.pid),
+                (control::State::Stopped, _) => "stopped".to_string(),
+                (control::State::Failed, _) => format!(
+                    "FAILED: {}",
+                    r.error.clone().unwrap_or_default()
+                ),
+            },
+        };
+        rows.push(serde_json::json!({
+            "stream": name,
+            "state": rec.as_ref().map(|r| r.state),
+            "process": process,
+            "pid": rec.as_ref().map(|r| r.pid),
+            "host": rec.as_ref().map(|r| r.host.clone()),
+            "log": rec.as_ref().and_then(|r| r.log.clone()),
+            "error": rec.as_ref().and_then(|r| r.error.clone()),
+            "archived_until": last.as_ref().map(|l| l.until),
+            "archived_until_text": last.as_ref().map(|l| show(l.until)),
+            "last_slice_written_at": last.as_ref().map(|l| l.written_at),
+            "seconds_behind": behind,
+        }));
+    }
+    if ctx.ui.json() {
+        ctx.ui
+            .result_json(&serde_json::json!({ "location": loc.to_string(), "streams": rows }));
+        return Ok(());
+    }
+    let mut t = table::new([
+        "stream",
+        "archiver",
+        "archived through (UTC)",
+        "behind",
+        "log",
+    ]);
+    for r in &rows {
+        t.add_row(vec![
+            r["stream"].as_str().unwrap_or_default().to_string(),
+            r["process"].as_str().unwrap_or_default().to_string(),
+            r["archived_until_text"].as_str().unwrap_or("-").to_string(),
+            r["seconds_behind"]
+                .as_i64()
+                .map(|s| format!("{s} s"))
+                .unwrap_or_else(|| "-".into()),
+            r["log"].as_str().unwrap_or("-").to_string(),
+        ]);
+    }
+    ctx.ui.result(t.to_string());
+    Ok(())
+}
+
+async fn continuous_stop(
+    ctx: &Ctx,
+    from: &FromArgs,
+    name: Option<&str>,
+    wait: Duration,
+) -> Result<()> {
+    use crate::pitr::{control, layout as pl};
+    let (loc, store) = open(ctx, from).await?;
+    let names = streams(&store, &loc, name).await?;
+    if names.len() > 1 {
+        return Err(usage(format!(
+            "{loc} holds several continuous backups ({}): say which to stop with --stream NAME",
+            names.join(", ")
+        )));
+    }
+    let s = store.child(&pl::stream_dir(&names[0]));
+    match control::read(&s).await? {
+        Some(r) if r.state == control::State::Running && r.alive_here() != Some(false) => {}
+        _ => {
+            ctx.ui.result(format!(
+                "the archiver of {loc}/{} is not running",
+                pl::stream_dir(&names[0])
+            ));
+            return Ok(());
+        }
+    }
+    let r = control::request_stop(&s, wait).await?;
+    if ctx.ui.json() {
+        ctx.ui.result_json(
+            &serde_json::json!({ "ok": r.state == control::State::Stopped, "record": r }),
+        );
+    } else {
+        ctx.ui.result(format!(
+            "the archiver of {loc}/{} {} (pid {} on {})",
+            pl::stream_dir(&names[0]),
+            match r.state {
+                control::State::Failed =>
+                    format!("had failed: {}", r.error.clone().unwrap_or_default()),
+                _ => "stopped after closing its current slice".to_string(),
+            },
+            r.pid,
+            r.host
+        ));
+    }
+    if r.state == control::State::Failed {
+        anyhow::bail!("the archiver had failed: {}", r.error.unwrap_or_default());
+    }
+    Ok(())
 }
 
 async fn open(ctx: &Ctx, from: &FromArgs) -> Result<(Location, Store)> {
@@ -152,6 +342,10 @@ async fn open(ctx: &Ctx, from: &FromArgs) -> Result<(Location, Store)> {
 pub async fn scan(store: &Store) -> Result<Vec<Listing>> {
     let mut out = Vec::new();
     for id in store.list_children("").await? {
+        // Continuous backups' slices live beside the backups, not as one.
+        if id == crate::pitr::layout::PITR_DIR {
+            continue;
+        }
         let child = store.child(&id);
         let objects = child.list("").await?;
         let manifest = match objects.iter().any(|o| o.key == layout::MANIFEST) {
@@ -238,14 +432,21 @@ pub async fn load_manifest(store: &Store, loc: &Location, id: &str) -> Result<(S
 async fn list(ctx: &Ctx, from: &FromArgs) -> Result<()> {
     let (loc, store) = open(ctx, from).await?;
     let backups = scan(&store).await?;
+    let chains = crate::pitr::chain::load(&store).await?;
     if ctx.ui.json() {
-        ctx.ui
-            .result_json(&serde_json::json!({ "location": loc.to_string(), "backups": backups }));
+        ctx.ui.result_json(&serde_json::json!({
+            "location": loc.to_string(),
+            "backups": backups,
+            "point_in_time": chains,
+        }));
         return Ok(());
     }
-    if backups.is_empty() {
+    if backups.is_empty() && chains.is_empty() {
         ctx.ui.result(format!("no backups at {loc}"));
         return Ok(());
+    }
+    if !chains.is_empty() {
+        ctx.ui.result(windows_table(&chains));
     }
     let mut t = table::new([
         "id",
@@ -277,6 +478,69 @@ async fn list(ctx: &Ctx, from: &FromArgs) -> Result<()> {
     }
     ctx.ui.result(t.to_string());
     Ok(())
+}
+
+/// Per replica set: the restorable windows and the gaps, in time order.
+fn windows_table(chains: &[crate::pitr::chain::StreamChain]) -> String {
+    use crate::pitr::planner::show;
+    let mut t = table::new([
+        "replica set",
+        "point in time",
+        "from (UTC)",
+        "through (UTC)",
+        "via",
+    ]);
+    for c in chains {
+        let mut rows: Vec<(crate::dump::manifest::OplogTs, Vec<String>)> = Vec::new();
+        for w in &c.windows {
+            let slices = c
+                .slices
+                .iter()
+                .filter(|s| s.until > w.from && s.after < w.to)
+                .count();
+            rows.push((
+                w.from,
+                vec![
+                    c.stream.clone(),
+                    "restorable".into(),
+                    show(w.from),
+                    show(w.to),
+                    format!("base {} + {slices} slices", w.bases.join(", ")),
+                ],
+            ));
+        }
+        for g in &c.gaps {
+            rows.push((
+                g.after,
+                vec![
+                    c.stream.clone(),
+                    "GAP (not restorable)".into(),
+                    show(g.after),
+                    show(g.until),
+                    g.reason.clone().unwrap_or_else(|| "slices missing".into()),
+                ],
+            ));
+        }
+        if let Some(last) = c.runs.last() {
+            if c.windows.iter().all(|w| w.to < last.after) {
+                rows.push((
+                    last.after,
+                    vec![
+                        c.stream.clone(),
+                        "slices only (no base backup)".into(),
+                        show(last.after),
+                        show(last.until),
+                        "take a base with `backup --oplog`".into(),
+                    ],
+                ));
+            }
+        }
+        rows.sort_by_key(|r| r.0);
+        for (_, r) in rows {
+            t.add_row(r);
+        }
+    }
+    t.to_string()
 }
 
 async fn show(ctx: &Ctx, from: &FromArgs, id: &str) -> Result<()> {
@@ -508,6 +772,8 @@ async fn restore_drill(
         keep_index_version: false,
         fix_dotted_hash_index: false,
         preserve_uuid: false,
+        to_time: None,
+        stream: None,
         storage: from.storage.clone(),
     };
     ctx.ui.info(format!(
@@ -652,13 +918,14 @@ async fn prune(
     from: &FromArgs,
     keep_last: Option<usize>,
     older_than: Option<Duration>,
+    pitr_days: Option<u32>,
     dry_run: bool,
     yes: bool,
 ) -> Result<()> {
     if keep_last.is_none() && older_than.is_none() {
         return Err(usage(
             "say what to prune: --keep-last N (keep the N newest complete backups), \
-             --older-than DURATION (e.g. 30d), or both",
+             --older-than DURATION (e.g. 30d), --pitr-days N, or several",
         ));
     }
     if keep_last == Some(0) {
@@ -668,7 +935,28 @@ async fn prune(
     }
     let (loc, store) = open(ctx, from).await?;
     let backups = scan(&store).await?;
-    let plan = prune_plan(&backups, keep_last, older_than, Utc::now());
+    let mut plan = prune_plan(&backups, keep_last, older_than, Utc::now());
+    // Continuous backups: bases that keep the last --pitr-days restorable stay, and only
+    // slices that no kept base needs go.
+    let chains = crate::pitr::chain::load(&store).await?;
+    if let Some(days) = pitr_days {
+        let protected: Vec<String> = chains
+            .iter()
+            .flat_map(|c| crate::pitr::retention::protected_bases(c, days, Utc::now()))
+            .collect();
+        plan.retain(|(id, _)| !protected.contains(id));
+    }
+    for c in &chains {
+        let kept: Vec<String> = c
+            .bases
+            .iter()
+            .filter(|b| !plan.iter().any(|(id, _)| *id == b.id))
+            .map(|b| b.id.clone())
+            .collect();
+        for dir in crate::pitr::retention::prunable_slices(c, &kept) {
+            plan.push((dir, "slice no kept base needs".to_string()));
+        }
+    }
     if plan.is_empty() {
         ctx.ui.result(format!("nothing to prune at {loc}"));
         return Ok(());
@@ -686,7 +974,7 @@ async fn prune(
                 .result_json(&serde_json::json!({ "dry_run": true, "would_delete": plan }));
         } else {
             ctx.ui.result(format!(
-                "dry run: {} backups would be deleted from {loc}",
+                "dry run: {} backups or slices would be deleted from {loc}",
                 plan.len()
             ));
         }
@@ -695,7 +983,7 @@ async fn prune(
     if !yes {
         crate::report::confirm::ask(
             &ctx.ui,
-            &format!("delete these {} backups from {loc}?", plan.len()),
+            &format!("delete these {} backups or slices from {loc}?", plan.len()),
         )?;
     }
     for (id, _) in &plan {
@@ -709,8 +997,10 @@ async fn prune(
         ctx.ui
             .result_json(&serde_json::json!({ "dry_run": false, "deleted": plan }));
     } else {
-        ctx.ui
-            .result(format!("deleted {} backups from {loc}", plan.len()));
+        ctx.ui.result(format!(
+            "deleted {} backups or slices from {loc}",
+            plan.len()
+        ));
     }
     Ok(())
 }

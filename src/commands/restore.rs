@@ -67,21 +67,56 @@ pub struct RestoreArgs {
     /// --preserveUUID); needs --drop.
     #[arg(long)]
     pub preserve_uuid: bool,
+    /// Restore to this point in time from the backups location given as --from: RFC 3339
+    /// (a whole second, every write of it included) or an optime SECONDS:ORDINAL (that entry
+    /// is the last applied). Picks the newest base backup whose window reaches it.
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["oplog_replay", "oplog_limit", "oplog_file"])]
+    pub to_time: Option<String>,
+    /// With --to-time: the continuous backup stream (replica set name) when the location
+    /// holds several.
+    #[arg(long, value_name = "NAME", requires = "to_time")]
+    pub stream: Option<String>,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
 
-pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
+pub async fn run(ctx: &Ctx, mut args: RestoreArgs) -> Result<()> {
+    let settings = args.storage.settings(&ctx.config)?;
+    // A point-in-time restore is a restore of the chosen base backup with its oplog replaced
+    // by the base's oplog and the slices up to the time (see pitr::planner).
+    let pitr = match &args.to_time {
+        Some(t) => {
+            let t = crate::pitr::planner::PointInTime::parse(t)?;
+            let loc = crate::storage::Location::parse(&args.from)?;
+            let store = crate::storage::Store::open(&loc, &settings).await?;
+            store.check_readable().await?;
+            let plan =
+                crate::pitr::planner::prepare(&store, &loc.to_string(), t, args.stream.as_deref())
+                    .await?;
+            let (file, spooled) = crate::pitr::planner::spool(&store, &plan).await?;
+            show_pitr_plan(ctx, &plan, &spooled, args.load.dry_run);
+            if args.load.ns_include.is_empty() && args.load.ns_exclude.is_empty() {
+                args.load.ns_include = plan.selection.include.clone();
+                args.load.ns_exclude = plan.selection.exclude.clone();
+            }
+            args.from = format!("{}/{}", loc.to_string().trim_end_matches('/'), plan.base);
+            args.oplog_replay = true;
+            Some((plan, file))
+        }
+        None => None,
+    };
     let filter = args.load.filter()?;
     let renamer = args.load.renamer()?;
-    let limit = args
-        .oplog_limit
-        .as_deref()
-        .map(oplog_replay::parse_limit)
-        .transpose()?;
+    let limit = match &pitr {
+        Some((plan, _)) => Some(plan.to_time.limit()),
+        None => args
+            .oplog_limit
+            .as_deref()
+            .map(oplog_replay::parse_limit)
+            .transpose()?,
+    };
     let target = args.target.resolve(&ctx.config)?;
     let client = mongo_engine::connect(&target, &args.target.connect_options()).await?;
-    let settings = args.storage.settings(&ctx.config)?;
 
     // stdin can be read once; spool it so the archive can be planned and then loaded.
     let _spool;
@@ -220,8 +255,22 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     let whole = args.load.ns_include.is_empty()
         && args.load.ns_exclude.is_empty()
         && args.load.ns_from.is_empty();
+    let mut pitr_file = pitr.map(|(plan, f)| {
+        OplogFile::spooled(
+            f,
+            format!(
+                "the oplog of backup {} and {} slices up to {}",
+                plan.base,
+                plan.slices.len(),
+                plan.to_time.show()
+            ),
+        )
+    });
     let oplog = if args.oplog_replay {
-        let file = OplogFile::open(&src).await?;
+        let file = match pitr_file.take() {
+            Some(f) => f,
+            None => OplogFile::open(&src).await?,
+        };
         let planned = replay_oplog(
             None,
             &file,
@@ -409,6 +458,36 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     results::verdict("restore", &results)?;
     state.clear().await?;
     Ok(())
+}
+
+/// What a point-in-time restore will use, before anything else is done.
+fn show_pitr_plan(
+    ctx: &Ctx,
+    plan: &crate::pitr::planner::Plan,
+    spooled: &crate::pitr::planner::Spooled,
+    dry_run: bool,
+) {
+    let last = spooled
+        .last
+        .map(crate::pitr::planner::show)
+        .unwrap_or_else(|| "none".into());
+    let line = format!(
+        "point in time {}: base backup {} (restorable from {}), then {} slices of stream '{}' ({}); {} oplog entries up to {} inclusive, last {}",
+        plan.to_time.show(),
+        plan.base,
+        crate::pitr::planner::show(plan.base_end),
+        plan.slices.len(),
+        plan.stream,
+        if plan.slices.is_empty() { "none".to_string() } else { format!("{} … {}", plan.slices[0], plan.slices[plan.slices.len() - 1]) },
+        spooled.entries,
+        plan.to_time.show(),
+        last
+    );
+    if dry_run && !ctx.ui.json() {
+        ctx.ui.result(line);
+    } else {
+        ctx.ui.info(line);
+    }
 }
 
 /// stdin that is not an archive: name it as stdin (not the spool file), and say what to do

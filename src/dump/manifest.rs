@@ -105,6 +105,10 @@ pub struct OplogEntry {
     pub start: OplogTs,
     /// Last entry copied: a restore with oplog replay reaches the state at this time.
     pub end: OplogTs,
+    /// The databases the oplog was limited to (--db/--ns-include); absent: every user
+    /// database. Continuous backups join a base only when it holds what they select.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub databases: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

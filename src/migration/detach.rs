@@ -34,6 +34,15 @@ pub fn child_args() -> Option<Vec<String>> {
 
 /// Our own arguments for the child: without --detach and --log, with --resume and --yes.
 fn args_for_child() -> Vec<String> {
+    let mut out = own_args_without_detach();
+    out.push("--resume".into());
+    out.push("--yes".into());
+    out
+}
+
+/// This process's arguments without --detach, --log FILE, --resume and --yes: what a
+/// detached child of any command runs (continuous backups re-run themselves this way too).
+pub fn own_args_without_detach() -> Vec<String> {
     let mut out = Vec::new();
     let mut skip_value = false;
     for a in std::env::args() {
@@ -48,8 +57,6 @@ fn args_for_child() -> Vec<String> {
             _ => out.push(a),
         }
     }
-    out.push("--resume".into());
-    out.push("--yes".into());
     out
 }
 
@@ -97,6 +104,28 @@ pub async fn start(
     log: &std::path::Path,
     record: &Record,
 ) -> Result<(u32, PathBuf)> {
+    start_process(child_args, log, "migrate", "tail", |pid| async move {
+        let run = record.get().await?;
+        Ok(run.is_some_and(|r| r.pid == Some(pid) && r.phase == Phase::Following))
+    })
+    .await
+}
+
+/// Start `child_args` (argv, program first) as a background process of its own group with
+/// its output in `log` (mode 600), and wait until `ready(pid)` says it has taken over (it
+/// records itself wherever its command keeps state). `command` and `what` name it in `ps`
+/// and in messages. Returns its pid and the log's absolute path.
+pub async fn start_process<F, Fut>(
+    child_args: Vec<String>,
+    log: &std::path::Path,
+    command: &str,
+    what: &str,
+    ready: F,
+) -> Result<(u32, PathBuf)>
+where
+    F: Fn(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::process::CommandExt;
 
@@ -109,11 +138,12 @@ pub async fn start(
         .append(true)
         .mode(0o600)
         .open(log)
-        .with_context(|| format!("opening the tail's log {}", log.display()))?;
+        .with_context(|| format!("opening the {what}'s log {}", log.display()))?;
     let log_abs = std::fs::canonicalize(log).unwrap_or(log.to_path_buf());
-    let exe = std::env::current_exe().context("finding our own executable to run the tail")?;
+    let exe = std::env::current_exe()
+        .with_context(|| format!("finding our own executable to run the {what}"))?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(["migrate", "(detached tail)"])
+    cmd.args([command.to_string(), format!("(detached {what})")])
         .env(ARGS_VAR, serde_json::to_string(&child_args)?)
         .env(LOG_VAR, log_abs.display().to_string())
         .stdin(std::process::Stdio::null())
@@ -121,25 +151,29 @@ pub async fn start(
         .stderr(file)
         // Its own process group: a Ctrl-C in this terminal does not reach it.
         .process_group(0);
-    let mut child = cmd.spawn().context("starting the background tail")?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting the background {what}"))?;
     let pid = child.id();
     let started = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if let Some(status) = child.try_wait().context("watching the background tail")? {
+        if let Some(status) = child
+            .try_wait()
+            .with_context(|| format!("watching the background {what}"))?
+        {
             anyhow::bail!(
-                "the background tail exited at once ({status}); its log {} ends with:\n{}",
+                "the background {what} exited at once ({status}); its log {} ends with:\n{}",
                 log_abs.display(),
                 tail_of(&log_abs, 15)
             );
         }
-        let run = record.get().await?;
-        if run.is_some_and(|r| r.pid == Some(pid) && r.phase == Phase::Following) {
+        if ready(pid).await? {
             break;
         }
         if started.elapsed() > START_TIMEOUT {
             anyhow::bail!(
-                "the background tail (pid {pid}) has not started following within {} s; see its log {}",
+                "the background {what} (pid {pid}) has not started within {} s; see its log {}",
                 START_TIMEOUT.as_secs(),
                 log_abs.display()
             );

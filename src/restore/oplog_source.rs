@@ -80,6 +80,16 @@ impl OplogFile {
         }
     }
 
+    /// An oplog already assembled in a local file (uncompressed), e.g. a point-in-time
+    /// restore's base oplog followed by its slices.
+    pub fn spooled(file: std::fs::File, what: String) -> OplogFile {
+        OplogFile {
+            file,
+            compression: Compression::None,
+            what,
+        }
+    }
+
     /// A fresh reader from the start of the oplog, decompressed.
     pub fn reader(&self) -> Result<Box<dyn Read + Send>> {
         let mut f = self.file.try_clone().context("reopening the oplog spool")?;
