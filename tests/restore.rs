@@ -383,7 +383,7 @@ fn round_trip_each_compression_with_rename_keeps_hashes_indexes_and_options() {
         );
         run.assert_code(0);
         assert_eq!(run.json()["ok"], true);
-        // The plan counts indexes as the result does (what is built; not `_id_`).
+        // The plan counts indexes as the result and `backups show` do (`_id_` included).
         for ns in run.json()["namespaces"].as_array().unwrap() {
             let planned = plan.json()["plan"]
                 .as_array()

@@ -176,7 +176,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             target: t.to_string(),
             kind: n.kind.as_str(),
             documents: n.expected_docs,
-            indexes: schema::buildable(&n.indexes).len(),
+            indexes: n.indexes.len(),
             target_documents: existing,
             ranges: None,
             action,
@@ -588,7 +588,7 @@ async fn build_indexes(
         };
         let name = t.to_string();
         match (built, results.iter_mut().find(|r| r.target == name)) {
-            (Ok(k), Some(r)) => r.indexes = k,
+            (Ok(k), Some(r)) => r.indexes += k,
             (Ok(_), None) => {}
             (Err(e), Some(r)) => {
                 r.ok = false;
