@@ -532,6 +532,8 @@ fn dataset_small() -> String {
 fn wrong_bucket_is_a_clear_error() {
     let run = s3_backup("s3://no-such-bucket-here/x", &[], s3_flags());
     expect_clean_failure(&run, "bucket 'no-such-bucket-here' does not exist");
+    // A wrong location is invalid input, as a missing folder is.
+    run.assert_code(2);
 }
 
 #[test]

@@ -1052,4 +1052,30 @@ fn a_missing_source_is_invalid_input_either_way() {
             run.stderr
         );
     }
+    // A bucket that does not exist is the same mistake (issue #27: it was exit 1), as are a
+    // missing --oplog-file and a backup location without the backup.
+    let s3 = common::s3_flags();
+    let bucket = common::s3_location("nobackup");
+    for (from, extra) in [
+        ("s3://no-such-bucket-27/x/latest".to_string(), vec![]),
+        (format!("{bucket}/latest"), vec![]),
+        (
+            dir.path().display().to_string(),
+            vec!["--oplog-replay", "--oplog-file", "/no/such/oplog.bson"],
+        ),
+    ] {
+        let mut args = vec![
+            "restore".to_string(),
+            "--from".into(),
+            from.clone(),
+            "--uri".into(),
+            servers().standalone_uri.clone(),
+            "--yes".into(),
+        ];
+        args.extend(s3.iter().cloned());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let run = common::Cli::new(dir.path()).s3_env().run(&args);
+        run.assert_code(2);
+        assert!(run.stderr.starts_with("error:"), "{from}: {}", run.stderr);
+    }
 }
