@@ -808,6 +808,15 @@ fn killed_restore_resumes_to_identical_hashes_without_duplicates() {
         !status.success(),
         "the restore finished before it was killed; make the source bigger"
     );
+    // The same command without --resume refuses the half-filled targets and says how to
+    // continue (issue #27).
+    let run = mongoshift(dir.path(), args(&[]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("re-run the same command with --resume"),
+        "{}",
+        run.stderr
+    );
     let run = mongoshift(dir.path(), args(&["--resume"]));
     run.assert_code(0);
     assert_eq!(

@@ -255,6 +255,7 @@ pub async fn run(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             resume: args.load.resume,
             yes: args.load.yes,
             nothing_recorded: resume.is_empty(),
+            interrupted: !args.load.resume && !state.load().await?.is_empty(),
             run: &format!("restore of {}", src.describe),
             question: &question,
         },

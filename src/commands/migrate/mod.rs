@@ -366,6 +366,7 @@ async fn migrate(ctx: &Ctx, args: CopyArgs) -> Result<()> {
             resume: args.load.resume,
             yes: args.load.yes,
             nothing_recorded: recorded.is_empty(),
+            interrupted: !args.load.resume && !state.load().await?.is_empty(),
             run: &format!("migrate from {source_label}"),
             question: &question,
         },
