@@ -219,9 +219,7 @@ fn help_describes_each_commands_own_options() {
     assert!(line.contains("How long to wait"), "{h}");
     let h = help(&["analyze", "check"]);
     assert!(h.contains("queries/predixi.yaml"), "{h}");
-    assert!(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("queries/predixi.yaml")
-            .exists()
-    );
+    assert!(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("queries/predixi.yaml")
+        .exists());
 }

@@ -101,7 +101,16 @@ fn export_as_json_and_of_a_missing_database() {
     });
     let run = mongoshift(
         dir.path(),
-        ["--output", "json", "indexes", "export", "--uri", &uri(), "--db", &db],
+        [
+            "--output",
+            "json",
+            "indexes",
+            "export",
+            "--uri",
+            &uri(),
+            "--db",
+            &db,
+        ],
     );
     run.assert_code(0);
     let v = run.json();
@@ -145,7 +154,11 @@ fn export_as_json_and_of_a_missing_database() {
         ],
     );
     run.assert_code(2);
-    assert!(run.stderr.contains("nonexistentdb does not exist"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nonexistentdb does not exist"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains(&db), "{}", run.stderr);
     assert!(!missing.exists());
 }

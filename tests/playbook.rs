@@ -608,7 +608,11 @@ fn malformed_playbooks_give_file_line_column_and_run_nothing() {
 #[test]
 fn every_mistake_and_missing_file_is_reported_in_one_round() {
     let dir = tempdir();
-    std::fs::write(dir.path().join("present.yaml"), "database: x\ncollections: {}\n").unwrap();
+    std::fs::write(
+        dir.path().join("present.yaml"),
+        "database: x\ncollections: {}\n",
+    )
+    .unwrap();
     let text = "name: p
 stepz: []
 steps:
@@ -649,7 +653,11 @@ steps:
         );
         r.assert_code(2);
         for w in want {
-            assert!(r.stderr.contains(w), "{args:?}: want {w}, got:\n{}", r.stderr);
+            assert!(
+                r.stderr.contains(w),
+                "{args:?}: want {w}, got:\n{}",
+                r.stderr
+            );
         }
         // A reference to the step that could not be read is not a second mistake; a file an
         // earlier step writes is not missing; a file that exists is not reported.

@@ -280,7 +280,14 @@ mod tests {
             "{\"_id\":'hashed'}",
         ] {
             let k = parse_key(spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
-            assert_eq!(k, vec![KeyField { field: "_id".into(), hashed: true }], "{spec}");
+            assert_eq!(
+                k,
+                vec![KeyField {
+                    field: "_id".into(),
+                    hashed: true
+                }],
+                "{spec}"
+            );
         }
         let k = parse_key("{user_id:1,created_at:-1}").unwrap();
         assert_eq!(k.len(), 2);

@@ -219,10 +219,7 @@ pub async fn run(ctx: &Ctx, args: BackupArgs) -> Result<()> {
 /// An id not yet used at this location, and the start time it encodes. A second backup in
 /// the same second waits for the next second rather than naming itself after a later time
 /// than it started: `backups list` shows the id and the start, and they must agree.
-async fn free_id(
-    store: &Store,
-    tag: Option<&str>,
-) -> Result<(String, chrono::DateTime<Utc>)> {
+async fn free_id(store: &Store, tag: Option<&str>) -> Result<(String, chrono::DateTime<Utc>)> {
     let existing = store.list_children("").await?;
     for _ in 0..3 {
         let now = Utc::now();
@@ -231,7 +228,10 @@ async fn free_id(
             return Ok((id, now));
         }
         let into_second = now.timestamp_subsec_millis() as u64;
-        tokio::time::sleep(std::time::Duration::from_millis(1000 - into_second.min(999))).await;
+        tokio::time::sleep(std::time::Duration::from_millis(
+            1000 - into_second.min(999),
+        ))
+        .await;
     }
     // Ids ahead of our clock (another machine's skew): take the next free second.
     let now = Utc::now();

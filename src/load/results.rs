@@ -35,13 +35,7 @@ pub fn table(results: &[NsResult]) -> String {
     if resumed {
         headers.push("kept");
     }
-    headers.extend([
-        "target count",
-        "expected",
-        "indexes",
-        "time",
-        "result",
-    ]);
+    headers.extend(["target count", "expected", "indexes", "time", "result"]);
     let mut t = table::new(headers);
     for r in results {
         let mut row = vec![

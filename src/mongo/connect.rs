@@ -10,7 +10,8 @@ use mongodb::Client;
 use crate::config::ResolvedTarget;
 use crate::exit::usage;
 use crate::mongo::errors::{
-    self, described, driver_message, explain_connect_error, explain_parse_error, tls_certificate_problem, who,
+    self, described, driver_message, explain_connect_error, explain_parse_error,
+    tls_certificate_problem, who,
 };
 use crate::redact;
 
@@ -54,7 +55,10 @@ pub async fn connect(target: &ResolvedTarget, opts: &ConnectOptions) -> Result<C
     };
     // The driver's own message for an unreadable file ends in its internals; name the
     // option and the file instead.
-    for (option, file) in [("tlsCAFile", &ca_file), ("tlsCertificateKeyFile", &cert_file)] {
+    for (option, file) in [
+        ("tlsCAFile", &ca_file),
+        ("tlsCertificateKeyFile", &cert_file),
+    ] {
         if let Some(f) = file {
             if let Err(e) = std::fs::metadata(f) {
                 return Err(usage(format!(

@@ -478,7 +478,9 @@ mod tests {
         assert!(c.reason.contains("tlsCAFile=/etc/ca.pem"), "{}", c.reason);
         assert!(!c.fix.contains("Add tlsCAFile"), "{}", c.fix);
         assert_eq!(
-            without_driver_tail("Kind: Unable to parse PEM, labels: {}, source: None, server response: None"),
+            without_driver_tail(
+                "Kind: Unable to parse PEM, labels: {}, source: None, server response: None"
+            ),
             "Unable to parse PEM"
         );
         assert!(c.fix.contains("tlsCAFile"), "{}", c.fix);
@@ -486,6 +488,8 @@ mod tests {
         let c = diagnose(plain, false, None);
         assert!(c.fix.contains("tls=true"), "{}", c.fix);
         // With tls=true already in the URI, never suggest adding it.
-        assert!(!diagnose("timed out", true, None).fix.contains("add tls=true"));
+        assert!(!diagnose("timed out", true, None)
+            .fix
+            .contains("add tls=true"));
     }
 }

@@ -56,9 +56,7 @@ impl std::fmt::Display for Tbl {
                 if w > 0 {
                     // The boundary counts the cell's padding too.
                     let with_padding = w as u16 + col.padding_width();
-                    col.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(
-                        with_padding,
-                    )));
+                    col.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(with_padding)));
                 }
             }
         }
@@ -223,7 +221,7 @@ mod tests {
         assert_eq!(duration_secs(0.5), "0.50s");
         assert_eq!(duration_secs(3725.0), "1h 2m");
         assert_eq!(duration_secs(90000.0), "1d 1h");
-        assert_eq!(rate(137_046.2844), "137046");
+        assert_eq!(rate(137_046.284_4), "137046");
         assert_eq!(rate(12.345), "12.3");
         assert_eq!(rate(f64::NAN), "0");
         assert_eq!(round1(2.345_67), 2.3);
