@@ -10,7 +10,8 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.expanduser("~/.cache/mongoshift/pylib-pymongo-4.10.1"))
+# pymongo and python-dotenv come from the scripts' private venv: run this with
+# ~/.cache/mongoshift/venv-pymongo-4.10.1-dotenv-1.0.1/bin/python (scripts/install-pymongo).
 from bson import ObjectId  # noqa: E402
 from pymongo import MongoClient  # noqa: E402
 

@@ -15,9 +15,8 @@ import random
 import sys
 import time
 
-CACHE = os.path.expanduser("~/.cache/mongoshift")
-sys.path.insert(0, os.path.join(CACHE, "pylib-pymongo-4.10.1"))
-sys.path.insert(0, os.path.join(CACHE, "pylib-dotenv-1.0.1"))
+# pymongo and python-dotenv come from the scripts' private venv: run this with
+# ~/.cache/mongoshift/venv-pymongo-4.10.1-dotenv-1.0.1/bin/python (scripts/install-pymongo).
 from bson import ObjectId  # noqa: E402
 from dotenv import dotenv_values  # noqa: E402
 from pymongo import MongoClient  # noqa: E402

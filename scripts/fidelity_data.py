@@ -19,13 +19,8 @@ import struct
 import sys
 from datetime import datetime, timedelta, timezone
 
-sys.path.insert(
-    0,
-    os.path.join(
-        os.environ.get("MONGOSHIFT_CACHE", os.path.expanduser("~/.cache/mongoshift")),
-        "pylib-pymongo-4.10.1",
-    ),
-)
+# pymongo and python-dotenv come from the scripts' private venv: run this with
+# ~/.cache/mongoshift/venv-pymongo-4.10.1-dotenv-1.0.1/bin/python (scripts/install-pymongo).
 import gridfs  # noqa: E402
 from bson import Timestamp  # noqa: E402
 from bson.codec_options import CodecOptions  # noqa: E402

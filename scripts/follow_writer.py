@@ -11,7 +11,8 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.expanduser("~/.cache/mongoshift/pylib-pymongo-4.10.1"))
+# pymongo and python-dotenv come from the scripts' private venv: run this with
+# ~/.cache/mongoshift/venv-pymongo-4.10.1-dotenv-1.0.1/bin/python (scripts/install-pymongo).
 from pymongo import MongoClient  # noqa: E402
 
 uri, db, rate, secs = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])

@@ -12,6 +12,10 @@ MONGOD_BIN="$MONGO_PKG_DIR/fiftyone/db/bin/mongod"
 # The test CA and server certificate of the Atlas-like server (scripts/install-certs).
 TLS_DIR="$MONGOSHIFT_CACHE/tls"
 
+# The scripts' private Python with the pinned pymongo and python-dotenv (install-pymongo).
+PY_VENV="$MONGOSHIFT_CACHE/venv-pymongo-4.10.1-dotenv-1.0.1"
+PYTHON="$PY_VENV/bin/python"
+
 # Where the running test servers keep their data, logs, pids and the env file.
 MONGOSHIFT_RUN_DIR="${MONGOSHIFT_RUN_DIR:-${TMPDIR:-/tmp}/mongoshift-servers}"
 MONGOSHIFT_ENV_FILE="${MONGOSHIFT_ENV_FILE:-$MONGOSHIFT_RUN_DIR/env}"
@@ -37,6 +41,28 @@ require_free_port() { # port what env-var
   local who
   if ! who=$(python3 "$(dirname "${BASH_SOURCE[0]}")/ports.py" holder "$1"); then
     log "port $1 (for $2) is already in use by $who; stop that process (scripts/servers stop, if it is ours) or choose another port with $3=PORT"
+    exit 1
+  fi
+}
+
+# What the scripts need from the system, checked at once with one message naming the
+# Debian/Ubuntu packages (a stock install lacks python3-venv and a C compiler).
+require_tools() {
+  local missing=() pkgs=()
+  command -v python3 >/dev/null 2>&1 || { missing+=("python3"); pkgs+=(python3); }
+  if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    missing+=("Python's venv module (with pip)"); pkgs+=(python3-venv)
+  fi
+  command -v cc >/dev/null 2>&1 || { missing+=("a C compiler (cc: zstd, libdeflate and Garage are built from source)"); pkgs+=(build-essential); }
+  command -v openssl >/dev/null 2>&1 || { missing+=("openssl (the test CA)"); pkgs+=(openssl); }
+  command -v cargo >/dev/null 2>&1 || missing+=("cargo (the Rust toolchain: https://rustup.rs)")
+  if [ ${#missing[@]} -gt 0 ]; then
+    local list; list=$(printf '%s, ' "${missing[@]}"); list=${list%, }
+    if [ ${#pkgs[@]} -gt 0 ]; then
+      log "missing: $list. On Debian/Ubuntu: sudo apt-get install -y ${pkgs[*]}"
+    else
+      log "missing: $list"
+    fi
     exit 1
   fi
 }

@@ -162,12 +162,28 @@ fn backup_from_and_restore_into_atlas_keep_every_hash_and_no_password() {
 #[test]
 fn untrusted_ca_says_unknown_issuer_and_names_tls_ca_file() {
     let uri = atlas_with(&servers().tls_ca, &servers().tls_other_ca);
-    let run = mongoshift(
-        tempdir().path(),
-        ["status", "--uri", &uri, "--timeout", "3s"],
+    // Diagnosed on the first failed check, not after the whole (default 10 s) --timeout.
+    let start = std::time::Instant::now();
+    let run = mongoshift(tempdir().path(), ["status", "--uri", &uri]);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
     );
     failed_with(&run, 1, &["unknown issuer", "tlsCAFile="]);
     assert!(!run.stderr.contains("add tls=true"), "{}", run.stderr);
+    // The URI already has a tlsCAFile: the wrong one, so "Add tlsCAFile" is not the fix.
+    assert!(!run.stderr.contains("Add tlsCAFile"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&servers().tls_other_ca),
+        "{}",
+        run.stderr
+    );
+    // A tlsCAFile that does not exist: invalid input, said without the driver's internals.
+    let uri = atlas_with(&servers().tls_ca, "/no/such/ca.pem");
+    let run = mongoshift(tempdir().path(), ["status", "--uri", &uri]);
+    failed_with(&run, 2, &["tlsCAFile=/no/such/ca.pem", "cannot be read"]);
+    assert!(!run.stderr.contains("labels:"), "{}", run.stderr);
 }
 
 #[test]

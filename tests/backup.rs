@@ -532,6 +532,8 @@ fn dataset_small() -> String {
 fn wrong_bucket_is_a_clear_error() {
     let run = s3_backup("s3://no-such-bucket-here/x", &[], s3_flags());
     expect_clean_failure(&run, "bucket 'no-such-bucket-here' does not exist");
+    // A wrong location is invalid input, as a missing folder is.
+    run.assert_code(2);
 }
 
 #[test]
@@ -776,6 +778,13 @@ fn prune_keeps_newest_complete_and_refuses_without_yes_off_terminal() {
         .map(|b| b["complete"].as_bool().unwrap())
         .collect();
     assert_eq!(states, vec![true, true, false]);
+    // A backup's id and its start time are the same instant (issue #27: an id one second
+    // after the time shown).
+    for b in list.json()["backups"].as_array().unwrap().iter().take(2) {
+        let id = b["id"].as_str().unwrap();
+        let time: chrono::DateTime<chrono::Utc> = b["time"].as_str().unwrap().parse().unwrap();
+        assert_eq!(&id[..16], time.format("%Y%m%dT%H%M%SZ").to_string(), "{b}");
+    }
     // `list` shows a complete backup's size as `backups show` (the manifest's total) does.
     let newest = &list.json()["backups"][0];
     let show = mongoshift(
@@ -851,6 +860,29 @@ fn prune_keeps_newest_complete_and_refuses_without_yes_off_terminal() {
         .collect();
     assert_eq!(left.len(), 1);
     assert!(left[0].ends_with("-two"), "{left:?}");
+    // Nothing left to prune: --output json still prints JSON, the same shape as a prune.
+    for dry in [true, false] {
+        let mut args = vec![
+            "--output",
+            "json",
+            "backups",
+            "prune",
+            "--keep-last",
+            "1",
+            "--yes",
+            "--from",
+            to_s,
+        ];
+        if dry {
+            args.push("--dry-run");
+        }
+        let r = mongoshift(dir.path(), args);
+        r.assert_code(0);
+        let j = r.json();
+        assert_eq!(j["dry_run"], dry, "{j}");
+        let key = if dry { "would_delete" } else { "deleted" };
+        assert_eq!(j[key], serde_json::json!([]), "{j}");
+    }
 }
 
 /// The oplog filter of a point-in-time backup, run against the real oplog: without --db it

@@ -194,3 +194,32 @@ fn help_separates_global_options_and_describes_arguments() {
     );
     assert!(!run.stderr.contains("required"), "{}", run.stderr);
 }
+
+/// Every option's help says what it does for that command (issue #27: `--wait` described
+/// as "stop: …" under status and finalize, `rollback --timeout` without a description, an
+/// example path that is not the README's).
+#[test]
+fn help_describes_each_commands_own_options() {
+    let dir = tempdir();
+    let help = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.push("--help");
+        let r = mongoshift(dir.path(), a);
+        r.assert_code(0);
+        r.stdout
+    };
+    for sub in ["status", "finalize"] {
+        let h = help(&["migrate", sub]);
+        assert!(!h.contains("--wait"), "{sub}: {h}");
+    }
+    let h = help(&["migrate", "stop"]);
+    assert!(h.contains("--wait") && !h.contains("stop:"), "{h}");
+    let h = help(&["rollback"]);
+    let line = h.lines().find(|l| l.contains("--timeout")).unwrap();
+    assert!(line.contains("How long to wait"), "{h}");
+    let h = help(&["analyze", "check"]);
+    assert!(h.contains("queries/predixi.yaml"), "{h}");
+    assert!(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("queries/predixi.yaml")
+        .exists());
+}

@@ -55,6 +55,112 @@ fn shipped_specs_lint_clean() {
         ],
     );
     run.assert_code(0);
+    // The templates live outside the applied folder, and still lint clean.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/index-specs");
+    mongoshift(dir.path(), ["indexes", "lint", examples.to_str().unwrap()]).assert_code(0);
+}
+
+/// `indexes apply index-specs/` (the README's command) touches predixi only: no template
+/// database (issue #27: `social.yaml` made the CI gate fail and apply create `predixi_social`).
+#[test]
+fn shipped_specs_folder_plans_predixi_only() {
+    let dir = tempdir();
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("index-specs");
+    let run = mongoshift(
+        dir.path(),
+        [
+            "--output",
+            "json",
+            "indexes",
+            "plan",
+            folder.to_str().unwrap(),
+            "--uri",
+            &uri(),
+        ],
+    );
+    run.assert_code(0);
+    let steps = run.json()["steps"].as_array().unwrap().clone();
+    assert!(!steps.is_empty());
+    for s in &steps {
+        assert_eq!(s["database"], "predixi", "{s}");
+    }
+}
+
+#[test]
+fn export_as_json_and_of_a_missing_database() {
+    let dir = tempdir();
+    let db = common::unique_db("expj");
+    common::insert(&uri(), &db, "things", vec![doc! { "a": 1 }]);
+    block_on(async {
+        client(&uri())
+            .await
+            .database(&db)
+            .run_command(doc! { "createIndexes": "things", "indexes": [ { "key": { "a": 1 }, "name": "a_1" } ] })
+            .await
+            .unwrap();
+    });
+    let run = mongoshift(
+        dir.path(),
+        [
+            "--output",
+            "json",
+            "indexes",
+            "export",
+            "--uri",
+            &uri(),
+            "--db",
+            &db,
+        ],
+    );
+    run.assert_code(0);
+    let v = run.json();
+    assert_eq!(v["database"], db.as_str());
+    assert_eq!(v["collections"]["things"][0]["keys"]["a"], 1, "{v}");
+    // With --out the file is the YAML spec; stdout says where it went, as JSON.
+    let out = dir.path().join("spec.yaml");
+    let run = mongoshift(
+        dir.path(),
+        [
+            "--output",
+            "json",
+            "indexes",
+            "export",
+            "--uri",
+            &uri(),
+            "--db",
+            &db,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    run.assert_code(0);
+    assert_eq!(run.json()["out"], out.to_str().unwrap());
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .contains(&format!("database: {db}")));
+    // A database that does not exist: exit 2, naming what does exist, nothing written.
+    let missing = dir.path().join("missing.yaml");
+    let run = mongoshift(
+        dir.path(),
+        [
+            "indexes",
+            "export",
+            "--uri",
+            &uri(),
+            "--db",
+            "nonexistentdb",
+            "--out",
+            missing.to_str().unwrap(),
+        ],
+    );
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("nonexistentdb does not exist"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&db), "{}", run.stderr);
+    assert!(!missing.exists());
 }
 
 #[test]

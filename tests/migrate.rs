@@ -299,6 +299,7 @@ fn killed_migrate_resumes_range_by_range_to_identical_hashes() {
     run.assert_code(2);
     let mut resume = args.clone();
     resume.push("--resume".into());
+    resume.extend(["--output".into(), "json".into()]);
     let run = common::mongoshift(dir.path(), &resume);
     run.assert_code(0);
     assert!(
@@ -307,6 +308,16 @@ fn killed_migrate_resumes_range_by_range_to_identical_hashes() {
         run.all()
     );
     assert_eq!(hashes(rs, &src), hashes(&servers().atlas_uri, &dst));
+    // The numbers add up (issue #27): this run read the unfinished ranges, inserting what
+    // was missing and finding the rest already there; the finished ranges are kept.
+    let mut kept = 0;
+    for ns in run.json()["namespaces"].as_array().unwrap() {
+        let n = |k: &str| ns[k].as_u64().unwrap();
+        assert_eq!(n("read"), n("inserted") + n("duplicates"), "{ns}");
+        assert_eq!(n("kept") + n("inserted"), n("target_count"), "{ns}");
+        kept += n("kept");
+    }
+    assert!(kept > 0, "{}", run.stdout);
 }
 
 #[test]

@@ -624,11 +624,77 @@ fn malformed_playbooks_give_file_line_column_and_run_nothing() {
         cut["run"]
             .as_str()
             .unwrap()
-            .contains("--to=mongodb://root:****@"),
+            .contains("--to='mongodb://root:****@"),
         "{cut}"
     );
     assert!(!r.all().contains(&encoded));
     assert_no_secret(&r.all(), "playbook plan");
+}
+
+/// A file with many mistakes is fixed in one round: `plan` (and `run`, which runs nothing)
+/// reports every one, including referenced files that do not exist, which would otherwise
+/// be found only when their step runs, after the backup and the copy (issue #27).
+#[test]
+fn every_mistake_and_missing_file_is_reported_in_one_round() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("present.yaml"),
+        "database: x\ncollections: {}\n",
+    )
+    .unwrap();
+    let text = "name: p
+stepz: []
+steps:
+  - id: a
+    bakup: { target: legacy }
+  - id: b
+    backup: { target: legacy, tga: x, oplog: maybe }
+  - id: c
+    status: { target: \"${nope}\" }
+  - id: d
+    indexes_apply: { specs: [present.yaml, missing-specs.yaml], target: legacy }
+  - id: e
+    analyze_check: { queries: no-such-queries.yaml, target: legacy }
+  - id: f
+    migrate: { from: legacy }
+  - id: g
+    status: { target: \"${steps.a.ok}\" }
+  - id: h
+    indexes_export: { target: legacy, db: x, out: written-earlier.yaml }
+  - id: i
+    indexes_check: { specs: written-earlier.yaml, target: legacy }
+";
+    std::fs::write(dir.path().join("many.yaml"), text).unwrap();
+    let want = [
+        "many.yaml:2:1: unknown key `stepz`",
+        "many.yaml:5:5: unknown step kind `bakup`",
+        "many.yaml:7:31: `backup` has no option `tga`",
+        "many.yaml:7:46: `oplog` is a switch",
+        "many.yaml:9:23: unknown var `nope`",
+        "many.yaml:11:44: step `d`: missing-specs.yaml does not exist",
+        "many.yaml:13:31: step `e`: no-such-queries.yaml does not exist",
+        "many.yaml:15:5: step `f`:",
+    ];
+    for args in [&["plan"][..], &["run", "--yes"]] {
+        let r = mongoshift(
+            dir.path(),
+            ["playbook"].iter().chain(args).chain(&["many.yaml"]),
+        );
+        r.assert_code(2);
+        for w in want {
+            assert!(
+                r.stderr.contains(w),
+                "{args:?}: want {w}, got:\n{}",
+                r.stderr
+            );
+        }
+        // A reference to the step that could not be read is not a second mistake; a file an
+        // earlier step writes is not missing; a file that exists is not reported.
+        assert!(!r.stderr.contains("steps.a.ok"), "{}", r.stderr);
+        assert!(!r.stderr.contains("written-earlier.yaml"), "{}", r.stderr);
+        assert!(!r.stderr.contains("present.yaml"), "{}", r.stderr);
+        assert!(!dir.path().join(".mongoshift").exists());
+    }
 }
 
 #[test]

@@ -383,7 +383,7 @@ fn round_trip_each_compression_with_rename_keeps_hashes_indexes_and_options() {
         );
         run.assert_code(0);
         assert_eq!(run.json()["ok"], true);
-        // The plan counts indexes as the result does (what is built; not `_id_`).
+        // The plan counts indexes as the result and `backups show` do (`_id_` included).
         for ns in run.json()["namespaces"].as_array().unwrap() {
             let planned = plan.json()["plan"]
                 .as_array()
@@ -808,6 +808,15 @@ fn killed_restore_resumes_to_identical_hashes_without_duplicates() {
         !status.success(),
         "the restore finished before it was killed; make the source bigger"
     );
+    // The same command without --resume refuses the half-filled targets and says how to
+    // continue (issue #27).
+    let run = mongoshift(dir.path(), args(&[]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("re-run the same command with --resume"),
+        "{}",
+        run.stderr
+    );
     let run = mongoshift(dir.path(), args(&["--resume"]));
     run.assert_code(0);
     assert_eq!(
@@ -1051,5 +1060,31 @@ fn a_missing_source_is_invalid_input_either_way() {
             "{from}: {}",
             run.stderr
         );
+    }
+    // A bucket that does not exist is the same mistake (issue #27: it was exit 1), as are a
+    // missing --oplog-file and a backup location without the backup.
+    let s3 = common::s3_flags();
+    let bucket = common::s3_location("nobackup");
+    for (from, extra) in [
+        ("s3://no-such-bucket-27/x/latest".to_string(), vec![]),
+        (format!("{bucket}/latest"), vec![]),
+        (
+            dir.path().display().to_string(),
+            vec!["--oplog-replay", "--oplog-file", "/no/such/oplog.bson"],
+        ),
+    ] {
+        let mut args = vec![
+            "restore".to_string(),
+            "--from".into(),
+            from.clone(),
+            "--uri".into(),
+            servers().standalone_uri.clone(),
+            "--yes".into(),
+        ];
+        args.extend(s3.iter().cloned());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let run = common::Cli::new(dir.path()).s3_env().run(&args);
+        run.assert_code(2);
+        assert!(run.stderr.starts_with("error:"), "{from}: {}", run.stderr);
     }
 }

@@ -96,10 +96,8 @@ fn app_uri(db: &str) -> String {
 }
 
 fn dotenv_values(paths: &[PathBuf]) -> Vec<String> {
-    let lib = dirs_cache().join("pylib-dotenv-1.0.1");
     let script = "import sys, json\nfrom dotenv import dotenv_values\nprint(json.dumps([dotenv_values(p, encoding='utf-8-sig').get('MONGO_URI') for p in sys.argv[1:]]))";
-    let out = std::process::Command::new("python3")
-        .env("PYTHONPATH", &lib)
+    let out = std::process::Command::new(common::python())
         .arg("-c")
         .arg(script)
         .args(paths)
@@ -111,12 +109,6 @@ fn dotenv_values(paths: &[PathBuf]) -> Vec<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn dirs_cache() -> PathBuf {
-    std::env::var("MONGOSHIFT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mongoshift"))
 }
 
 /// `migrate --follow --detach` of `db` from `old` into `new`: the tail a switch drains.

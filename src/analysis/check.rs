@@ -101,10 +101,18 @@ impl Critical {
         if let Some(max) = self.max_docs_examined_per_returned {
             let ratio = e.docs_examined as f64 / e.returned.max(1) as f64;
             if ratio > max {
-                out.push(format!(
-                    "examined {} documents for {} returned ({ratio:.1} per returned, budget {max})",
-                    e.docs_examined, e.returned
-                ));
+                // With nothing returned there is no ratio to show: say so.
+                out.push(if e.returned == 0 {
+                    format!(
+                        "examined {} documents and returned none (budget {max} per returned)",
+                        e.docs_examined
+                    )
+                } else {
+                    format!(
+                        "examined {} documents for {} returned ({ratio:.1} per returned, budget {max})",
+                        e.docs_examined, e.returned
+                    )
+                });
             }
         }
         out

@@ -23,9 +23,29 @@ pub struct KeyField {
     pub hashed: bool,
 }
 
-/// Parse `{user_id: 1}`, `{_id: hashed}`, `{created_at: 1, _id: 1}` (YAML flow mapping).
+/// The shell's relaxed syntax as YAML reads it: `{_id:hashed}` is one plain scalar to YAML
+/// (no space after the colon), so a space goes after every colon outside quotes.
+fn spaced_colons(spec: &str) -> String {
+    let mut out = String::with_capacity(spec.len() + 8);
+    let mut quote: Option<char> = None;
+    let mut chars = spec.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        match (quote, c) {
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, ':') if chars.peek().is_some_and(|n| !n.is_whitespace()) => out.push(' '),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Parse `{user_id: 1}`, `{_id: hashed}`, `{created_at: 1, _id: 1}` (YAML flow mapping),
+/// and the shell's `{_id:"hashed"}`, `{_id:hashed}`, `{"user_id":1}`.
 pub fn parse_key(spec: &str) -> Result<Vec<KeyField>> {
-    let v: serde_yaml::Value = serde_yaml::from_str(spec)
+    let v: serde_yaml::Value = serde_yaml::from_str(&spaced_colons(spec))
         .map_err(|e| crate::exit::usage(format!("shard key {spec:?}: {e}")))?;
     let m = v.as_mapping().ok_or_else(|| {
         crate::exit::usage(format!(
@@ -250,6 +270,30 @@ fn lookup(d: &Document, path: &str) -> Bson {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_in_the_shells_relaxed_syntax() {
+        for spec in [
+            "{_id:hashed}",
+            "{_id: hashed}",
+            "{_id:\"hashed\"}",
+            "{\"_id\":'hashed'}",
+        ] {
+            let k = parse_key(spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
+            assert_eq!(
+                k,
+                vec![KeyField {
+                    field: "_id".into(),
+                    hashed: true
+                }],
+                "{spec}"
+            );
+        }
+        let k = parse_key("{user_id:1,created_at:-1}").unwrap();
+        assert_eq!(k.len(), 2);
+        assert!(!k[0].hashed && k[1].field == "created_at");
+        assert!(parse_key("{a:2}").is_err());
+    }
 
     #[test]
     fn keys_parse_from_flow_mappings() {

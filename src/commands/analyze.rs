@@ -112,7 +112,7 @@ pub struct QueriesArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The critical queries file (e.g. index-specs/predixi.queries.yaml).
+    /// The critical queries file (e.g. queries/predixi.yaml).
     pub queries: PathBuf,
     #[command(flatten)]
     pub target: TargetArgs,

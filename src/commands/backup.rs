@@ -146,8 +146,7 @@ pub async fn run(ctx: &Ctx, args: BackupArgs) -> Result<()> {
         )));
     }
 
-    let started_at = Utc::now();
-    let backup_id = free_id(&store, started_at, args.tag.as_deref()).await?;
+    let (backup_id, started_at) = free_id(&store, args.tag.as_deref()).await?;
     let backup_loc = root.join(&backup_id);
     let backup_store = store.child(&backup_id);
 
@@ -447,14 +446,30 @@ fn parse_slice(values: &[String]) -> Result<(std::time::Duration, u64)> {
     Ok((every, bytes))
 }
 
-/// An id not yet used at this location (two backups in the same second get the next second).
-async fn free_id(store: &Store, at: chrono::DateTime<Utc>, tag: Option<&str>) -> Result<String> {
+/// An id not yet used at this location, and the start time it encodes. A second backup in
+/// the same second waits for the next second rather than naming itself after a later time
+/// than it started: `backups list` shows the id and the start, and they must agree.
+async fn free_id(store: &Store, tag: Option<&str>) -> Result<(String, chrono::DateTime<Utc>)> {
     let existing = store.list_children("").await?;
-    let mut t = at;
+    for _ in 0..3 {
+        let now = Utc::now();
+        let id = manifest::backup_id(now, tag);
+        if !existing.contains(&id) {
+            return Ok((id, now));
+        }
+        let into_second = now.timestamp_subsec_millis() as u64;
+        tokio::time::sleep(std::time::Duration::from_millis(
+            1000 - into_second.min(999),
+        ))
+        .await;
+    }
+    // Ids ahead of our clock (another machine's skew): take the next free second.
+    let now = Utc::now();
+    let mut t = now;
     loop {
         let id = manifest::backup_id(t, tag);
         if !existing.contains(&id) {
-            return Ok(id);
+            return Ok((id, now));
         }
         t += chrono::Duration::seconds(1);
     }

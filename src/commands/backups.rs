@@ -958,7 +958,14 @@ async fn prune(
         }
     }
     if plan.is_empty() {
-        ctx.ui.result(format!("nothing to prune at {loc}"));
+        // The same shape as a prune that deleted something, with an empty list.
+        if ctx.ui.json() {
+            let key = if dry_run { "would_delete" } else { "deleted" };
+            ctx.ui
+                .result_json(&serde_json::json!({ "dry_run": dry_run, key: plan }));
+        } else {
+            ctx.ui.result(format!("nothing to prune at {loc}"));
+        }
         return Ok(());
     }
     let mut t = table::new(["delete", "state"]);

@@ -435,6 +435,20 @@ async fn export(
         }
     };
     let colls = namespaces::collections(&client, &db, &crate::namespace::Filter::default()).await?;
+    if colls.is_empty() {
+        // A database without collections is not listed by the server: almost always a typo.
+        // An empty spec written silently would later read as "no indexes wanted".
+        let dbs = namespaces::databases(&client, &[]).await?;
+        let have = if dbs.is_empty() {
+            "no user databases".to_string()
+        } else {
+            dbs.join(", ")
+        };
+        return Err(usage(format!(
+            "database {db} does not exist on {} (it has: {have}); nothing was exported. Check the name given to --db",
+            resolved.label()
+        )));
+    }
     let mut collections = serde_yaml::Mapping::new();
     for c in colls
         .iter()
@@ -461,12 +475,20 @@ async fn export(
         resolved.label(),
         serde_yaml::to_string(&root)?
     );
+    let root = serde_yaml::Value::Mapping(root);
     match out {
+        // The file is a spec, so it is YAML whatever --output says; JSON reports where it went.
         Some(p) => {
             std::fs::write(&p, &text).with_context(|| format!("writing {}", p.display()))?;
             ctx.ui
                 .info(format!("wrote the indexes of {db} to {}", p.display()));
+            if ctx.ui.json() {
+                ctx.ui.result_json(&serde_json::json!({
+                    "database": db, "out": p, "spec": root,
+                }));
+            }
         }
+        None if ctx.ui.json() => ctx.ui.result_json(&root),
         None => ctx.ui.result(text),
     }
     Ok(())

@@ -83,7 +83,8 @@ fn parse_vars(raw: &[String]) -> Result<Vec<(String, String)>> {
 }
 
 fn plan_cmd(ctx: &Ctx, a: PlanArgs) -> Result<()> {
-    let pb = model::load(&a.file)?;
+    // Structural mistakes are reported by `check` with all the others: one round of fixes.
+    let pb = model::load_all(&a.file)?;
     let vars = model::check(&pb, &parse_vars(&a.vars)?, "(run id)", &|n| {
         std::env::var(n).ok()
     })?;
@@ -131,7 +132,13 @@ fn plan_cmd(ctx: &Ctx, a: PlanArgs) -> Result<()> {
 }
 
 async fn run_cmd(ctx: &Ctx, a: RunArgs) -> Result<()> {
-    let pb = model::load(&a.file)?;
+    let pb = model::load_all(&a.file)?;
+    if !pb.problems.is_empty() {
+        // Report them with every other mistake (check fails when there are any), run nothing.
+        model::check(&pb, &parse_vars(&a.vars)?, "(run id)", &|n| {
+            std::env::var(n).ok()
+        })?;
+    }
     let opts = runner::RunOptions {
         cli_vars: parse_vars(&a.vars)?,
         dry_run: a.dry_run,

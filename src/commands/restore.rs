@@ -243,7 +243,7 @@ pub async fn run(ctx: &Ctx, mut args: RestoreArgs) -> Result<()> {
             target: t.to_string(),
             kind: n.kind.as_str(),
             documents: n.expected_docs,
-            indexes: schema::buildable(&n.indexes).len(),
+            indexes: n.indexes.len(),
             target_documents: existing,
             ranges: None,
             action,
@@ -345,6 +345,7 @@ pub async fn run(ctx: &Ctx, mut args: RestoreArgs) -> Result<()> {
             resume: args.load.resume,
             yes: args.load.yes,
             nothing_recorded: resume.is_empty(),
+            interrupted: !args.load.resume && !state.load().await?.is_empty(),
             run: &format!("restore of {}", src.describe),
             question: &question,
         },
@@ -856,7 +857,7 @@ async fn build_indexes(
         };
         let name = t.to_string();
         match (built, results.iter_mut().find(|r| r.target == name)) {
-            (Ok(k), Some(r)) => r.indexes = k,
+            (Ok(k), Some(r)) => r.indexes += k,
             (Ok(_), None) => {}
             (Err(e), Some(r)) => {
                 r.ok = false;

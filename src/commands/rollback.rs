@@ -49,6 +49,7 @@ pub struct RollbackArgs {
     /// A command run with `sh -c` after the files are written back (repeatable).
     #[arg(long = "exec", value_name = "CMD")]
     pub exec: Vec<String>,
+    /// How long to wait for a reachable server (OLD and NEW).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Put the files back even when someone changed them since the switch (their changes

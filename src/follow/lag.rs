@@ -42,7 +42,7 @@ impl LagStats {
         self.rate_events += applied;
         let secs = self.rate_since.elapsed().as_secs_f64();
         if secs >= 2.0 {
-            self.events_per_sec = self.rate_events as f64 / secs;
+            self.events_per_sec = crate::report::table::round1(self.rate_events as f64 / secs);
             self.rate_events = 0;
             self.rate_since = Instant::now();
         }

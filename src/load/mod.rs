@@ -146,6 +146,22 @@ impl Loader {
         ins: InsertStats,
         start: Instant,
     ) -> NsResult {
+        self.finish_resumable(c, t, read_docs, ins, start, false)
+            .await
+    }
+
+    /// `finish` for a load that may continue an interrupted one (`resumed`): then `read_docs`
+    /// is what this run read, the documents the earlier run had copied are reported as
+    /// `kept`, and the check is the target's count against the source's alone.
+    pub async fn finish_resumable(
+        &self,
+        c: &Collection,
+        t: &Namespace,
+        read_docs: u64,
+        ins: InsertStats,
+        start: Instant,
+        resumed: bool,
+    ) -> NsResult {
         let mut r = NsResult {
             source: c.ns.to_string(),
             target: t.to_string(),
@@ -155,6 +171,7 @@ impl Loader {
             expected: c.expected_docs,
             ok: true,
             refused: ins.refused.clone(),
+            indexes: schema::implicit(&c.indexes),
             ..Default::default()
         };
         if !self.no_indexes {
@@ -171,7 +188,7 @@ impl Loader {
                 _ = schema::watch_build(&self.ui, &self.client, &t.db, &t.coll) => unreachable!("the watcher never ends"),
             };
             match built {
-                Ok(k) => r.indexes = k,
+                Ok(k) => r.indexes += k,
                 Err(e) => {
                     r.ok = false;
                     r.problem = Some(index_failure(t, &e));
@@ -186,6 +203,9 @@ impl Loader {
             .count_documents(doc! {})
             .await
             .unwrap_or(0);
+        if resumed {
+            r.kept = r.target_count.saturating_sub(ins.inserted);
+        }
         let expected = c.expected_docs.unwrap_or(read_docs);
         if ins.refused_count > 0 {
             // Refused documents fail the namespace whatever else happened; the indexes were
@@ -232,7 +252,17 @@ impl Loader {
             ));
         }
         if r.ok {
-            if read_docs != expected {
+            if resumed {
+                // Only the target's count can tell (a live copy: nothing yet; the tail and
+                // `verify` after it are the check).
+                if c.expected_docs.is_some() && r.target_count != expected {
+                    r.ok = false;
+                    r.problem = Some(format!(
+                        "count mismatch: {t} holds {}, expected {expected}",
+                        r.target_count
+                    ));
+                }
+            } else if read_docs != expected {
                 r.ok = false;
                 r.problem = Some(format!(
                     "count mismatch: read {read_docs} documents, the source records {expected}"

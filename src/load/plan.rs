@@ -149,6 +149,9 @@ pub struct Gate<'a> {
     pub yes: bool,
     /// `--resume` was given but the target holds no state of this run.
     pub nothing_recorded: bool,
+    /// Without `--resume`: the target holds the state of an interrupted run from this source,
+    /// which `--resume` would continue.
+    pub interrupted: bool,
     /// "restore of SOURCE", "migrate from SOURCE": for messages.
     pub run: &'a str,
     /// The confirmation question.
@@ -162,6 +165,12 @@ pub fn gate(ui: &Ui, plan: &[PlanItem], g: Gate) -> Result<bool> {
         format!(
             " --resume found no interrupted {} into these targets (the last one finished \
              cleanly, or none ran), so there is nothing to continue.",
+            g.run
+        )
+    } else if !g.resume && g.interrupted {
+        format!(
+            " An interrupted {} into these targets is recorded: re-run the same command with \
+             --resume to continue it.",
             g.run
         )
     } else {

@@ -15,6 +15,10 @@ pub struct NsResult {
     pub read: u64,
     pub inserted: u64,
     pub duplicates: u64,
+    /// Documents an interrupted earlier run had copied, kept by this resumed one: then
+    /// read = inserted + duplicates (a range the earlier run had begun) and
+    /// kept + inserted = target_count.
+    pub kept: u64,
     pub target_count: u64,
     pub expected: Option<u64>,
     pub indexes: usize,
@@ -28,23 +32,25 @@ pub struct NsResult {
 
 /// The result table for people.
 pub fn table(results: &[NsResult]) -> String {
-    let mut t = table::new([
-        "target",
-        "read",
-        "inserted",
-        "duplicates",
-        "target count",
-        "expected",
-        "indexes",
-        "time",
-        "result",
-    ]);
+    // The `kept` column only when a run resumed: otherwise it is always 0.
+    let resumed = results.iter().any(|r| r.kept > 0);
+    let mut headers = vec!["target", "read", "inserted", "duplicates"];
+    if resumed {
+        headers.push("kept");
+    }
+    headers.extend(["target count", "expected", "indexes", "time", "result"]);
+    let mut t = table::new(headers);
     for r in results {
-        t.add_row(vec![
+        let mut row = vec![
             r.target.clone(),
             r.read.to_string(),
             r.inserted.to_string(),
             r.duplicates.to_string(),
+        ];
+        if resumed {
+            row.push(r.kept.to_string());
+        }
+        row.extend([
             r.target_count.to_string(),
             r.expected
                 .map(|e| e.to_string())
@@ -57,6 +63,7 @@ pub fn table(results: &[NsResult]) -> String {
                 format!("FAILED: {}", r.problem.clone().unwrap_or_default())
             },
         ]);
+        t.add_row(row);
     }
     t.to_string()
 }

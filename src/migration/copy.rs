@@ -82,25 +82,22 @@ impl Copier {
                 // nothing yet; the target must hold what was read (nothing lost on the
                 // way), and the tail brings both sides together. A resumed live copy has
                 // no such number: `verify` after catching up is its check.
-                let read = if resumed {
-                    exact_count(&self.loader.client, &c.kind.data_ns(t), "target").await?
-                } else {
-                    read
-                };
-                return anyhow::Ok((read, ins, None));
+                return anyhow::Ok((read, ins, None, resumed));
             }
             // The source's exact count after the copy is what the target must hold.
             let source_count = exact_count(&self.source, &from, "source").await?;
-            // A resumed copy read only the unfinished ranges; the check is the target's count.
-            let read = if resumed { source_count } else { read };
-            anyhow::Ok((read, ins, Some(source_count)))
+            anyhow::Ok((read, ins, Some(source_count), resumed))
         }
         .await;
         task.finish();
         match outcome {
-            Ok((read, ins, source_count)) => {
+            Ok((read, ins, source_count, resumed)) => {
                 c.expected_docs = source_count;
-                self.loader.finish(&c, t, read, ins, start).await
+                // `read` is what this run read (the unfinished ranges when resumed), so
+                // read = inserted + duplicates, and the earlier run's documents are `kept`.
+                self.loader
+                    .finish_resumable(&c, t, read, ins, start, resumed)
+                    .await
             }
             Err(e) => Loader::failed(&c, t, e),
         }

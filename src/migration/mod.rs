@@ -205,9 +205,16 @@ pub async fn run(ctx: &Ctx, args: CopyArgs) -> Result<()> {
     for c in &colls {
         let t = renamer.map(&c.ns);
         let existing = plan::target_documents(&dst, &t).await;
+        // A half-copied collection continues range by range only when it was split; one
+        // copied in a single range is dropped and copied again (as `ranges` does), which is
+        // what restore calls a reload.
+        let on_loading = match ns_state(&t) {
+            Some(NsState::Loading) if state.load_bounds(&t).await?.is_none() => "reload",
+            _ => "resume",
+        };
         let action = plan::action(
             ns_state(&t),
-            "resume",
+            on_loading,
             existing,
             c.kind == Kind::View,
             args.load.drop,
@@ -218,7 +225,7 @@ pub async fn run(ctx: &Ctx, args: CopyArgs) -> Result<()> {
             target: t.to_string(),
             kind: c.kind.as_str(),
             documents: (c.kind != Kind::View).then_some(c.estimated_count),
-            indexes: crate::mongo::schema::buildable(&c.indexes).len(),
+            indexes: c.indexes.len(),
             target_documents: existing,
             ranges: (c.kind != Kind::View)
                 .then(|| crate::compare::ranges::range_count(c, range_bytes)),
@@ -251,6 +258,7 @@ pub async fn run(ctx: &Ctx, args: CopyArgs) -> Result<()> {
             resume: args.load.resume,
             yes: args.load.yes,
             nothing_recorded: recorded.is_empty(),
+            interrupted: !args.load.resume && !state.load().await?.is_empty(),
             run: &format!("migrate from {source_label}"),
             question: &question,
         },

@@ -10,7 +10,8 @@ use mongodb::Client;
 use crate::config::ResolvedTarget;
 use crate::exit::usage;
 use crate::mongo::errors::{
-    self, described, driver_message, explain_connect_error, explain_parse_error, who,
+    self, described, driver_message, explain_connect_error, explain_parse_error,
+    tls_certificate_problem, who,
 };
 use crate::redact;
 
@@ -48,6 +49,45 @@ pub async fn connect(target: &ResolvedTarget, opts: &ConnectOptions) -> Result<C
         ));
     }
     let tls = matches!(options.tls, Some(Tls::Enabled(_)));
+    let (ca_file, cert_file) = match &options.tls {
+        Some(Tls::Enabled(t)) => (t.ca_file_path.clone(), t.cert_key_file_path.clone()),
+        _ => (None, None),
+    };
+    // The driver's own message for an unreadable file ends in its internals; name the
+    // option and the file instead.
+    for (option, file) in [
+        ("tlsCAFile", &ca_file),
+        ("tlsCertificateKeyFile", &cert_file),
+    ] {
+        if let Some(f) = file {
+            if let Err(e) = std::fs::metadata(f) {
+                return Err(usage(format!(
+                    "{option}={} in {} cannot be read ({}); give the path of the PEM file{}",
+                    f.display(),
+                    described(target),
+                    e,
+                    if option == "tlsCAFile" {
+                        " of the CA that signed the server's certificate (Atlas needs none: its certificates chain to public CAs)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        }
+    }
+    let ca_text = ca_file.as_ref().map(|p| p.display().to_string());
+    // A certificate problem is seen by the driver's monitor on its first check; report it
+    // then instead of after the whole --timeout (issue #27).
+    let (tls_tx, mut tls_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    if tls {
+        options.sdam_event_handler = Some(mongodb::event::EventHandler::callback(
+            move |ev: mongodb::event::sdam::SdamEvent| {
+                if let mongodb::event::sdam::SdamEvent::ServerHeartbeatFailed(f) = ev {
+                    let _ = tls_tx.send((f.server_address.to_string(), f.failure.to_string()));
+                }
+            },
+        ));
+    }
     let user = options.credential.as_ref().and_then(|c| {
         let source = c.source.clone().unwrap_or_else(|| "admin".into());
         c.username
@@ -67,10 +107,26 @@ pub async fn connect(target: &ResolvedTarget, opts: &ConnectOptions) -> Result<C
     tokio::pin!(ping);
     // The driver waits the whole selection timeout even when nothing listens; a host
     // that refuses the connection will not accept it a moment later, so say so at once.
+    // Only when every host has shown one: a member with a bad certificate beside good
+    // ones is for the driver to route around.
+    let host_count = hosts.len().max(1);
+    let certificate_problem = async {
+        let mut seen = std::collections::HashMap::new();
+        while let Some((host, msg)) = tls_rx.recv().await {
+            if let Some(e) = tls_certificate_problem(&msg, target, ca_text.as_deref()) {
+                seen.insert(host, e);
+                if seen.len() >= host_count {
+                    return seen.into_values().next().expect("one at least");
+                }
+            }
+        }
+        std::future::pending().await
+    };
     tokio::select! {
         r = &mut ping => {
-            r.map_err(|e| explain_connect_error(&e, target, opts.timeout, tls, user.as_deref()))?;
+            r.map_err(|e| explain_connect_error(&e, target, opts.timeout, tls, ca_text.as_deref(), user.as_deref()))?;
         }
+        e = certificate_problem => return Err(e),
         true = all_hosts_refuse(&hosts) => {
             return Err(anyhow::anyhow!(
                 "cannot reach MongoDB at {}: connection refused by every host. Is mongod running and \

@@ -18,7 +18,18 @@ pub fn driver_message(e: &mongodb::error::Error) -> String {
         ErrorKind::Authentication { message, .. } => message.clone(),
         ErrorKind::ServerSelection { message, .. } => message.clone(),
         ErrorKind::DnsResolve { message, .. } => message.clone(),
-        _ => e.to_string(),
+        ErrorKind::InvalidTlsConfig { message, .. } => message.clone(),
+        _ => without_driver_tail(&e.to_string()),
+    }
+}
+
+/// The driver's Display of an error appends its internals ("Kind: …, labels: {}, source:
+/// None, server response: None"); people get the message only.
+pub fn without_driver_tail(text: &str) -> String {
+    let text = text.strip_prefix("Kind: ").unwrap_or(text);
+    match text.find(", labels: {") {
+        Some(i) => text[..i].to_string(),
+        None => text.to_string(),
     }
 }
 
@@ -73,6 +84,7 @@ pub fn explain_connect_error(
     target: &ResolvedTarget,
     timeout: Duration,
     tls: bool,
+    ca_file: Option<&str>,
     user: Option<&str>,
 ) -> anyhow::Error {
     let who = who(target);
@@ -90,7 +102,7 @@ pub fn explain_connect_error(
     }
     match &*e.kind {
         ErrorKind::ServerSelection { .. } => {
-            let cause = diagnose(&raw, tls);
+            let cause = diagnose(&raw, tls, ca_file);
             anyhow::anyhow!(
                 "cannot reach MongoDB at {who} within {}: {}. {}",
                 humantime::format_duration(timeout),
@@ -109,7 +121,26 @@ struct Cause {
 
 /// What went wrong, from the driver's server-selection message (which embeds each
 /// server's last error), and what to do about it.
-fn diagnose(msg: &str, tls: bool) -> Cause {
+/// A certificate problem the driver saw while monitoring the server: waiting out the rest of
+/// `--timeout` cannot change it, so the diagnosis is given at once (None when `msg` is not
+/// such a problem).
+pub fn tls_certificate_problem(
+    msg: &str,
+    target: &ResolvedTarget,
+    ca_file: Option<&str>,
+) -> Option<anyhow::Error> {
+    let cause = diagnose(&redact::scrub(msg), true, ca_file);
+    cause.reason.starts_with("TLS: ").then(|| {
+        anyhow::anyhow!(
+            "cannot reach MongoDB at {}: {}. {}",
+            who(target),
+            cause.reason,
+            cause.fix
+        )
+    })
+}
+
+fn diagnose(msg: &str, tls: bool, ca_file: Option<&str>) -> Cause {
     let lower = msg.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
     let c = |reason: &str, fix: &str| Cause {
@@ -122,6 +153,17 @@ fn diagnose(msg: &str, tls: bool) -> Cause {
         "self signed",
         "self-signed",
     ]) {
+        // With a CA file already given, adding one is not the fix: it is the wrong CA.
+        if let Some(ca) = ca_file {
+            return c(
+                &format!(
+                    "TLS: the server's certificate is not signed by the CA in tlsCAFile={ca} (unknown issuer)"
+                ),
+                "Point tlsCAFile at the CA that signed the server's certificate (for Atlas, remove \
+                 tlsCAFile: its certificates chain to public CAs the system trusts); \
+                 tlsAllowInvalidCertificates=true skips the check, for tests only",
+            );
+        }
         return c(
             "TLS: the server's certificate is signed by a CA this machine does not trust (unknown issuer)",
             "Add tlsCAFile=/path/to/ca.pem to the URI with the CA that signed the server's certificate \
@@ -333,8 +375,38 @@ pub fn describe(e: &mongodb::error::Error) -> String {
                 parts.join("; ")
             }
         }
-        kind => kind.to_string(),
+        // Its message embeds a dump of the whole topology (issue #27: `analyze shard-key`
+        // when the server died mid-command); the cause in it is what a person needs.
+        ErrorKind::ServerSelection { message, .. } => format!(
+            "no server answered ({}); is the server still running and reachable?",
+            short_reason(message)
+        ),
+        kind => without_topology(&without_driver_tail(&kind.to_string())),
     }
+}
+
+/// Cut a driver topology dump ("Topology: { … }", braces balanced) out of a message.
+pub fn without_topology(text: &str) -> String {
+    let Some(start) = text.find("Topology: {") else {
+        return text.to_string();
+    };
+    let mut depth = 0usize;
+    let mut end = text.len();
+    for (i, ch) in text[start..].char_indices() {
+        match ch {
+            '{' => depth += 1,
+            '}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    end = start + i + 1;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let head = text[..start].trim_end_matches([' ', '.', ',']);
+    format!("{head}{}", without_topology(&text[end..]))
 }
 
 /// "not authorized on admin to execute command { replSetGetStatus: 1, $db: …, lsid: … }"
@@ -355,7 +427,7 @@ pub fn chain_text(e: &anyhow::Error) -> String {
     e.chain()
         .map(|c| match c.downcast_ref::<mongodb::error::Error>() {
             Some(m) => describe(m),
-            None => c.to_string(),
+            None => without_topology(&c.to_string()),
         })
         .collect::<Vec<_>>()
         .join(": ")
@@ -375,6 +447,15 @@ mod tests {
     }
 
     #[test]
+    fn topology_dumps_are_cut() {
+        assert_eq!(
+            without_topology("Server selection timeout: No available servers. Topology: { Type: ReplicaSetNoPrimary, Servers: [ { Address: a:1, Error: x } ] }, then"),
+            "Server selection timeout: No available servers, then"
+        );
+        assert_eq!(without_topology("plain"), "plain");
+    }
+
+    #[test]
     fn short_reason_picks_cause() {
         assert_eq!(
             short_reason("Server selection timeout: No available servers. Topology: { Error: Connection refused (os error 111) }"),
@@ -389,13 +470,26 @@ mod tests {
     #[test]
     fn diagnoses_tls_problems() {
         let untrusted = "Server selection timeout: No available servers. Topology: { Servers: [ { Error: Kind: I/O error: invalid peer certificate: UnknownIssuer } ] }";
-        let c = diagnose(untrusted, true);
+        let c = diagnose(untrusted, true, None);
         assert!(c.reason.contains("unknown issuer"), "{}", c.reason);
+        assert!(c.fix.starts_with("Add tlsCAFile"), "{}", c.fix);
+        // A CA file already given is the wrong one: do not suggest adding one.
+        let c = diagnose(untrusted, true, Some("/etc/ca.pem"));
+        assert!(c.reason.contains("tlsCAFile=/etc/ca.pem"), "{}", c.reason);
+        assert!(!c.fix.contains("Add tlsCAFile"), "{}", c.fix);
+        assert_eq!(
+            without_driver_tail(
+                "Kind: Unable to parse PEM, labels: {}, source: None, server response: None"
+            ),
+            "Unable to parse PEM"
+        );
         assert!(c.fix.contains("tlsCAFile"), "{}", c.fix);
         let plain = "Server selection timeout: No available servers. Topology: { Servers: [ { Error: Kind: I/O error: Connection reset by peer (os error 104) } ] }";
-        let c = diagnose(plain, false);
+        let c = diagnose(plain, false, None);
         assert!(c.fix.contains("tls=true"), "{}", c.fix);
         // With tls=true already in the URI, never suggest adding it.
-        assert!(!diagnose("timed out", true).fix.contains("add tls=true"));
+        assert!(!diagnose("timed out", true, None)
+            .fix
+            .contains("add tls=true"));
     }
 }

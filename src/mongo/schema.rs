@@ -99,6 +99,13 @@ pub fn buildable(indexes: &[Document]) -> Vec<Document> {
         .collect()
 }
 
+/// How many of `indexes` come with the collection itself (`_id_`, a clustered index) and
+/// are never built. Index counts everywhere (backups show, plans, results) count every index
+/// the collection has, as `listIndexes` does: built ones plus these.
+pub fn implicit(indexes: &[Document]) -> usize {
+    indexes.len() - buildable(indexes).len()
+}
+
 /// Build all of a collection's indexes in one createIndexes.
 ///
 /// An index with the simple collation on a collection with a default collation has no

@@ -110,6 +110,28 @@ pub fn options(path: &[String]) -> Vec<OptionInfo> {
         .collect()
 }
 
+/// The options of a command that name files it reads: `playbook plan` checks that they
+/// exist before anything runs.
+pub fn input_files(path: &[String]) -> &'static [&'static str] {
+    match path.join(" ").as_str() {
+        "indexes lint" | "indexes plan" | "indexes check" | "indexes apply" => &["specs"],
+        "analyze check" => &["queries"],
+        "analyze queries" | "analyze profile" => &["log"],
+        "restore" => &["oplog_file"],
+        "rollback" => &["history"],
+        _ => &[],
+    }
+}
+
+/// The options of a command that name files it writes (which later steps may read).
+pub fn output_files(path: &[String]) -> &'static [&'static str] {
+    match path.join(" ").as_str() {
+        "indexes export" => &["out"],
+        "analyze queries" => &["write_spec"],
+        _ => &[],
+    }
+}
+
 /// Commands that change nothing anywhere: a dry run runs them as they are.
 const READ_ONLY: &[&str] = &[
     "status",

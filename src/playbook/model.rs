@@ -49,6 +49,12 @@ pub struct Playbook {
     pub vars: BTreeMap<String, (String, usize, usize)>,
     pub steps: Vec<Step>,
     pub on_failure: Vec<Step>,
+    /// Structural mistakes `load_all` found; `check` reports them with its own, so that a
+    /// file with many mistakes is fixed in one round.
+    pub problems: Vec<String>,
+    /// The ids of steps that could not be read (their mistake is in `problems`): references
+    /// to them are not reported again as references to no step.
+    pub broken_ids: Vec<String>,
 }
 
 /// An option's value once interpolated.
@@ -73,6 +79,17 @@ fn node_err(file: &str, n: &Node, msg: impl std::fmt::Display) -> String {
 
 /// Read and parse `path`; every structural error is collected, then reported together.
 pub fn load(path: &Path) -> Result<Playbook> {
+    let pb = load_all(path)?;
+    if !pb.problems.is_empty() {
+        return Err(usage(pb.problems.join("\n")));
+    }
+    Ok(pb)
+}
+
+/// `load`, keeping what could be read when some steps could not: `check` then reports the
+/// structural mistakes together with every other one. Only an unreadable file (missing,
+/// not YAML, not a mapping) is an error here.
+pub fn load_all(path: &Path) -> Result<Playbook> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the playbook {file}"))
@@ -99,6 +116,8 @@ pub fn load(path: &Path) -> Result<Playbook> {
         vars: BTreeMap::new(),
         steps: vec![],
         on_failure: vec![],
+        problems: vec![],
+        broken_ids: vec![],
     };
     for (k, v) in map {
         match k.as_str().unwrap_or_default() {
@@ -150,7 +169,15 @@ pub fn load(path: &Path) -> Result<Playbook> {
                     match step(&file, s, main, i) {
                         Ok(st) if main => pb.steps.push(st),
                         Ok(st) => pb.on_failure.push(st),
-                        Err(e) => errors.push(e),
+                        Err(e) => {
+                            errors.push(e);
+                            let id = s.as_map().and_then(|m| {
+                                m.iter()
+                                    .find(|(k, _)| k.as_str() == Some("id"))
+                                    .and_then(|(_, v)| v.as_str())
+                            });
+                            pb.broken_ids.extend(id.map(str::to_string));
+                        }
                     }
                 }
             }
@@ -178,9 +205,7 @@ pub fn load(path: &Path) -> Result<Playbook> {
             ));
         }
     }
-    if !errors.is_empty() {
-        return Err(usage(errors.join("\n")));
-    }
+    pb.problems = errors;
     Ok(pb)
 }
 
@@ -306,9 +331,14 @@ pub fn check(
             crate::redact::register_secret(v);
         }
     }
-    let mut errors = vec![];
+    let mut errors = pb.problems.clone();
     let ids: Vec<&str> = pb.steps.iter().map(|s| s.id.as_str()).collect();
+    // Files the steps before this one write (spec files), and whether an `exec` ran before:
+    // a file they may create is not missing yet.
+    let mut produced: HashSet<PathBuf> = HashSet::new();
+    let mut exec_before = false;
     for (i, s) in pb.steps.iter().chain(&pb.on_failure).enumerate() {
+        let before = errors.len();
         // A main step may use the results of the steps before it; on_failure steps those
         // of any main step (whether it ran is known only then).
         let visible: HashSet<&str> = if i < pb.steps.len() {
@@ -348,6 +378,7 @@ pub fn check(
                         "the environment variable {e} is not set (referenced as {})",
                         r.text()
                     )),
+                    Ref::Step { id, .. } if pb.broken_ids.contains(id) => None,
                     Ref::Step { id, .. } if !visible.contains(id.as_str()) => {
                         Some(if id == &s.id {
                             format!("{} refers to this step itself (a cycle)", r.text())
@@ -372,7 +403,7 @@ pub fn check(
                 }
             }
         }
-        if !errors.is_empty() {
+        if errors.len() > before {
             continue;
         }
         let steps = HashMap::new();
@@ -383,13 +414,93 @@ pub fn check(
         };
         if let Err(e) = check_body(pb, s, &scope) {
             errors.push(e);
+            continue;
         }
+        if let StepKind::Command(path) = &s.kind {
+            if !exec_before {
+                errors.extend(missing_inputs(pb, s, path, &scope, &produced));
+            }
+            produced.extend(outputs(pb, s, path, &scope));
+        }
+        exec_before |= matches!(s.kind, StepKind::Exec);
     }
     if errors.is_empty() {
         Ok(vars)
     } else {
         Err(usage(errors.join("\n")))
     }
+}
+
+/// A command step's option values as written (node) and interpolated (None while they wait
+/// on an earlier step's result), for the options named.
+fn file_values(
+    pb: &Playbook,
+    s: &Step,
+    scope: &Scope,
+    names: &[&str],
+) -> Vec<(Node, Option<PathBuf>)> {
+    let Value::Map(entries) = &s.body.value else {
+        return vec![];
+    };
+    let mut out = vec![];
+    for (k, v) in entries {
+        if !names.contains(&k.as_str().unwrap_or_default()) {
+            continue;
+        }
+        let items: Vec<&Node> = match &v.value {
+            Value::Seq(items) => items.iter().collect(),
+            _ => vec![v],
+        };
+        for n in items {
+            let e = interpolate::expand(n.as_str().unwrap_or_default(), scope, true);
+            let path = e
+                .ok()
+                .filter(|e| e.pending.is_empty())
+                .map(|e| PathBuf::from(e.text));
+            out.push((n.clone(), path));
+        }
+    }
+    let _ = pb;
+    out
+}
+
+/// Every input file a command step names that does not exist, found by `plan` (and before
+/// `run` starts) instead of when the step runs, after the backup and the copy. Relative
+/// paths are from the current directory, where the steps run.
+fn missing_inputs(
+    pb: &Playbook,
+    s: &Step,
+    path: &[String],
+    scope: &Scope,
+    produced: &HashSet<PathBuf>,
+) -> Vec<String> {
+    let names = kinds::input_files(path);
+    file_values(pb, s, scope, names)
+        .into_iter()
+        .filter_map(|(n, p)| {
+            let p = p?;
+            if p.exists() || produced.contains(&p) || p.as_os_str() == "-" {
+                return None;
+            }
+            Some(node_err(
+                &pb.file,
+                &n,
+                format!(
+                    "step `{}`: {} does not exist (relative paths are from the current directory; ${{playbook_dir}} is the playbook's folder)",
+                    s.id,
+                    p.display()
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// The files a command step writes (a spec a later step may read).
+fn outputs(pb: &Playbook, s: &Step, path: &[String], scope: &Scope) -> Vec<PathBuf> {
+    file_values(pb, s, scope, kinds::output_files(path))
+        .into_iter()
+        .filter_map(|(_, p)| p)
+        .collect()
 }
 
 fn check_body(pb: &Playbook, s: &Step, scope: &Scope) -> Result<(), String> {
@@ -466,11 +577,13 @@ pub fn values(
         Ok(e.text)
     };
     let mut out = vec![];
+    // Every bad option of the step, not only the first.
+    let mut errors: Vec<String> = vec![];
     for (k, v) in entries {
         let name = k.as_str().unwrap_or_default();
         let Some(info) = known.iter().find(|o| o.name == name) else {
             let names: Vec<&str> = known.iter().map(|o| o.name.as_str()).collect();
-            return Err(node_err(
+            errors.push(node_err(
                 &pb.file,
                 k,
                 format!(
@@ -479,31 +592,46 @@ pub fn values(
                     names.join(", ")
                 ),
             ));
+            continue;
         };
         let val = match &v.value {
             Value::Scalar(t, quoted) if info.switch => match (t.as_str(), quoted) {
                 ("true", false) => Val::Switch(true),
                 ("false", false) => Val::Switch(false),
                 _ => {
-                    return Err(node_err(
+                    errors.push(node_err(
                         &pb.file,
                         v,
                         format!("`{name}` is a switch: true or false"),
-                    ))
+                    ));
+                    continue;
                 }
             },
-            Value::Scalar(..) => Val::One(expand(v)?),
-            Value::Seq(items) if info.list => Val::Many(
-                items
+            Value::Scalar(..) => match expand(v) {
+                Ok(t) => Val::One(t),
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            },
+            Value::Seq(items) if info.list => {
+                let all: Result<Vec<String>, String> = items
                     .iter()
                     .map(|i| match i.value {
                         Value::Scalar(..) => expand(i),
                         _ => Err(node_err(&pb.file, i, "a list of plain values")),
                     })
-                    .collect::<Result<_, _>>()?,
-            ),
+                    .collect();
+                match all {
+                    Ok(l) => Val::Many(l),
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                }
+            }
             _ => {
-                return Err(node_err(
+                errors.push(node_err(
                     &pb.file,
                     v,
                     format!(
@@ -514,10 +642,14 @@ pub fn values(
                             "one value"
                         }
                     ),
-                ))
+                ));
+                continue;
             }
         };
         out.push((info.clone(), val));
+    }
+    if !errors.is_empty() {
+        return Err(errors.join("\n"));
     }
     Ok((out, pending))
 }

@@ -41,6 +41,36 @@ pub fn steps(pb: &Playbook, vars: &BTreeMap<String, String>) -> Vec<PlannedStep>
         .collect()
 }
 
+/// A command line as it pastes into a shell: each argument quoted when it needs it
+/// (`--max-lag='10 seconds'`, a URI with `&`), the flag itself left bare.
+pub fn shell_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| match a.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") && is_word(flag) => {
+                format!("{flag}={}", shell_quote(value))
+            }
+            _ => shell_quote(a),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn is_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:,+@%=".contains(c))
+}
+
+/// One shell word: as it is when it has nothing the shell would act on, else in single
+/// quotes (a `'` inside written as `'\''`).
+pub fn shell_quote(s: &str) -> String {
+    if is_word(s) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 fn one(pb: &Playbook, s: &Step, scope: &Scope, on_failure: bool) -> PlannedStep {
     let text = || {
         interpolate::expand(s.body.as_str().unwrap_or_default(), scope, true)
@@ -58,7 +88,7 @@ fn one(pb: &Playbook, s: &Step, scope: &Scope, on_failure: bool) -> PlannedStep 
                 DryRun::Skip => "skipped (it would write)".into(),
             };
             (
-                format!("mongoshift {}", model::argv(path, &vals).join(" ")),
+                format!("mongoshift {}", shell_line(&model::argv(path, &vals))),
                 kinds::effect(path).to_string(),
                 dry,
                 pending.iter().map(|r| r.text()).collect(),
@@ -93,5 +123,30 @@ fn one(pb: &Playbook, s: &Step, scope: &Scope, on_failure: bool) -> PlannedStep 
         in_dry_run,
         uses,
         on_failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_lines_paste_into_a_shell() {
+        let argv: Vec<String> = [
+            "migrate",
+            "--max-lag=10 seconds",
+            "--to=mongodb://h:1/?replicaSet=a&tls=true",
+            "--db=predixi",
+            "--",
+            "it's here",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            shell_line(&argv),
+            "migrate --max-lag='10 seconds' --to='mongodb://h:1/?replicaSet=a&tls=true' --db=predixi -- 'it'\\''s here'"
+        );
+        assert_eq!(shell_quote(""), "''");
     }
 }

@@ -22,6 +22,24 @@ struct Totals {
     start: Instant,
 }
 
+/// Our own rate keys: indicatif's `{per_sec}` prints four decimals ("137,046.2844/s") and
+/// `{bytes_per_sec}` two; rates are shown as `table::rate` writes them everywhere.
+fn rate_keys(style: ProgressStyle) -> ProgressStyle {
+    style
+        .with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}/s", table::rate(s.per_sec()));
+            },
+        )
+        .with_key(
+            "byte_rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}/s", table::bytes(s.per_sec() as u64));
+            },
+        )
+}
+
 impl Totals {
     fn line(&self) -> String {
         let secs = self.start.elapsed().as_secs_f64().max(0.001);
@@ -65,8 +83,9 @@ impl Progress {
             let overall = multi.add(ProgressBar::new(total_bytes.max(1)));
             overall.set_style(
                 ProgressStyle::with_template(
-                    "{prefix:.bold} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+                    "{prefix:.bold} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {byte_rate} eta {eta} {msg}",
                 )
+                .map(rate_keys)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
@@ -106,8 +125,9 @@ impl Progress {
             let b = m.add(ProgressBar::new(est_docs.max(1)));
             b.set_style(
                 ProgressStyle::with_template(
-                    "  {prefix:30!} [{bar:20}] {human_pos}/{human_len} docs {per_sec} eta {eta} {msg}",
+                    "  {prefix:30!} [{bar:20}] {human_pos}/{human_len} docs {rate} eta {eta} {msg}",
                 )
+                .map(rate_keys)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
@@ -145,7 +165,7 @@ impl Progress {
                     t.name.clone(),
                     docs,
                     t.est_docs.max(docs),
-                    docs as f64 / secs,
+                    table::round1(docs as f64 / secs),
                 )
             })
             .collect()

@@ -1,9 +1,70 @@
 //! Table rendering with one consistent look across commands.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ContentArrangement, Table};
+use comfy_table::{ColumnConstraint, ContentArrangement, Table, Width};
 
-pub fn new<I, S>(headers: I) -> Table
+/// Our tables: comfy-table's, rendered so that ids stay copyable (see `Display`).
+pub struct Tbl(Table);
+
+impl std::ops::Deref for Tbl {
+    type Target = Table;
+    fn deref(&self) -> &Table {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Tbl {
+    fn deref_mut(&mut self) -> &mut Table {
+        &mut self.0
+    }
+}
+
+/// Below this many columns a terminal's report is not believed (a pty that reports 0
+/// collapsed a table into 1-character columns); FALLBACK_WIDTH is used instead.
+const MIN_WIDTH: u16 = 40;
+const FALLBACK_WIDTH: u16 = 100;
+/// No word is kept whole beyond this width (a long URI may still wrap).
+const MAX_WORD: usize = 60;
+
+impl std::fmt::Display for Tbl {
+    /// On a narrow terminal comfy-table breaks cells anywhere, ids and timestamps included;
+    /// a column is never made narrower than its longest word, so that wrapping happens at
+    /// spaces and every id stays whole (and copyable).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut t = self.0.clone();
+        if !matches!(t.content_arrangement(), ContentArrangement::Disabled) {
+            let widest: Vec<usize> = (0..t.column_count())
+                .map(|i| {
+                    let header = t
+                        .header()
+                        .and_then(|h| h.cell_iter().nth(i))
+                        .map(|c| c.content())
+                        .unwrap_or_default();
+                    std::iter::once(header)
+                        .chain(t.column_cells_iter(i).flatten().map(|c| c.content()))
+                        .flat_map(|text| {
+                            text.split_whitespace()
+                                .map(|w| w.chars().count())
+                                .collect::<Vec<_>>()
+                        })
+                        .max()
+                        .unwrap_or(0)
+                        .min(MAX_WORD)
+                })
+                .collect();
+            for (col, w) in t.column_iter_mut().zip(widest) {
+                if w > 0 {
+                    // The boundary counts the cell's padding too.
+                    let with_padding = w as u16 + col.padding_width();
+                    col.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(with_padding)));
+                }
+            }
+        }
+        write!(f, "{t}")
+    }
+}
+
+pub fn new<I, S>(headers: I) -> Tbl
 where
     I: IntoIterator<Item = S>,
     S: Into<comfy_table::Cell>,
@@ -25,11 +86,25 @@ fn arrangement() -> ContentArrangement {
 }
 
 /// A two-column key/value table without a header row.
-pub fn kv() -> Table {
+pub fn kv() -> Tbl {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(arrangement());
-    t
+    if matches!(t.content_arrangement(), ContentArrangement::Dynamic) {
+        let reported = t.width();
+        set_sane_width(&mut t, reported);
+    }
+    Tbl(t)
+}
+
+/// A terminal reporting no (or an absurdly small) width gets FALLBACK_WIDTH.
+fn set_sane_width(t: &mut Table, reported: Option<u16>) {
+    match reported {
+        Some(w) if w >= MIN_WIDTH => {}
+        _ => {
+            t.set_width(FALLBACK_WIDTH);
+        }
+    }
 }
 
 /// Human-readable byte counts (binary units, as `du -h`).
@@ -46,6 +121,24 @@ pub fn bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[i])
     }
+}
+
+/// A rate as people read it: a whole number from 100 up, one decimal below ("137046",
+/// "12.5"); never indicatif's four decimals.
+pub fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec < 0.0 {
+        return "0".into();
+    }
+    if per_sec >= 100.0 {
+        format!("{per_sec:.0}")
+    } else {
+        format!("{per_sec:.1}")
+    }
+}
+
+/// A rate kept for machines (JSON, records) with one decimal: more is noise.
+pub fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 /// Seconds as "3d 4h", "12m 5s", "0.42s".
@@ -93,6 +186,34 @@ mod tests {
         assert_eq!(timestamp(86_400, 7), "1970-01-02 00:00:00 UTC (#7)");
     }
 
+    /// A table wrapped to 80 columns keeps every id whole (issue #27: `backups list` broke
+    /// ids mid-string), and a terminal that reports 0 columns gets a sane width.
+    #[test]
+    fn narrow_tables_wrap_at_spaces_and_keep_ids_whole() {
+        let mut t = new(["id", "time (UTC)", "databases", "state"]);
+        t.set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(80);
+        let id = "20261129T130220Z-nightly-predixi-before-cutover";
+        t.add_row(vec![
+            id,
+            "2026-11-29 13:02:20",
+            "predixi, predixi_social, analytics, reporting, archive",
+            "complete (+oplog) and checked by a restore drill last night",
+        ]);
+        let text = t.to_string();
+        assert!(text.contains(id), "{text}");
+        assert!(text.contains("2026-11-29"), "{text}");
+        let mut zero = Table::new();
+        set_sane_width(&mut zero, Some(0));
+        assert_eq!(zero.width(), Some(FALLBACK_WIDTH));
+        let mut none = Table::new();
+        set_sane_width(&mut none, None);
+        assert_eq!(none.width(), Some(FALLBACK_WIDTH));
+        let mut wide = Table::new();
+        set_sane_width(&mut wide, Some(120));
+        assert_eq!(wide.width(), None);
+    }
+
     #[test]
     fn formats() {
         assert_eq!(bytes(512), "512 B");
@@ -100,5 +221,9 @@ mod tests {
         assert_eq!(duration_secs(0.5), "0.50s");
         assert_eq!(duration_secs(3725.0), "1h 2m");
         assert_eq!(duration_secs(90000.0), "1d 1h");
+        assert_eq!(rate(137_046.284_4), "137046");
+        assert_eq!(rate(12.345), "12.3");
+        assert_eq!(rate(f64::NAN), "0");
+        assert_eq!(round1(2.345_67), 2.3);
     }
 }

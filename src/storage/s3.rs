@@ -160,14 +160,16 @@ impl S3Store {
                  Check --s3-endpoint / storage.s3.endpoint and that the service is running and reachable",
                 connect_reason(&detail)
             ),
-            (_, _, "NoSuchBucket") | (_, Some(404), "NotFound" | "") if doing.contains("bucket") => anyhow::anyhow!(
+            // A bucket that does not exist is a wrong location, like a missing folder:
+            // invalid input (exit 2), whichever command named it.
+            (_, _, "NoSuchBucket") | (_, Some(404), "NotFound" | "") if doing.contains("bucket") => usage(format!(
                 "{doing} {what}: the bucket '{}' does not exist at {endpoint}. Create it, or fix the bucket name in the location",
                 self.bucket
-            ),
-            (_, _, "NoSuchBucket") => anyhow::anyhow!(
+            )),
+            (_, _, "NoSuchBucket") => usage(format!(
                 "{doing} {what}: the bucket '{}' does not exist at {endpoint}. Create it, or fix the bucket name in the location",
                 self.bucket
-            ),
+            )),
             (_, _, "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied" | "Forbidden")
             | (_, Some(401 | 403), _) => anyhow::anyhow!(
                 "{doing} {what}: access denied by {endpoint} ({}). Check the access key and secret \

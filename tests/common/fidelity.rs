@@ -24,7 +24,7 @@ fn script() -> std::path::PathBuf {
 }
 
 fn python(args: &[&str]) -> String {
-    let out = Command::new("python3")
+    let out = Command::new(super::python())
         .arg(script())
         .args(args)
         .output()

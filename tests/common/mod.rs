@@ -78,6 +78,15 @@ pub fn env_value(k: &str) -> String {
     })
 }
 
+/// The scripts' private Python (pinned pymongo and python-dotenv, scripts/install-pymongo);
+/// `python3` with an env file from before it existed.
+pub fn python() -> String {
+    env_vars()
+        .get("MONGOSHIFT_TEST_PYTHON")
+        .cloned()
+        .unwrap_or_else(|| "python3".into())
+}
+
 pub fn servers() -> &'static Servers {
     static S: OnceLock<Servers> = OnceLock::new();
     S.get_or_init(|| {

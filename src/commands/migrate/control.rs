@@ -31,7 +31,14 @@ pub struct ControlArgs {
     /// How long to wait for a reachable server.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// stop: how long to wait for the tail to checkpoint and exit.
+}
+
+/// `migrate stop`: the run to stop, and how long to wait for it (only stop waits).
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub run: ControlArgs,
+    /// How long to wait for the tail to save its position and exit.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub wait: Duration,
 }
@@ -227,7 +234,8 @@ pub async fn status(ctx: &Ctx, args: ControlArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn stop(ctx: &Ctx, args: ControlArgs) -> Result<()> {
+pub async fn stop(ctx: &Ctx, stop: StopArgs) -> Result<()> {
+    let (args, wait) = (stop.run, stop.wait);
     let (to, client) = args.connect(ctx).await?;
     let running: Vec<Run> = args
         .runs(ctx, &client)
@@ -265,7 +273,7 @@ pub async fn stop(ctx: &Ctx, args: ControlArgs) -> Result<()> {
             run.pid.unwrap_or(0)
         )));
     }
-    let last = crate::follow::control::stop(&rec, args.wait).await?;
+    let last = crate::follow::control::stop(&rec, wait).await?;
     if ctx.ui.json() {
         ctx.ui.result_json(&serde_json::json!({
             "ok": last.phase == Phase::Stopped,

@@ -27,7 +27,7 @@ pub enum MigrateAction {
     /// another terminal while it runs.
     Status(ControlArgs),
     /// Stop a running tail cleanly (position saved; continue later with --resume --follow).
-    Stop(ControlArgs),
+    Stop(control::StopArgs),
     /// After the tail stopped (the cutover): give the target back the TTL and unique
     /// indexes that were relaxed while following, and clear the migration's state.
     Finalize(ControlArgs),
