@@ -219,7 +219,7 @@ impl Acc {
     }
 
     fn finish(self) -> ShapeStats {
-        let q = |p: f64| (self.hist.len() > 0).then(|| self.hist.value_at_quantile(p / 100.0));
+        let q = |p: f64| (!self.hist.is_empty()).then(|| self.hist.value_at_quantile(p / 100.0));
         let ex = self.example;
         ShapeStats {
             id: 0,
@@ -386,7 +386,7 @@ impl Aggregator {
             s.id = i + 1;
         }
         let mut left: Vec<LeftOut> = self.left_out.into_values().collect();
-        left.sort_by(|a, b| (b.total_ms, b.count).cmp(&(a.total_ms, a.count)));
+        left.sort_by_key(|l| std::cmp::Reverse((l.total_ms, l.count)));
         Summary {
             shapes: out,
             left_out: left,

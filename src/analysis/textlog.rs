@@ -463,7 +463,7 @@ mod tests {
         );
         assert_eq!(attr.get_i64("docsExamined").unwrap(), 10);
         assert_eq!(attr.get_i64("nreturned").unwrap(), 3);
-        assert_eq!(attr.get_bool("hasSortStage").unwrap(), true);
+        assert!(attr.get_bool("hasSortStage").unwrap());
         assert_eq!(attr.get_str("queryHash").unwrap(), "1A2B3C4D");
         assert_eq!(attr.get_i64("durationMillis").unwrap(), 120);
     }
