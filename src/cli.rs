@@ -326,7 +326,7 @@ pub struct Ctx {
 /// Parse arguments, run the command, print any error, and return the exit code.
 pub fn main() -> i32 {
     // A detached tail gets its arguments through the environment (see migrate::detach).
-    let cli = match commands::migrate::detached_args() {
+    let cli = match crate::migration::detached_args() {
         Some(args) => Cli::parse_from(args),
         None => Cli::parse(),
     };

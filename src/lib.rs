@@ -19,6 +19,7 @@ pub mod exit;
 pub mod follow;
 pub mod indexes;
 pub mod load;
+pub mod migration;
 pub mod mongo;
 pub mod namespace;
 pub mod pipeline;

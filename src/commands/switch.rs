@@ -142,7 +142,7 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         .with_context(|| format!("NEW ({new_l})"))?
         .filter(|r| {
             r.run
-                .starts_with(&crate::commands::migrate::identity(&old_t.uri, &[], &[]))
+                .starts_with(&crate::migration::identity(&old_t.uri, &[], &[]))
         });
     if let Some(f) = &forward {
         if f.run.contains(" --ns-to ") {
@@ -432,7 +432,7 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
                 if args.unfreeze_old { " (--unfreeze-old)" } else { "" }
             ));
         }
-        let (run, pid, log) = crate::commands::migrate::follow_detached(
+        let (run, pid, log) = crate::migration::follow_detached(
             &ctx.config,
             (args.sides.to.as_deref().unwrap_or_default(), &new_t),
             (args.sides.from.as_deref().unwrap_or_default(), &old_t, &old),

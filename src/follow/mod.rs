@@ -235,8 +235,8 @@ impl Tail {
             if position_lost(at, Some(oldest)) {
                 return Err(history_lost(Some(at.time)).context(format!(
                     "the tail's position is {} but the source's oplog now begins at {}",
-                    crate::commands::migrate::position_text(at.time),
-                    crate::commands::migrate::position_text(oldest.time)
+                    crate::migration::position_text(at.time),
+                    crate::migration::position_text(oldest.time)
                 )));
             }
         }

@@ -55,7 +55,7 @@ impl ControlArgs {
         if let Some(from) = &self.from {
             let src = resolve_side(from, &ctx.config)
                 .with_context(|| format!("the source (--from {})", crate::redact::uri(from)))?;
-            let hosts = super::identity(&src.uri, &[], &[]);
+            let hosts = crate::migration::identity(&src.uri, &[], &[]);
             runs.retain(|r| r.run == hosts || r.run.starts_with(&format!("{hosts} --")));
         }
         for to in &self.ns_to {
@@ -132,7 +132,7 @@ pub async fn status(ctx: &Ctx, args: ControlArgs) -> Result<()> {
                 .and_then(crate::follow::event::token_time)
                 .filter(|_| r.copied)
                 .map(|t| serde_json::json!({ "t": t.time, "i": t.increment })),
-            position: super::position_text(r.position_secs),
+            position: crate::migration::position_text(r.position_secs),
             heartbeat_age_secs: (now - r.heartbeat_ms) as f64 / 1000.0,
         })
         .collect();
@@ -238,7 +238,7 @@ pub async fn stop(ctx: &Ctx, args: ControlArgs) -> Result<()> {
         ctx.ui.result(format!(
             "the migration from {} was not running (its process is gone); recorded as stopped at {}",
             run.from,
-            super::position_text(run.position_secs)
+            crate::migration::position_text(run.position_secs)
         ));
         return Ok(());
     }
@@ -262,7 +262,7 @@ pub async fn stop(ctx: &Ctx, args: ControlArgs) -> Result<()> {
             "stopped the tail from {}: {} events applied, position {} kept; phase {}",
             last.from,
             last.tail.events,
-            super::position_text(last.position_secs),
+            crate::migration::position_text(last.position_secs),
             last.phase.as_str()
         ));
     }
