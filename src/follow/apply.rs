@@ -101,7 +101,15 @@ pub struct Applier {
     pub skip: Option<Refused>,
     /// Changes left out so far, for the tail to log and record.
     pub skipped: std::sync::Mutex<Vec<Refused>>,
+    /// Per target namespace: whether its changes must be applied one after another in the
+    /// source's order, and when that was looked up (see `in_order`).
+    pub ordered: std::sync::Mutex<std::collections::HashMap<Namespace, (bool, std::time::Instant)>>,
 }
+
+/// How long a namespace's `in_order` answer is trusted: a unique index created on the
+/// target by hand while following is taken into account within this time. Every DDL
+/// event forgets all answers.
+const ORDER_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A document change the target refused. The tail stops on it (its position stays before
 /// it, so nothing is lost silently) and says how to go on.
@@ -196,7 +204,15 @@ impl Applier {
             applied += if independent(first) {
                 self.apply_lanes(now).await?
             } else {
-                self.apply_in_order(now).await?
+                let n = self.apply_in_order(&now.iter().collect::<Vec<_>>()).await?;
+                if now.iter().any(|e| !e.op.is_document_change()) {
+                    // A DDL event may have created, dropped or converted a collection.
+                    self.ordered
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
+                }
+                n
             };
             rest = later;
         }
@@ -243,7 +259,17 @@ impl Applier {
     async fn apply_lanes(&self, events: &[Event]) -> Result<u64> {
         let mut applied = 0u64;
         let mut lanes: Vec<Lane<RunKind>> = (0..LANES).map(|_| Lane::default()).collect();
+        // Namespaces whose changes must keep the source's order across documents go to
+        // one more lane, applied in order (beside the others).
+        let mut in_order: Vec<&Event> = Vec::new();
         for ev in events {
+            let source = ev.op.ns();
+            if self.selection.selected(&source)
+                && self.in_order(&self.selection.renamer.map(&source)).await?
+            {
+                in_order.push(ev);
+                continue;
+            }
             let Some((ns, stmts)) = self.statements(ev)? else {
                 continue;
             };
@@ -263,13 +289,24 @@ impl Applier {
                 );
             }
         }
-        let results = futures::future::join_all(
-            lanes
-                .into_iter()
-                .filter(|l| !l.is_empty())
-                .map(|l| self.apply_lane(l)),
+        let ordered = async {
+            let n = self.apply_in_order(&in_order).await?;
+            anyhow::Ok(n)
+        };
+        let (ordered, mut results) = futures::future::join(
+            ordered,
+            futures::future::join_all(
+                lanes
+                    .into_iter()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| self.apply_lane(l)),
+            ),
         )
         .await;
+        match ordered {
+            Ok(n) => applied += n,
+            Err(e) => results.push(Err(e)),
+        }
         let mut first_refused: Option<anyhow::Error> = None;
         let mut other: Option<anyhow::Error> = None;
         for e in results.into_iter().filter_map(Result::err) {
@@ -294,6 +331,58 @@ impl Applier {
             Some(e) => Err(e),
             None => Ok(applied),
         }
+    }
+
+    /// Whether changes to the target namespace `t` must be applied in the source's order
+    /// across documents: a capped collection (its `$natural` order is the order of its
+    /// inserts), or one with a unique index only the target has (the tail's own unique
+    /// indexes are relaxed while following; with another, which of two documents is
+    /// refused depends on the order they arrive in).
+    async fn in_order(&self, t: &Namespace) -> Result<bool> {
+        if let Some((v, at)) = self
+            .ordered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(t)
+        {
+            if at.elapsed() < ORDER_TTL {
+                return Ok(*v);
+            }
+        }
+        let what = || format!("looking up {t} on the target");
+        let specs: Vec<Document> = futures::TryStreamExt::try_collect(
+            self.target
+                .database(&t.db)
+                .run_cursor_command(doc! { "listCollections": 1, "filter": { "name": &t.coll } })
+                .await
+                .with_context(what)?,
+        )
+        .await
+        .with_context(what)?;
+        let capped = specs.first().is_some_and(|s| {
+            s.get_document("options")
+                .is_ok_and(|o| o.get_bool("capped").unwrap_or(false))
+        });
+        let unique = !capped
+            && !specs.is_empty()
+            && crate::mongo::namespaces::indexes(&self.target, &t.db, &t.coll)
+                .await
+                .map(|ix| {
+                    ix.iter().any(|i| {
+                        i.get_bool("unique").unwrap_or(false)
+                            && !i
+                                .get_document("key")
+                                .is_ok_and(|k| k.len() == 1 && k.contains_key("_id"))
+                    })
+                })
+                // Gone meanwhile: a later event says what happened to it.
+                .unwrap_or(false);
+        let v = capped || unique;
+        self.ordered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(t.clone(), (v, std::time::Instant::now()));
+        Ok(v)
     }
 
     /// One lane: its waves one after another, each group as ordered commands.
@@ -337,10 +426,10 @@ impl Applier {
 
     /// Apply `events` one after another, in the source's order (a transaction, DDL):
     /// consecutive changes to one collection still share a command.
-    async fn apply_in_order(&self, events: &[Event]) -> Result<u64> {
+    async fn apply_in_order(&self, events: &[&Event]) -> Result<u64> {
         let mut applied = 0u64;
         let mut run: Option<Run> = None;
-        for ev in events {
+        for &ev in events {
             if !ev.op.is_document_change() {
                 if let Some(r) = run.take() {
                     self.write(r).await?;
