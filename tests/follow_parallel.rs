@@ -132,7 +132,10 @@ fn stop(dir: &std::path::Path, src: &str, mut child: Running) {
     let c = child.0.as_mut().unwrap();
     let start = Instant::now();
     while c.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(60), "migrate did not exit");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "migrate did not exit"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(c.try_wait().unwrap().and_then(|s| s.code()), Some(0));
@@ -147,7 +150,11 @@ fn assert_identical(src: &str, dst: &str) {
     let want = hashes(rs, src);
     assert!(!want.is_empty(), "the source database {src} is empty");
     assert_eq!(want, hashes(atlas, dst), "dbHash per collection of {src}");
-    assert_eq!(schema_of(rs, src), schema_of(atlas, dst), "options and indexes");
+    assert_eq!(
+        schema_of(rs, src),
+        schema_of(atlas, dst),
+        "options and indexes"
+    );
     for coll in want.keys() {
         assert_eq!(
             common::raw_docs(rs, src, coll, false),
@@ -270,9 +277,11 @@ fn ddl_between_writes_is_a_barrier() {
                 // Writes, then a rename over an existing collection, then writes to the
                 // new `a` with the same _ids: applied across the rename out of order,
                 // they would land in the wrong collection.
-                a.insert_many((1..150).map(|i| doc! { "_id": 1000 * (round + 1) + i, "round": round }))
-                    .await
-                    .unwrap();
+                a.insert_many(
+                    (1..150).map(|i| doc! { "_id": 1000 * (round + 1) + i, "round": round }),
+                )
+                .await
+                .unwrap();
                 a.update_many(doc! {}, doc! { "$set": { "seen": round } })
                     .await
                     .unwrap();
@@ -412,7 +421,11 @@ fn transactions_are_barriers_applied_in_order() {
         let mut cur = coll(&c, &dst, "accounts").find(doc! {}).await.unwrap();
         let mut sum = 0;
         while cur.advance().await.unwrap() {
-            sum += cur.deserialize_current().unwrap().get_i32("balance").unwrap();
+            sum += cur
+                .deserialize_current()
+                .unwrap()
+                .get_i32("balance")
+                .unwrap();
         }
         sum
     });

@@ -27,7 +27,11 @@ const CHUNK: usize = 64 * 1024;
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (listen, target, delay) = match &args[..] {
-        [_, l, t, d] => match (l.parse::<SocketAddr>(), t.parse::<SocketAddr>(), d.parse::<u64>()) {
+        [_, l, t, d] => match (
+            l.parse::<SocketAddr>(),
+            t.parse::<SocketAddr>(),
+            d.parse::<u64>(),
+        ) {
             (Ok(l), Ok(t), Ok(d)) => (l, t, Duration::from_millis(d)),
             _ => usage(),
         },

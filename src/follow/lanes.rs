@@ -101,8 +101,10 @@ fn integer(kind: u8, v: &[u8]) -> Option<i64> {
         0x01 => {
             let f = f64::from_le_bytes(v.get(..8)?.try_into().ok()?);
             // -2^63 is exact; 2^63 is not an i64.
-            (f.is_finite() && f.fract() == 0.0 && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&f))
-                .then_some(f as i64)
+            (f.is_finite()
+                && f.fract() == 0.0
+                && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&f))
+            .then_some(f as i64)
         }
         0x13 => decimal_integer(v.get(..16)?.try_into().ok()?),
         _ => None,
@@ -247,10 +249,7 @@ mod tests {
         // Different values, different keys (a collision would only cost parallelism).
         assert_ne!(one, key(Bson::Int32(2)));
         assert_ne!(one, key(Bson::String("1".into())));
-        assert_ne!(
-            key(Bson::String("a".into())),
-            key(Bson::String("A".into()))
-        );
+        assert_ne!(key(Bson::String("a".into())), key(Bson::String("A".into())));
         // Embedded documents compare field by field, numbers by value.
         assert_eq!(
             key(Bson::Document(doc! { "a": 1, "b": "x" })),
@@ -269,7 +268,10 @@ mod tests {
 
     #[test]
     fn decimals() {
-        assert_eq!(decimal_integer(*b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"), Some(0));
+        assert_eq!(
+            decimal_integer(*b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"),
+            Some(0)
+        );
         let d = |s: &str| s.parse::<Decimal128>().unwrap().bytes();
         assert_eq!(decimal_integer(d("12345")), Some(12345));
         assert_eq!(decimal_integer(d("-12.3E1")), Some(-123));
