@@ -100,11 +100,9 @@ fn integer(kind: u8, v: &[u8]) -> Option<i64> {
         0x12 => Some(i64::from_le_bytes(v.get(..8)?.try_into().ok()?)),
         0x01 => {
             let f = f64::from_le_bytes(v.get(..8)?.try_into().ok()?);
-            // -2^63 is exact; 2^63 is not an i64.
-            (f.is_finite()
-                && f.fract() == 0.0
-                && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&f))
-            .then_some(f as i64)
+            // -2^63 is an i64 and exact as a double; 2^63 is not an i64.
+            let limit = -(i64::MIN as f64);
+            (f.is_finite() && f.fract() == 0.0 && (-limit..limit).contains(&f)).then_some(f as i64)
         }
         0x13 => decimal_integer(v.get(..16)?.try_into().ok()?),
         _ => None,
