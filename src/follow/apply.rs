@@ -1,8 +1,9 @@
-//! Applying parsed change events to the target, in the source's order. Consecutive
-//! document changes to one collection go in one ordered `update` or `delete` command
-//! (replacements with upsert, deletes by `_id`), so a busy source costs round trips per
-//! batch, not per event; a command never passes the server's size limits. DDL is applied
-//! one event at a time; indexes and collections are created relaxed (see `load::relax`).
+//! Applying parsed change events to the target. Each document's changes are applied in
+//! the source's order; independent documents are applied at once in lanes (see `lanes`),
+//! and DDL and transactions are barriers applied in order. Document changes go in ordered
+//! `update` or `delete` commands (replacements with upsert, deletes by `_id`), many
+//! statements each, so a busy source costs round trips per batch, not per event; a command
+//! never passes the server's size limits. DDL is applied one event at a time; indexes and collections are created relaxed (see `load::relax`).
 //! Documents are written as the raw bytes the source sent, bypassing validation (the
 //! source accepted them), with their empty top-level timestamps given back after the
 //! server filled them in (see `raw_write`); `_id`s are matched with the simple collation
@@ -13,6 +14,7 @@ use mongodb::bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
 use mongodb::Client;
 
 use super::event::{Event, Op, RawId};
+use super::lanes::{self, Lane, Stmt, LANES};
 use crate::load::relax;
 use crate::load::state::StateStore;
 use crate::mongo::raw_write::{self, MAX_COMMAND_DOCS};
@@ -49,6 +51,9 @@ impl Selection {
     }
 }
 
+/// One statement of a change: its kind, bytes and the `_id` it is about.
+type Statement = (RunKind, Vec<u8>, RawId);
+
 #[derive(PartialEq, Clone, Copy, Debug)]
 enum RunKind {
     Upsert,
@@ -71,6 +76,13 @@ struct Run {
 }
 
 impl Run {
+    fn push(&mut self, stmt: Vec<u8>, id: RawId, time: Timestamp) {
+        self.bytes += rawbson::array_elem_cost(self.stmts.len(), stmt.len());
+        self.stmts.push(stmt);
+        self.ids.push(id);
+        self.times.push(time);
+    }
+
     fn fits(&self, ns: &Namespace, kind: RunKind, len: usize) -> bool {
         self.source == *ns
             && self.kind == kind
@@ -89,10 +101,18 @@ pub struct Applier {
     pub skip: Option<Refused>,
     /// Changes left out so far, for the tail to log and record.
     pub skipped: std::sync::Mutex<Vec<Refused>>,
+    /// Per target namespace: whether its changes must be applied one after another in the
+    /// source's order, and when that was looked up (see `in_order`).
+    pub ordered: std::sync::Mutex<std::collections::HashMap<Namespace, (bool, std::time::Instant)>>,
 }
 
-/// A document change the target refused. The tail stops on it (nothing after it is
-/// applied, so nothing is lost silently) and says how to go on.
+/// How long a namespace's `in_order` answer is trusted: a unique index created on the
+/// target by hand while following is taken into account within this time. Every DDL
+/// event forgets all answers.
+const ORDER_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A document change the target refused. The tail stops on it (its position stays before
+/// it, so nothing is lost silently) and says how to go on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refused {
     pub time: Timestamp,
@@ -107,7 +127,8 @@ impl std::fmt::Display for Refused {
         write!(
             f,
             "the target refused the change of {} _id {} made on the source at {t}:{i} ({}). The tail stopped \
-             there and applied nothing after it. Fix the cause on the target and run the same command with --resume; \
+             there: its position stays before this change (changes of other documents after it may be applied \
+             already and are applied again, unchanged, on resume). Fix the cause on the target and run the same command with --resume; \
              or, to leave exactly this change out (the decision is kept in the run record), run it with \
              --resume --skip-change {t}:{i}",
             self.ns,
@@ -163,67 +184,274 @@ impl Refused {
 }
 
 impl Applier {
-    /// Apply `events` in order; returns how many changed something we follow.
+    /// Apply `events`; returns how many changed something we follow. Document changes
+    /// between two barriers go through the lanes at once (see `lanes`); a DDL event or a
+    /// transaction is a barrier: everything before it is applied, then it, in order, then
+    /// what follows. When this returns Ok, every event given is applied.
     pub async fn apply(&self, events: &[Event]) -> Result<u64> {
         let mut applied = 0u64;
-        let mut run: Option<Run> = None;
-        for ev in events {
-            let (ns, stmts) = match &ev.op {
-                Op::Upsert { ns, id, doc } => (ns, upsert_stmts(id, doc)),
-                Op::Delete { ns, id } => (ns, vec![(RunKind::Delete, delete_stmt(id), id.clone())]),
-                Op::Gone { .. } => continue,
-                Op::Lookup { ns, id } => {
-                    // The reader resolves these before they reach us.
-                    return Err(anyhow!(
-                        "internal: the change to {ns} _id {} reached the target without its document",
-                        id.describe()
-                    ));
-                }
-                _ => {
-                    if let Some(r) = run.take() {
-                        self.write(r).await?;
-                    }
-                    if self.ddl(&ev.op).await? {
-                        applied += 1;
-                    }
-                    continue;
-                }
+        let mut rest = events;
+        while let Some(first) = rest.first() {
+            let independent = |e: &Event| e.txn.is_none() && e.op.is_document_change();
+            let n = if independent(first) {
+                rest.iter().take_while(|e| independent(e)).count()
+            } else if first.txn.is_some() {
+                rest.iter().take_while(|e| e.txn == first.txn).count()
+            } else {
+                1
             };
-            if !self.selection.selected(ns) {
+            let (now, later) = rest.split_at(n);
+            applied += if independent(first) {
+                self.apply_lanes(now).await?
+            } else {
+                let n = self.apply_in_order(&now.iter().collect::<Vec<_>>()).await?;
+                if now.iter().any(|e| !e.op.is_document_change()) {
+                    // A DDL event may have created, dropped or converted a collection.
+                    self.ordered
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
+                }
+                n
+            };
+            rest = later;
+        }
+        Ok(applied)
+    }
+
+    /// The statements a document change becomes, with its source namespace; None when it
+    /// changes nothing we follow (or is the change `--skip-change` leaves out).
+    fn statements<'e>(&self, ev: &'e Event) -> Result<Option<(&'e Namespace, Vec<Statement>)>> {
+        let (ns, stmts) = match &ev.op {
+            Op::Upsert { ns, id, doc } => (ns, upsert_stmts(id, doc)),
+            Op::Delete { ns, id } => (ns, vec![(RunKind::Delete, delete_stmt(id), id.clone())]),
+            Op::Gone { .. } => return Ok(None),
+            Op::Lookup { ns, id } => {
+                // The reader resolves these before they reach us.
+                return Err(anyhow!(
+                    "internal: the change to {ns} _id {} reached the target without its document",
+                    id.describe()
+                ));
+            }
+            _ => return Err(anyhow!("internal: a DDL event taken for a document change")),
+        };
+        if !self.selection.selected(ns) {
+            return Ok(None);
+        }
+        if let Some(skip) = self.skip.as_ref().filter(|s| {
+            stmts
+                .first()
+                .is_some_and(|(_, _, id)| s.matches(ev.time, ns, id))
+        }) {
+            self.skipped
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(skip.clone());
+            return Ok(None);
+        }
+        Ok(Some((ns, stmts)))
+    }
+
+    /// Independent document changes: split into lanes by document, the lanes applied at
+    /// once, each in waves. Every lane runs to its end or its first error; of the errors,
+    /// the refused change the source made first is reported (as the sequential tail would
+    /// have), and the position is not moved past any of them.
+    async fn apply_lanes(&self, events: &[Event]) -> Result<u64> {
+        let mut applied = 0u64;
+        let mut lanes: Vec<Lane<RunKind>> = (0..LANES).map(|_| Lane::default()).collect();
+        // Namespaces whose changes must keep the source's order across documents go to
+        // one more lane, applied in order (beside the others).
+        let mut in_order: Vec<&Event> = Vec::new();
+        for ev in events {
+            let source = ev.op.ns();
+            if self.selection.selected(&source)
+                && self.in_order(&self.selection.renamer.map(&source)).await?
+            {
+                in_order.push(ev);
                 continue;
             }
-            if let Some(skip) = self.skip.as_ref().filter(|s| {
-                stmts
-                    .first()
-                    .is_some_and(|(_, _, id)| s.matches(ev.time, ns, id))
-            }) {
-                self.skipped
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(skip.clone());
+            let Some((ns, stmts)) = self.statements(ev)? else {
+                continue;
+            };
+            applied += 1;
+            let target = self.selection.renamer.map(ns);
+            for (kind, bytes, id) in stmts {
+                let key = lanes::doc_key(&target, &id);
+                lanes[lanes::lane_of(key)].push(
+                    key,
+                    ns,
+                    Stmt {
+                        kind,
+                        bytes,
+                        id,
+                        time: ev.time,
+                    },
+                );
+            }
+        }
+        let ordered = async {
+            let n = self.apply_in_order(&in_order).await?;
+            anyhow::Ok(n)
+        };
+        let (ordered, mut results) = futures::future::join(
+            ordered,
+            futures::future::join_all(
+                lanes
+                    .into_iter()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| self.apply_lane(l)),
+            ),
+        )
+        .await;
+        match ordered {
+            Ok(n) => applied += n,
+            Err(e) => results.push(Err(e)),
+        }
+        let mut first_refused: Option<anyhow::Error> = None;
+        let mut other: Option<anyhow::Error> = None;
+        for e in results.into_iter().filter_map(Result::err) {
+            match e.downcast_ref::<Refused>() {
+                Some(r) => {
+                    let earlier = first_refused
+                        .as_ref()
+                        .and_then(|f| f.downcast_ref::<Refused>())
+                        .is_none_or(|f| {
+                            (r.time.time, r.time.increment) < (f.time.time, f.time.increment)
+                        });
+                    if earlier {
+                        first_refused = Some(e);
+                    }
+                }
+                None => {
+                    other.get_or_insert(e);
+                }
+            }
+        }
+        match first_refused.or(other) {
+            Some(e) => Err(e),
+            None => Ok(applied),
+        }
+    }
+
+    /// Whether changes to the target namespace `t` must be applied in the source's order
+    /// across documents: a capped collection (its `$natural` order is the order of its
+    /// inserts), or one with a unique index only the target has (the tail's own unique
+    /// indexes are relaxed while following; with another, which of two documents is
+    /// refused depends on the order they arrive in).
+    async fn in_order(&self, t: &Namespace) -> Result<bool> {
+        if let Some((v, at)) = self
+            .ordered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(t)
+        {
+            if at.elapsed() < ORDER_TTL {
+                return Ok(*v);
+            }
+        }
+        let what = || format!("looking up {t} on the target");
+        let specs: Vec<Document> = futures::TryStreamExt::try_collect(
+            self.target
+                .database(&t.db)
+                .run_cursor_command(doc! { "listCollections": 1, "filter": { "name": &t.coll } })
+                .await
+                .with_context(what)?,
+        )
+        .await
+        .with_context(what)?;
+        let capped = specs.first().is_some_and(|s| {
+            s.get_document("options")
+                .is_ok_and(|o| o.get_bool("capped").unwrap_or(false))
+        });
+        let unique = !capped
+            && !specs.is_empty()
+            && crate::mongo::namespaces::indexes(&self.target, &t.db, &t.coll)
+                .await
+                .map(|ix| {
+                    ix.iter().any(|i| {
+                        i.get_bool("unique").unwrap_or(false)
+                            && !i
+                                .get_document("key")
+                                .is_ok_and(|k| k.len() == 1 && k.contains_key("_id"))
+                    })
+                })
+                // Gone meanwhile: a later event says what happened to it.
+                .unwrap_or(false);
+        let v = capped || unique;
+        self.ordered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(t.clone(), (v, std::time::Instant::now()));
+        Ok(v)
+    }
+
+    /// One lane: its waves one after another, each group as ordered commands.
+    async fn apply_lane(&self, lane: Lane<RunKind>) -> Result<()> {
+        for wave in lane.waves {
+            for group in wave {
+                let mut run: Option<Run> = None;
+                for s in group.stmts {
+                    if !run
+                        .as_ref()
+                        .is_some_and(|r| r.fits(&group.source, group.kind, s.bytes.len()))
+                    {
+                        if let Some(r) = run.take() {
+                            self.write(r).await?;
+                        }
+                        run = Some(self.new_run(&group.source, group.kind));
+                    }
+                    if let Some(r) = run.as_mut() {
+                        r.push(s.bytes, s.id, s.time);
+                    }
+                }
+                if let Some(r) = run.take() {
+                    self.write(r).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn new_run(&self, ns: &Namespace, kind: RunKind) -> Run {
+        Run {
+            source: ns.clone(),
+            target: self.selection.renamer.map(ns),
+            kind,
+            stmts: Vec::new(),
+            ids: Vec::new(),
+            times: Vec::new(),
+            bytes: 5,
+        }
+    }
+
+    /// Apply `events` one after another, in the source's order (a transaction, DDL):
+    /// consecutive changes to one collection still share a command.
+    async fn apply_in_order(&self, events: &[&Event]) -> Result<u64> {
+        let mut applied = 0u64;
+        let mut run: Option<Run> = None;
+        for &ev in events {
+            if !ev.op.is_document_change() {
+                if let Some(r) = run.take() {
+                    self.write(r).await?;
+                }
+                if self.ddl(&ev.op).await? {
+                    applied += 1;
+                }
                 continue;
             }
+            let Some((ns, stmts)) = self.statements(ev)? else {
+                continue;
+            };
             applied += 1;
             for (kind, stmt, id) in stmts {
                 if !run.as_ref().is_some_and(|r| r.fits(ns, kind, stmt.len())) {
                     if let Some(r) = run.take() {
                         self.write(r).await?;
                     }
-                    run = Some(Run {
-                        source: ns.clone(),
-                        target: self.selection.renamer.map(ns),
-                        kind,
-                        stmts: Vec::new(),
-                        ids: Vec::new(),
-                        times: Vec::new(),
-                        bytes: 5,
-                    });
+                    run = Some(self.new_run(ns, kind));
                 }
                 if let Some(r) = run.as_mut() {
-                    r.bytes += rawbson::array_elem_cost(r.stmts.len(), stmt.len());
-                    r.stmts.push(stmt);
-                    r.ids.push(id);
-                    r.times.push(ev.time);
+                    r.push(stmt, id, ev.time);
                 }
             }
         }
@@ -508,7 +736,7 @@ impl Applier {
 /// document as the source holds it). A document with a top-level `$` field name would read
 /// as update operators, and a pipeline's `$literal` would rebuild it, so it is deleted and
 /// inserted again as its bytes instead.
-fn upsert_stmts(id: &RawId, doc: &RawDocumentBuf) -> Vec<(RunKind, Vec<u8>, RawId)> {
+fn upsert_stmts(id: &RawId, doc: &RawDocumentBuf) -> Vec<Statement> {
     let dollar =
         rawbson::iter(doc.as_bytes()).any(|e| e.is_ok_and(|e| e.key.first() == Some(&b'$')));
     if dollar {

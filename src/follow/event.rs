@@ -119,6 +119,9 @@ pub struct Event {
     pub time: Timestamp,
     /// The source's wall clock at the change, in ms since the epoch, for the lag.
     pub wall_ms: Option<i64>,
+    /// The multi-document transaction the change belongs to (its session and number): the
+    /// tail applies a transaction's changes in order, as a barrier.
+    pub txn: Option<(Bson, i64)>,
 }
 
 /// The parts of an event we read: its small fields decoded, the document ones raw.
@@ -269,10 +272,35 @@ pub fn parse(raw: &RawDocument) -> Result<Event> {
             time.increment
         ),
     };
-    Ok(Event { op, time, wall_ms })
+    let txn = ev
+        .get_i64("txnNumber")
+        .ok()
+        .map(|n| (ev.get("lsid").cloned().unwrap_or(Bson::Null), n));
+    Ok(Event {
+        op,
+        time,
+        wall_ms,
+        txn,
+    })
 }
 
 impl Op {
+    /// The bytes of the document the change carries (0 for none).
+    pub fn doc_bytes(&self) -> usize {
+        match self {
+            Op::Upsert { doc, .. } => doc.as_bytes().len(),
+            _ => 0,
+        }
+    }
+
+    /// A change to one document (not DDL): what the tail may apply in parallel.
+    pub fn is_document_change(&self) -> bool {
+        matches!(
+            self,
+            Op::Upsert { .. } | Op::Delete { .. } | Op::Gone { .. } | Op::Lookup { .. }
+        )
+    }
+
     /// The namespace the operation is about (a database's for DropDatabase).
     pub fn ns(&self) -> Namespace {
         match self {

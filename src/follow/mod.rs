@@ -1,14 +1,17 @@
 //! The live tail behind `migrate --follow`: a cluster-wide change stream on the source
 //! (expanded events for DDL, `updateLookup` for updates), opened at a position noted before
-//! the copy began, applied to the target batch by batch in the source's order, with the
-//! position written to the run record after every batch so that `--resume` continues
-//! exactly there. A position the source's oplog no longer holds stops the tail with the
+//! the copy began, applied to the target batch by batch (each document's changes in the
+//! source's order, independent documents in parallel lanes, DDL and transactions as
+//! barriers), with the position written to the run record only after every event of its
+//! batch is applied in every lane, so that `--resume` continues exactly there (re-applying
+//! at most one batch of idempotent writes, never skipping one). A position the source's oplog no longer holds stops the tail with the
 //! reason; it never continues with a hole.
 
 pub mod apply;
 pub mod control;
 pub mod event;
 pub mod lag;
+pub mod lanes;
 pub mod record;
 pub mod system_js;
 
@@ -27,8 +30,12 @@ use apply::{Applier, Selection};
 use lag::LagStats;
 use record::{Phase, Record};
 
-/// Events applied in one batch at most.
-const BATCH_EVENTS: usize = 1000;
+/// Events applied in one batch at most: a batch is split into lanes and waves (see
+/// `lanes`), so a larger one costs few more round trips; the position is checkpointed
+/// after each.
+const BATCH_EVENTS: usize = 4000;
+/// Document bytes in one batch at most (bounded memory whatever the documents' size).
+const BATCH_BYTES: usize = 64 << 20;
 /// How long the server holds an empty getMore (the tail's idle heartbeat).
 const AWAIT: Duration = Duration::from_millis(500);
 /// What a copy is assumed to move per second when judging the oplog window: about half of
@@ -269,6 +276,7 @@ impl Tail {
                 }
                 // Wait for something (at most a heartbeat), then take what is queued.
                 let mut batch = Vec::new();
+                let mut batch_bytes = 0usize;
                 let mut token = None;
                 let mut idle = false;
                 let mut behind = 0u32;
@@ -281,6 +289,7 @@ impl Tail {
                 while let Some(r) = next.take() {
                     match r? {
                         Read::Event(ev, t) => {
+                            batch_bytes += ev.op.doc_bytes();
                             batch.push(*ev);
                             token = Some(t);
                         }
@@ -293,7 +302,7 @@ impl Tail {
                             }
                         }
                     }
-                    if batch.len() < BATCH_EVENTS {
+                    if batch.len() < BATCH_EVENTS && batch_bytes < BATCH_BYTES {
                         next = rx.try_recv().ok();
                     }
                 }
@@ -393,7 +402,7 @@ enum Read {
 }
 
 /// Events queued between reading and applying, at most (bounded memory).
-const QUEUED_EVENTS: usize = 4 * BATCH_EVENTS;
+const QUEUED_EVENTS: usize = 2 * BATCH_EVENTS;
 /// How often an idle tail writes its heartbeat and looks for a stop request.
 const HEARTBEAT: Duration = Duration::from_millis(700);
 

@@ -99,6 +99,7 @@ pub(super) async fn tail(
             state,
             skip,
             skipped: Default::default(),
+            ordered: Default::default(),
         },
         record: record.clone(),
         ui: ctx.ui.clone(),

@@ -1,0 +1,519 @@
+//! The tail's parallel apply against the real servers (the replica set followed into the
+//! Atlas-like server): many writers hammering few documents (each document's changes stay
+//! in order, also when one `_id` comes back as another numeric type), DDL between writes
+//! (a barrier), multi-document transactions (a barrier, applied in order), and `kill -9`
+//! while applying, then `--resume` under a live writer, ending byte-identical.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{block_on, client, hashes, mongoshift, schema_of, servers, tempdir};
+use mongodb::bson::{doc, Bson, Decimal128, Document};
+use mongodb::Client;
+
+/// A migrate running in the background, killed if the test fails before it ends.
+struct Running(Option<Child>);
+
+impl Running {
+    fn kill_9(&mut self) {
+        let mut c = self.0.take().expect("running");
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start_follow(dir: &std::path::Path, src: &str, dst: &str, extra: &[&str]) -> Running {
+    let mut args: Vec<String> = [
+        "migrate",
+        "--from",
+        &servers().rs_uri,
+        "--to",
+        &servers().atlas_uri,
+        "--follow",
+        "--yes",
+        "--no-progress",
+        "--db",
+        src,
+        "--ns-from",
+        &format!("{src}.*"),
+        "--ns-to",
+        &format!("{dst}.*"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Running(Some(
+        Command::new(env!("CARGO_BIN_EXE_mongoshift"))
+            .stdin(Stdio::null())
+            .current_dir(dir)
+            .args(&args)
+            .stdout(std::fs::File::create(dir.join("out.txt")).unwrap())
+            .stderr(std::fs::File::create(dir.join("err.txt")).unwrap())
+            .spawn()
+            .expect("starting migrate --follow"),
+    ))
+}
+
+fn status(dir: &std::path::Path, src: &str) -> serde_json::Value {
+    let r = mongoshift(
+        dir,
+        [
+            "migrate",
+            "status",
+            "--to",
+            &servers().atlas_uri,
+            "--db",
+            src,
+            "--output",
+            "json",
+        ],
+    );
+    r.assert_code(0);
+    r.json()["runs"]
+        .as_array()
+        .and_then(|a| a.first().cloned())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn wait_for(dir: &std::path::Path, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        if start.elapsed() > Duration::from_secs(180) {
+            let err = std::fs::read_to_string(dir.join("err.txt")).unwrap_or_default();
+            panic!("timed out waiting for {what}; migrate's stderr:\n{err}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_following(dir: &std::path::Path, src: &str) {
+    wait_for(dir, "the tail", || {
+        let s = status(dir, src);
+        assert_ne!(s["phase"], "failed", "{s}");
+        s["phase"] == "following" && s["alive"] == true
+    });
+}
+
+/// Once the source is quiet: caught up twice in a row with the same event count.
+fn wait_caught_up(dir: &std::path::Path, src: &str) {
+    let mut last = u64::MAX;
+    wait_for(dir, "the tail to catch up", || {
+        let s = status(dir, src);
+        assert_ne!(s["phase"], "failed", "the tail failed: {s}");
+        let events = s["tail"]["events"].as_u64().unwrap_or(0);
+        let done = s["phase"] == "following" && s["tail"]["caught_up"] == true && events == last;
+        last = events;
+        if !done {
+            std::thread::sleep(Duration::from_millis(700));
+        }
+        done
+    });
+}
+
+fn stop(dir: &std::path::Path, src: &str, mut child: Running) {
+    mongoshift(
+        dir,
+        ["migrate", "stop", "--to", &servers().atlas_uri, "--db", src],
+    )
+    .assert_code(0);
+    let c = child.0.as_mut().unwrap();
+    let start = Instant::now();
+    while c.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "migrate did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(c.try_wait().unwrap().and_then(|s| s.code()), Some(0));
+    child.0.take();
+}
+
+/// Both sides hold the same collections with the same options and indexes, the same
+/// `dbHash`, and every document byte for byte in `_id` order.
+#[track_caller]
+fn assert_identical(src: &str, dst: &str) {
+    let (rs, atlas) = (&servers().rs_uri, &servers().atlas_uri);
+    let want = hashes(rs, src);
+    assert!(!want.is_empty(), "the source database {src} is empty");
+    assert_eq!(want, hashes(atlas, dst), "dbHash per collection of {src}");
+    assert_eq!(
+        schema_of(rs, src),
+        schema_of(atlas, dst),
+        "options and indexes"
+    );
+    for coll in want.keys() {
+        assert_eq!(
+            common::raw_docs(rs, src, coll, false),
+            common::raw_docs(atlas, dst, coll, false),
+            "raw documents of {src}.{coll}"
+        );
+    }
+}
+
+fn coll(c: &Client, db: &str, name: &str) -> mongodb::Collection<Document> {
+    c.database(db).collection::<Document>(name)
+}
+
+#[test]
+fn each_documents_changes_stay_in_order_under_many_concurrent_writers() {
+    let rs = &servers().rs_uri;
+    let (src, dst) = (common::unique_db("fpsrc"), common::unique_db("fpdst"));
+    block_on(async {
+        let c = client(rs).await;
+        let hot = coll(&c, &src, "hot");
+        hot.insert_many((0..8).map(|i| doc! { "_id": i, "n": 0, "log": [] }))
+            .await
+            .unwrap();
+        coll(&c, &src, "other")
+            .insert_one(doc! { "_id": "x" })
+            .await
+            .unwrap();
+    });
+    let dir = tempdir();
+    let child = start_follow(dir.path(), &src, &dst, &[]);
+    wait_following(dir.path(), &src);
+    block_on(async {
+        let c = client(rs).await;
+        let hot = coll(&c, &src, "hot");
+        let other = coll(&c, &src, "other");
+        let writers = (0..6).map(|w| {
+            let (hot, other) = (hot.clone(), other.clone());
+            async move {
+                for i in 0..500 {
+                    let k = (i * 7 + w) % 8;
+                    hot.update_one(
+                        doc! { "_id": k },
+                        doc! { "$inc": { "n": 1 }, "$push": { "log": format!("w{w}-{i}") } },
+                    )
+                    .await
+                    .unwrap();
+                    if i % 3 == 0 {
+                        other
+                            .insert_one(doc! { "_id": format!("w{w}-{i}"), "v": i })
+                            .await
+                            .unwrap();
+                    }
+                    if w == 0 && i % 25 == 0 {
+                        // One document leaves and comes back as another numeric type of
+                        // the same _id: the server holds these equal, so must the lanes.
+                        let id = match (i / 25) % 4 {
+                            0 => Bson::Int32(7),
+                            1 => Bson::Int64(7),
+                            2 => Bson::Double(7.0),
+                            _ => Bson::Decimal128("7".parse::<Decimal128>().unwrap()),
+                        };
+                        hot.delete_one(doc! { "_id": 7 }).await.unwrap();
+                        hot.insert_one(doc! { "_id": id, "n": i, "log": ["back"] })
+                            .await
+                            .unwrap();
+                        other
+                            .delete_one(doc! { "_id": format!("w{w}-{}", i - 3) })
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+        });
+        futures::future::join_all(writers).await;
+    });
+    wait_caught_up(dir.path(), &src);
+    assert_identical(&src, &dst);
+    stop(dir.path(), &src, child);
+}
+
+#[test]
+fn ddl_between_writes_is_a_barrier() {
+    let rs = &servers().rs_uri;
+    let (src, dst) = (common::unique_db("fdsrc"), common::unique_db("fddst"));
+    block_on(async {
+        let c = client(rs).await;
+        coll(&c, &src, "a")
+            .insert_one(doc! { "_id": 0 })
+            .await
+            .unwrap();
+    });
+    let dir = tempdir();
+    let child = start_follow(dir.path(), &src, &dst, &[]);
+    wait_following(dir.path(), &src);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Stops the other writer also when this one fails.
+        let _stop = StopOnDrop(&done);
+        // Independent writes to another collection all along, so that lanes are busy
+        // when each DDL event arrives.
+        s.spawn(|| {
+            block_on(async {
+                let c = client(rs).await;
+                let busy = coll(&c, &src, "busy");
+                let mut i = 0;
+                while !done.load(Ordering::Relaxed) {
+                    busy.insert_one(doc! { "_id": i, "v": 0 }).await.unwrap();
+                    busy.update_one(doc! { "_id": i / 2 }, doc! { "$inc": { "v": 1 } })
+                        .await
+                        .unwrap();
+                    i += 1;
+                }
+            })
+        });
+        block_on(async {
+            let c = client(rs).await;
+            let d = c.database(&src);
+            for round in 0..6i32 {
+                let a = coll(&c, &src, "a");
+                // Writes, then a rename over an existing collection, then writes to the
+                // new `a` with the same _ids: applied across the rename out of order,
+                // they would land in the wrong collection.
+                a.insert_many(
+                    (1..150).map(|i| doc! { "_id": 1000 * (round + 1) + i, "round": round }),
+                )
+                .await
+                .unwrap();
+                a.update_many(doc! {}, doc! { "$set": { "seen": round } })
+                    .await
+                    .unwrap();
+                c.database("admin").run_command(doc! {
+                    "renameCollection": format!("{src}.a"), "to": format!("{src}.b"), "dropTarget": true
+                })
+                .await
+                .unwrap();
+                a.insert_many((0..100).map(|i| doc! { "_id": i, "after": round }))
+                    .await
+                    .unwrap();
+                let b = coll(&c, &src, "b");
+                b.delete_many(doc! { "_id": { "$mod": [3, 0] } })
+                    .await
+                    .unwrap();
+                b.create_index(
+                    mongodb::IndexModel::builder()
+                        .keys(doc! { format!("k{}", round % 3): 1 })
+                        .build(),
+                )
+                .await
+                .unwrap();
+                // Dropped and created again with other options between writes.
+                let v = coll(&c, &src, "v");
+                v.drop().await.unwrap();
+                d.create_collection("v")
+                    .validator(doc! { "round": { "$gte": round } })
+                    .await
+                    .unwrap();
+                v.insert_many((0..50).map(|i| doc! { "_id": i, "round": round }))
+                    .await
+                    .unwrap();
+                if round % 4 == 3 {
+                    b.drop().await.unwrap();
+                }
+            }
+        });
+    });
+    wait_caught_up(dir.path(), &src);
+    assert_identical(&src, &dst);
+    stop(dir.path(), &src, child);
+}
+
+/// Sets its flag when dropped: a writer thread told to stop even when the test panics.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Move `amount` from one account to another in a transaction, retried on a transient
+/// error (a write conflict with the concurrent plain writer).
+async fn transfer(c: &Client, db: &str, from: i32, to: i32, n: i32) {
+    let accounts = coll(c, db, "accounts");
+    let ledger = coll(c, db, "ledger");
+    for _ in 0..50 {
+        let mut s = c.start_session().await.unwrap();
+        s.start_transaction().await.unwrap();
+        let r = async {
+            accounts
+                .update_one(doc! { "_id": from }, doc! { "$inc": { "balance": -1 } })
+                .session(&mut s)
+                .await?;
+            accounts
+                .update_one(doc! { "_id": to }, doc! { "$inc": { "balance": 1 } })
+                .session(&mut s)
+                .await?;
+            // A ledger entry written and an older one removed in the same transaction.
+            ledger
+                .insert_one(doc! { "_id": n, "from": from, "to": to })
+                .session(&mut s)
+                .await?;
+            ledger
+                .delete_one(doc! { "_id": n - 5 })
+                .session(&mut s)
+                .await?;
+            s.commit_transaction().await
+        }
+        .await;
+        match r {
+            Ok(()) => return,
+            Err(_) => {
+                let _ = s.abort_transaction().await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    panic!("transfer {n} kept failing");
+}
+
+#[test]
+fn transactions_are_barriers_applied_in_order() {
+    let rs = &servers().rs_uri;
+    let (src, dst) = (common::unique_db("ftsrc"), common::unique_db("ftdst"));
+    block_on(async {
+        let c = client(rs).await;
+        coll(&c, &src, "accounts")
+            .insert_many((0..10).map(|i| doc! { "_id": i, "balance": 100, "touched": 0 }))
+            .await
+            .unwrap();
+        coll(&c, &src, "ledger")
+            .insert_one(doc! { "_id": -1 })
+            .await
+            .unwrap();
+    });
+    let dir = tempdir();
+    let child = start_follow(dir.path(), &src, &dst, &[]);
+    wait_following(dir.path(), &src);
+    block_on(async {
+        let c = client(rs).await;
+        let plain = {
+            let c = c.clone();
+            let src = src.clone();
+            async move {
+                let accounts = coll(&c, &src, "accounts");
+                for i in 0..600 {
+                    accounts
+                        .update_one(doc! { "_id": i % 10 }, doc! { "$inc": { "touched": 1 } })
+                        .await
+                        .unwrap();
+                }
+            }
+        };
+        let txns = async {
+            for n in 0..200 {
+                transfer(&c, &src, n % 10, (n * 3 + 1) % 10, n).await;
+            }
+        };
+        futures::future::join(plain, txns).await;
+    });
+    wait_caught_up(dir.path(), &src);
+    assert_identical(&src, &dst);
+    let total: i32 = block_on(async {
+        let c = client(&servers().atlas_uri).await;
+        let mut cur = coll(&c, &dst, "accounts").find(doc! {}).await.unwrap();
+        let mut sum = 0;
+        while cur.advance().await.unwrap() {
+            sum += cur
+                .deserialize_current()
+                .unwrap()
+                .get_i32("balance")
+                .unwrap();
+        }
+        sum
+    });
+    assert_eq!(total, 1000, "every transfer arrived whole");
+    stop(dir.path(), &src, child);
+}
+
+#[test]
+fn kill_9_while_applying_then_resume_under_a_live_writer_ends_byte_identical() {
+    let rs = &servers().rs_uri;
+    let (src, dst) = (common::unique_db("fksrc"), common::unique_db("fkdst"));
+    block_on(async {
+        let c = client(rs).await;
+        coll(&c, &src, "docs")
+            .insert_many((0..2000).map(|i| doc! { "_id": i, "n": 0, "pad": "x".repeat(200) }))
+            .await
+            .unwrap();
+    });
+    let dir = tempdir();
+    let mut child = start_follow(dir.path(), &src, &dst, &[]);
+    wait_following(dir.path(), &src);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // A writer at full speed: updates to few documents, inserts that are never touched
+        // again (a skipped one would stay missing), deletes, and now and then an index.
+        let stop_writer = StopOnDrop(&done);
+        let writer = s.spawn(|| {
+            block_on(async {
+                let c = client(rs).await;
+                let docs = coll(&c, &src, "docs");
+                let fresh = coll(&c, &src, "fresh");
+                let writers = (0..4).map(|w| {
+                    let (docs, fresh, done) = (docs.clone(), fresh.clone(), &done);
+                    async move {
+                        let mut i = 0i64;
+                        while !done.load(Ordering::Relaxed) {
+                            docs.update_one(
+                                doc! { "_id": (i * 13 + w) % 40 },
+                                doc! { "$inc": { "n": 1 }, "$set": { "by": w } },
+                            )
+                            .await
+                            .unwrap();
+                            fresh
+                                .insert_one(doc! { "_id": w * 1_000_000 + i, "i": i })
+                                .await
+                                .unwrap();
+                            if i % 5 == 0 {
+                                docs.delete_one(doc! { "_id": 100 + w * 400 + i / 5 })
+                                    .await
+                                    .unwrap();
+                            }
+                            if w == 0 && i % 400 == 0 {
+                                let name = format!("n_{}", (i / 400) % 2);
+                                docs.create_index(
+                                    mongodb::IndexModel::builder()
+                                        .keys(doc! { "n": 1 })
+                                        .options(
+                                            mongodb::options::IndexOptions::builder()
+                                                .name(name.clone())
+                                                .build(),
+                                        )
+                                        .build(),
+                                )
+                                .await
+                                .ok();
+                                let other = format!("n_{}", 1 - (i / 400) % 2);
+                                docs.drop_index(other).await.ok();
+                            }
+                            i += 1;
+                        }
+                    }
+                });
+                futures::future::join_all(writers).await;
+            })
+        });
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(1500));
+            child.kill_9();
+            child = start_follow(dir.path(), &src, &dst, &["--resume"]);
+            wait_following(dir.path(), &src);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        drop(stop_writer);
+        writer.join().unwrap();
+    });
+    let err = std::fs::read_to_string(dir.path().join("err.txt")).unwrap();
+    assert!(!err.contains("E11000"), "no duplicate-key noise: {err}");
+    wait_caught_up(dir.path(), &src);
+    assert_identical(&src, &dst);
+    stop(dir.path(), &src, child);
+}
