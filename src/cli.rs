@@ -207,15 +207,12 @@ impl SidesArgs {
     /// or a URI without a password, else with the password read from
     /// `$MONGOSHIFT_PASSWORD` (see `side_arg`), never masked.
     pub fn to_display(&self) -> String {
-        let v = self.target_value();
-        if redact::uri(v) == v {
-            return if v.contains("://") {
-                format!("'{v}'")
-            } else {
-                v.to_string()
-            };
-        }
-        side_arg(&ResolvedTarget::from_uri(v), &Config::default())
+        arg_display(self.target_value())
+    }
+
+    /// `--from` as a printed command can take it (see `arg_display`).
+    pub fn from_display(&self) -> String {
+        arg_display(self.source_value())
     }
 
     fn source_value(&self) -> &str {
@@ -289,6 +286,19 @@ pub fn side_arg(t: &ResolvedTarget, config: &Config) -> String {
         "\"{}\"",
         shown.replacen(":****@", ":${MONGOSHIFT_PASSWORD}@", 1)
     )
+}
+
+/// A side as the user gave it (a config name or a URI), ready to paste into a printed
+/// command: a URI quoted, its password never shown but read from $MONGOSHIFT_PASSWORD.
+pub fn arg_display(v: &str) -> String {
+    if redact::uri(v) == v {
+        return if v.contains("://") {
+            format!("'{v}'")
+        } else {
+            v.to_string()
+        };
+    }
+    side_arg(&ResolvedTarget::from_uri(v), &Config::default())
 }
 
 /// A cluster in a summary: its config target name (given, or the config target with its

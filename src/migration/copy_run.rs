@@ -18,7 +18,6 @@ use crate::load::state::{NsState, StateStore, Unit};
 use crate::load::{Loader, NsResult};
 use crate::mongo::namespaces::{CollectionInfo, Kind};
 use crate::namespace::Namespace;
-use crate::redact;
 use crate::report::progress::Progress;
 
 /// After an offline copy, the cheap levels of `verify`: every namespace exists with the
@@ -61,7 +60,7 @@ pub(super) async fn check_copy(
     }
     let mut cmd = format!(
         "mongoshift verify --from {} --to {}",
-        redact::uri(args.sides.from.as_deref().unwrap_or_default()),
+        args.sides.from_display(),
         args.sides.to_display()
     );
     for d in &args.dbs {
@@ -71,9 +70,10 @@ pub(super) async fn check_copy(
         cmd.push_str(&format!(" --ns-from '{f}' --ns-to '{t}'"));
     }
     ctx.ui.info(format!(
-        "checked after the copy: {} namespace(s) have the source's {}document counts. Compare every document with:\n  {cmd}",
+        "checked after the copy: {} namespace(s) have the source's {}document counts. Compare every document with{}:\n  {cmd}",
         colls.len(),
-        if args.load.no_indexes { "" } else { "options, indexes and " }
+        if args.load.no_indexes { "" } else { "options, indexes and " },
+        crate::cli::side_arg_note(&cmd)
     ));
     Ok(())
 }

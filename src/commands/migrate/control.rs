@@ -323,7 +323,7 @@ pub async fn finalize(ctx: &Ctx, args: ControlArgs) -> Result<()> {
             run.from,
             run.phase.as_str(),
             run.pid.unwrap_or(0),
-            crate::redact::uri(&args.to)
+            crate::cli::arg_display(&args.to)
         )));
     }
     if !run.copied {
