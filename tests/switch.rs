@@ -623,7 +623,7 @@ fn a_live_writer_loses_nothing_through_switch_reverse_sync_and_rollback() {
     let st = mongoshift(
         dir.path(),
         [
-            "migrate", "status", "--to", &old, "--from", &new, "--output", "json",
+            "migrate", "status", "--to", &old, "--from", &new, "--db", &db, "--output", "json",
         ],
     );
     st.assert_code(0);

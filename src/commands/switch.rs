@@ -147,13 +147,9 @@ pub async fn run(ctx: &Ctx, args: SwitchArgs) -> Result<()> {
         .list_database_names()
         .await
         .with_context(|| format!("reading from NEW ({new_l}) with the URI to be written"))?;
-    let forward = crate::compare::live::running_tail(&new)
+    let forward = crate::compare::live::running_tail(&new, &old_t.uri, &[])
         .await
-        .with_context(|| format!("NEW ({new_l})"))?
-        .filter(|r| {
-            r.run
-                .starts_with(&crate::migration::identity(&old_t.uri, &[], &[]))
-        });
+        .with_context(|| format!("NEW ({new_l})"))?;
     if let Some(f) = &forward {
         if f.run.contains(" --ns-to ") {
             return Err(crate::exit::usage(format!(

@@ -85,7 +85,9 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         .map(|n| n.get())
         .unwrap_or(2);
     // A migrate --follow into the target: keep enough differences to recheck them all.
-    let live = crate::compare::live::running_tail(&dst).await?;
+    let mut verified_dbs: Vec<String> = colls.iter().map(|c| c.ns.db.clone()).collect();
+    verified_dbs.dedup();
+    let live = crate::compare::live::running_tail(&dst, &src_target.uri, &verified_dbs).await?;
     let keep = if live.is_some() {
         args.max_report.max(crate::compare::live::RECHECKED)
     } else {

@@ -30,12 +30,23 @@ pub const RECHECKED: usize = 10_000;
 /// How long one round waits for the tail to catch up.
 const CATCH_UP: Duration = Duration::from_secs(60);
 
-/// The live tail following into this target, if one is running.
-pub async fn running_tail(dst: &Client) -> Result<Option<Run>> {
+/// The live tail following from `source_uri` into this target, if one is running and
+/// copies any of `dbs` (empty: any database). Another migration into the same target (from
+/// another source, or of other databases) is not this verify's business: waiting for it
+/// would tie the verdict to a run that can end at any moment.
+pub async fn running_tail(dst: &Client, source_uri: &str, dbs: &[String]) -> Result<Option<Run>> {
+    let from = crate::migration::identity(source_uri, &[], &[]);
+    let same_source = |r: &Run| {
+        r.run
+            .strip_prefix(&from)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+    };
+    let overlaps =
+        |r: &Run| dbs.is_empty() || r.dbs.is_empty() || r.dbs.iter().any(|d| dbs.contains(d));
     Ok(record::all(dst)
         .await?
         .into_iter()
-        .find(|r| r.phase == Phase::Following && record::alive(r)))
+        .find(|r| r.phase == Phase::Following && record::alive(r) && same_source(r) && overlaps(r)))
 }
 
 /// Wait until the tail's recorded position has reached what the source has written by now.
