@@ -6,11 +6,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{assert_no_secret, block_on, client, hashes, mongoshift, schema_of, servers, tempdir};
+use common::{
+    assert_no_secret, block_on, client, hashes, mongoshift, schema_of, servers, tempdir, Running,
+};
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::Client;
 
@@ -23,26 +25,6 @@ fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mongoshift"));
     c.stdin(Stdio::null());
     c
-}
-
-/// A migrate running in the background, killed if the test fails before it ends.
-struct Running(Option<Child>);
-
-impl Running {
-    fn kill_9(&mut self) {
-        let mut c = self.0.take().expect("running");
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// `migrate --follow` of `src` (and more databases) into `dst` names, in the background.

@@ -6,33 +6,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{block_on, client, hashes, mongoshift, schema_of, servers, tempdir};
+use common::{block_on, client, hashes, mongoshift, schema_of, servers, tempdir, Running};
 use mongodb::bson::{doc, Bson, Decimal128, Document};
 use mongodb::Client;
-
-/// A migrate running in the background, killed if the test fails before it ends.
-struct Running(Option<Child>);
-
-impl Running {
-    fn kill_9(&mut self) {
-        let mut c = self.0.take().expect("running");
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn start_follow(dir: &std::path::Path, src: &str, dst: &str, extra: &[&str]) -> Running {
     let mut args: Vec<String> = [

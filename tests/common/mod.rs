@@ -218,6 +218,28 @@ where
     Cli::new(cwd).run(args)
 }
 
+/// A mongoshift process running in the background (a `migrate --follow`), killed if the
+/// test fails before it ends.
+pub struct Running(pub Option<std::process::Child>);
+
+impl Running {
+    /// SIGKILL, as a crash would end it, and reap it.
+    pub fn kill_9(&mut self) {
+        let mut c = self.0.take().expect("running");
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("mongoshift-test-")
