@@ -635,15 +635,10 @@ impl Follow {
         self.wait("the tail to start", |s| s["phase"] == "following")
     }
 
-    /// Caught up twice in a row with the same event count (the source is quiet).
+    /// The tail has applied everything the source had written (the source is quiet).
     fn caught_up(&mut self) -> Result<(), String> {
-        let mut last = u64::MAX;
-        self.wait("the tail to catch up", |s| {
-            let events = s["tail"]["events"].as_u64().unwrap_or(0);
-            let ok = s["phase"] == "following" && s["tail"]["caught_up"] == true && events == last;
-            last = events;
-            ok
-        })
+        let at = common::majority_optime(&servers().rs_uri);
+        self.wait("the tail to catch up", |s| common::tail_applied(s, at))
     }
 
     /// `migrate stop`, then `migrate finalize` (which puts back the unique and TTL indexes

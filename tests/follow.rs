@@ -97,21 +97,15 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Once the source is quiet: the tail reports itself caught up twice in a row with the
-/// same event count.
+/// Once the source is quiet: the tail has applied everything the source had written.
 fn wait_caught_up(dir: &std::path::Path, dbs: &[&str]) -> serde_json::Value {
-    let mut last = u64::MAX;
+    let at = common::majority_optime(&servers().rs_uri);
     let mut out = serde_json::Value::Null;
     wait_for("the tail to catch up", Duration::from_secs(120), || {
         let s = status(dir, dbs);
         assert_ne!(s["phase"], "failed", "the tail failed: {s}");
-        let events = s["tail"]["events"].as_u64().unwrap_or(0);
-        let done = s["phase"] == "following" && s["tail"]["caught_up"] == true && events == last;
-        last = events;
+        let done = common::tail_applied(&s, at);
         out = s;
-        if !done {
-            std::thread::sleep(Duration::from_millis(800));
-        }
         done
     });
     out

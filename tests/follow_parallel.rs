@@ -87,19 +87,13 @@ fn wait_following(dir: &std::path::Path, src: &str) {
     });
 }
 
-/// Once the source is quiet: caught up twice in a row with the same event count.
+/// Once the source is quiet: the tail has applied everything the source had written.
 fn wait_caught_up(dir: &std::path::Path, src: &str) {
-    let mut last = u64::MAX;
+    let at = common::majority_optime(&servers().rs_uri);
     wait_for(dir, "the tail to catch up", || {
         let s = status(dir, src);
         assert_ne!(s["phase"], "failed", "the tail failed: {s}");
-        let events = s["tail"]["events"].as_u64().unwrap_or(0);
-        let done = s["phase"] == "following" && s["tail"]["caught_up"] == true && events == last;
-        last = events;
-        if !done {
-            std::thread::sleep(Duration::from_millis(700));
-        }
-        done
+        common::tail_applied(&s, at)
     });
 }
 

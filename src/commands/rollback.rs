@@ -349,7 +349,13 @@ pub async fn run(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
         let drained = async {
             let at = write_block::note(&new, "rollback freeze", &new_side).await?;
             let rec = Record::new(&old, &r.run);
-            let d = crate::follow::control::wait_until(&rec, at, args.max_lag).await?;
+            let d = crate::follow::control::wait_until(
+                &rec,
+                at,
+                args.max_lag,
+                "the freeze point was not reached; raise --max-lag or try when it has caught up",
+            )
+            .await?;
             let stopped = crate::follow::control::stop(&rec, Duration::from_secs(60)).await?;
             stale = Some(stopped);
             anyhow::Ok(d)

@@ -581,7 +581,13 @@ impl Switch<'_> {
             let at =
                 write_block::note(self.old, "switch freeze", &format!("OLD ({old_l})")).await?;
             let rec = Record::new(self.new, &f.run);
-            let drained = crate::follow::control::wait_until(&rec, at, self.args.max_lag).await?;
+            let drained = crate::follow::control::wait_until(
+                &rec,
+                at,
+                self.args.max_lag,
+                "the freeze point was not reached; raise --max-lag or try when it has caught up",
+            )
+            .await?;
             let stopped = crate::follow::control::stop(&rec, Duration::from_secs(60)).await?;
             let restored = crate::follow::control::restore_relaxed(self.new, &stopped).await?;
             tl.done(

@@ -10,7 +10,7 @@
 //! written many times a second): "still changing", neither confirmed nor cleared; it is
 //! looked at again next round and, if still so after the last, reported apart.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use mongodb::Client;
@@ -49,33 +49,22 @@ pub async fn running_tail(dst: &Client, source_uri: &str, dbs: &[String]) -> Res
         .find(|r| r.phase == Phase::Following && record::alive(r) && same_source(r) && overlaps(r)))
 }
 
-/// Wait until the tail's recorded position has reached what the source has written by now.
+/// Wait until the tail's recorded position has reached what the source has written by now,
+/// compared as a whole optime: a "caught up" flag from a moment ago, or the same second,
+/// could still be short of the newest writes.
 async fn caught_up(src: &Client, dst: &Client, run: &Run) -> Result<()> {
     let target = crate::mongo::oplog::majority_time(src)
         .await
         .context("the source")?;
     let rec = record::Record::new(dst, &run.run);
-    let start = Instant::now();
-    loop {
-        let r = rec.get().await?.context("the tail's record disappeared")?;
-        if r.position_secs > target.time || (r.position_secs == target.time && r.tail.caught_up) {
-            return Ok(());
-        }
-        if r.phase != Phase::Following {
-            anyhow::bail!(
-                "the tail into the target stopped ({}) while verify waited for it",
-                r.phase.as_str()
-            );
-        }
-        if start.elapsed() > CATCH_UP {
-            anyhow::bail!(
-                "the tail did not catch up within {} s (lag {} ms); verify again once it has",
-                CATCH_UP.as_secs(),
-                r.tail.lag_ms
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::follow::control::wait_until(
+        &rec,
+        target,
+        CATCH_UP,
+        "verify again once it has caught up",
+    )
+    .await?;
+    Ok(())
 }
 
 /// The source position up to which the tail has applied every change (its record's token).

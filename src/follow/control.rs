@@ -15,8 +15,9 @@ use crate::load::relax;
 use crate::load::state::{self, StateStore};
 
 /// Wait until the tail's recorded position has reached `at` (every source write up to then
-/// is applied), at most `timeout`. Returns the record as it was then.
-pub async fn wait_until(rec: &Record, at: Timestamp, timeout: Duration) -> Result<Run> {
+/// is applied), at most `timeout`; `then` is what the user does when it does not. Returns
+/// the record as it was then.
+pub async fn wait_until(rec: &Record, at: Timestamp, timeout: Duration, then: &str) -> Result<Run> {
     let start = Instant::now();
     loop {
         let r = rec
@@ -32,7 +33,7 @@ pub async fn wait_until(rec: &Record, at: Timestamp, timeout: Duration) -> Resul
         }
         if r.phase != Phase::Following || !record::alive(&r) {
             anyhow::bail!(
-                "the tail from {} is not following ({}{}) — it cannot drain; see `mongoshift migrate status`",
+                "the tail from {} is not following ({}{}) — it cannot catch up; see `mongoshift migrate status`",
                 r.from,
                 r.phase.as_str(),
                 r.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
@@ -40,8 +41,10 @@ pub async fn wait_until(rec: &Record, at: Timestamp, timeout: Duration) -> Resul
         }
         if start.elapsed() > timeout {
             anyhow::bail!(
-                "the tail from {} did not reach the freeze point within {} s (lag {} ms); raise --max-lag or try when it has caught up",
+                "the tail from {} did not reach the source's optime {}:{} within {} s (lag {} ms); {then}",
                 r.from,
+                at.time,
+                at.increment,
                 timeout.as_secs(),
                 r.tail.lag_ms
             );

@@ -263,6 +263,7 @@ impl Tail {
             let mut line = StatusLine::new(&self.ui);
             let mut last_percentiles = Instant::now();
             let (mut p50, mut p99) = (0, 0);
+            let mut told_caught_up = false;
             loop {
                 let signalled = *stop.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(sig) = signalled {
@@ -306,6 +307,12 @@ impl Tail {
                         next = rx.try_recv().ok();
                     }
                 }
+                // The record says "caught up" until its next update, which comes after this
+                // batch is applied: a long batch (DDL barriers, a slow target) would leave it
+                // claiming so while changes wait. Say otherwise first, once per busy spell.
+                if told_caught_up && !batch.is_empty() {
+                    self.record.update(doc! { "tail.caught_up": false }).await?;
+                }
                 let applied = self.applier.apply(&batch).await?;
                 let skipped = std::mem::take(
                     &mut *self
@@ -332,6 +339,7 @@ impl Tail {
                 }
                 stats.count(applied);
                 let caught_up = idle && behind == 0 && rx.is_empty();
+                told_caught_up = caught_up;
                 let lag_ms = if caught_up {
                     0
                 } else if idle {

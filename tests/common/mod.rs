@@ -635,3 +635,34 @@ pub fn raw_docs(uri: &str, db: &str, coll: &str, natural: bool) -> Vec<Vec<u8>> 
             .collect()
     })
 }
+
+/// A replica set's newest majority-committed optime `(t, i)`: once a tail has applied past
+/// it, every write acknowledged before this call is on the target. Exact where a "caught
+/// up" flag is only as fresh as the tail's last batch.
+pub fn majority_optime(uri: &str) -> (u32, u32) {
+    block_on(async {
+        let c = client(uri).await;
+        let hello = c
+            .database("admin")
+            .run_command(mongodb::bson::doc! { "hello": 1 })
+            .await
+            .expect("hello on the source");
+        let ts = hello
+            .get_document("lastWrite")
+            .and_then(|w| w.get_document("majorityOpTime"))
+            .and_then(|o| o.get_timestamp("ts"))
+            .expect("hello's lastWrite.majorityOpTime.ts (a replica set)");
+        (ts.time, ts.increment)
+    })
+}
+
+/// Whether a run (one entry of `migrate status --output json`'s `runs`) is following, says
+/// it is caught up, and has applied everything up to `at` (its `applied_optime`).
+pub fn tail_applied(run: &serde_json::Value, at: (u32, u32)) -> bool {
+    let o = &run["applied_optime"];
+    let applied = match (o["t"].as_u64(), o["i"].as_u64()) {
+        (Some(t), Some(i)) => (t, i) >= (u64::from(at.0), u64::from(at.1)),
+        _ => false,
+    };
+    applied && run["phase"] == "following" && run["tail"]["caught_up"] == true
+}
