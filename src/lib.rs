@@ -7,6 +7,7 @@
 //! - foundations: `config` (targets, interpolation), `redact` (secrets), `exit` (exit codes),
 //!   `yaml_tree` (YAML with positions, for spec and playbook errors).
 
+pub mod alloc_tuning;
 pub mod analysis;
 pub mod cli;
 pub mod codec;

@@ -207,6 +207,30 @@ impl Builder {
         self.raw(key.as_bytes(), 0x04, arr)
     }
 
+    /// An array of documents (keys "0", "1", …) written in place, in one pass: an insert
+    /// command's `documents` straight from a batch, without an array built first.
+    pub fn doc_array(&mut self, key: &str, docs: &[&[u8]]) -> &mut Self {
+        let body: usize = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| array_elem_cost(i, d.len()))
+            .sum();
+        self.buf.reserve(key.len() + 2 + 4 + body + 1);
+        self.buf.push(0x04);
+        self.buf.extend_from_slice(key.as_bytes());
+        self.buf.push(0);
+        self.buf
+            .extend_from_slice(&((4 + body + 1) as i32).to_le_bytes());
+        for (i, d) in docs.iter().enumerate() {
+            self.buf.push(0x03);
+            push_index(&mut self.buf, i);
+            self.buf.push(0);
+            self.buf.extend_from_slice(d);
+        }
+        self.buf.push(0);
+        self
+    }
+
     pub fn str(&mut self, key: &str, s: &str) -> &mut Self {
         self.raw(key.as_bytes(), 0x02, &string_value(s.as_bytes()))
     }
@@ -265,8 +289,11 @@ impl ArrayBuilder {
     }
 
     pub fn push_doc(&mut self, doc: &[u8]) {
-        let key = self.n.to_string();
-        self.inner.raw(key.as_bytes(), 0x03, doc);
+        let buf = &mut self.inner.buf;
+        buf.push(0x03);
+        push_index(buf, self.n);
+        buf.push(0);
+        buf.extend_from_slice(doc);
         self.n += 1;
     }
 
@@ -290,12 +317,66 @@ impl ArrayBuilder {
 
 /// Bytes an array element holding a document of `doc_len` bytes costs at index `i`.
 pub fn array_elem_cost(i: usize, doc_len: usize) -> usize {
-    1 + i.to_string().len() + 1 + doc_len
+    1 + digits(i) + 1 + doc_len
+}
+
+/// Decimal digits of `i` (an array key's length).
+fn digits(mut i: usize) -> usize {
+    let mut n = 1;
+    while i >= 10 {
+        i /= 10;
+        n += 1;
+    }
+    n
+}
+
+/// Append `i` in decimal (an array key) without formatting machinery: it runs once per
+/// document of every insert.
+fn push_index(buf: &mut Vec<u8>, mut i: usize) {
+    let mut tmp = [0u8; 20];
+    let mut at = tmp.len();
+    loop {
+        at -= 1;
+        tmp[at] = b'0' + (i % 10) as u8;
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&tmp[at..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doc_array_in_place_equals_the_array_builder() {
+        let docs: Vec<Vec<u8>> = (0..123)
+            .map(|i| {
+                let mut b = Builder::new();
+                b.i32("_id", i);
+                b.finish_bytes()
+            })
+            .collect();
+        let slices: Vec<&[u8]> = docs.iter().map(|d| d.as_slice()).collect();
+        let mut arr = ArrayBuilder::new();
+        for d in &slices {
+            arr.push_doc(d);
+        }
+        let mut a = Builder::new();
+        a.str("insert", "c").array("documents", &arr.finish_bytes());
+        let mut b = Builder::new();
+        b.str("insert", "c").doc_array("documents", &slices);
+        let (a, b) = (a.finish(), b.finish());
+        assert_eq!(a.as_bytes(), b.as_bytes());
+        let parsed = a.get_array("documents").unwrap();
+        assert_eq!(parsed.into_iter().count(), 123);
+        assert_eq!(digits(0), 1);
+        assert_eq!(digits(9), 1);
+        assert_eq!(digits(10), 2);
+        assert_eq!(digits(100_000), 6);
+    }
 
     /// {a: "\xff", a: 1, r: /x/smi}: legal to store, awkward to decode.
     fn odd() -> Vec<u8> {

@@ -101,7 +101,7 @@ impl Side {
                 return Ok(Some(d));
             }
             match self.rx.recv().await {
-                Some(b) => self.current = b.docs.into_iter(),
+                Some(b) => self.current = b.into_docs().into_iter(),
                 None => {
                     // The reader is done: say why if it failed.
                     if let Some(h) = self.reader.take() {

@@ -489,9 +489,10 @@ impl Applier {
         };
         let db = self.target.database(&t.db);
         let outcome = if kind == RunKind::Insert {
+            // Framed as documents before they are framed into a command.
             let docs = stmts
-                .into_iter()
-                .map(RawDocumentBuf::from_bytes)
+                .iter()
+                .map(|d| mongodb::bson::RawDocument::from_bytes(d).map(|_| d.as_slice()))
                 .collect::<Result<Vec<_>, _>>()
                 .with_context(|| what(None))?;
             raw_write::insert_raw(&db, &t.coll, &docs)

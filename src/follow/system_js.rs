@@ -60,9 +60,13 @@ pub async fn sync(source: &Client, target: &Client, sel: &Selection) -> Result<u
             .await
             .with_context(|| format!("clearing {t} on the target"))?;
         if !want.is_empty() {
-            let out = crate::mongo::raw_write::insert_raw(&target.database(&t.db), &t.coll, &want)
-                .await
-                .with_context(|| format!("writing {t} on the target"))?;
+            let out = crate::mongo::raw_write::insert_raw(
+                &target.database(&t.db),
+                &t.coll,
+                &want.iter().map(|d| d.as_bytes()).collect::<Vec<_>>(),
+            )
+            .await
+            .with_context(|| format!("writing {t} on the target"))?;
             if !out.errors.is_empty() {
                 anyhow::bail!("writing {t} on the target: {}", out.summary());
             }

@@ -1,6 +1,7 @@
 //! Everything that talks to MongoDB: connecting, server health, and (later)
 //! namespaces, raw cursors and raw inserts.
 
+pub mod batch;
 pub mod connect;
 pub mod errors;
 pub mod health;

@@ -40,7 +40,7 @@ impl Sink {
         match self {
             Sink::Chunks(c) => c.push(doc.as_bytes()).await,
             Sink::Batches(tx, batch) => {
-                batch.push(doc.to_raw_document_buf());
+                batch.push(doc.as_bytes());
                 if batch.full() {
                     tx.send(std::mem::take(batch))
                         .await

@@ -12,43 +12,19 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use mongodb::bson::{Bson, Document, RawDocumentBuf};
+use mongodb::bson::{Bson, Document, RawDocument, RawDocumentBuf};
 use mongodb::{Client, Database};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::namespace::Namespace;
 use crate::report::progress::TaskProgress;
 
-/// Insert batch size. Several loads run at once (collections, ranges), each with a few
-/// batches queued and in flight, so this sets peak memory: on 1 GB, 4 MB batches restored
-/// at the same speed as 16 MB ones with 207 MB instead of 490 MB peak RSS. Well under the
-/// 48 MB message limit and maxWriteBatchSize (100,000).
-pub const BATCH_BYTES: usize = 4 << 20;
-pub const BATCH_DOCS: usize = 50_000;
+pub use super::batch::{Batch, BATCH_BYTES, BATCH_DOCS};
 pub const DUPLICATE_KEY: i32 = 11000;
 /// The documents one command carries at most: the server takes a command body of up to
 /// 16 MiB + 16 KiB, so this leaves room for the command's own fields. A single document
 /// of up to the 16 MiB maximum always goes alone.
 pub const MAX_COMMAND_DOCS: usize = 16 * 1024 * 1024;
-
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub docs: Vec<RawDocumentBuf>,
-    pub bytes: usize,
-}
-
-impl Batch {
-    pub fn push(&mut self, doc: RawDocumentBuf) {
-        self.bytes += doc.as_bytes().len();
-        self.docs.push(doc);
-    }
-    pub fn full(&self) -> bool {
-        self.bytes >= BATCH_BYTES || self.docs.len() >= BATCH_DOCS
-    }
-    pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
-    }
-}
 
 #[derive(Debug, Default, Clone)]
 pub struct InsertStats {
@@ -73,7 +49,7 @@ pub struct Refused {
 }
 
 impl InsertStats {
-    fn refuse(&mut self, docs: &[RawDocumentBuf], errors: &[WriteError]) {
+    fn refuse(&mut self, docs: &Batch, errors: &[WriteError]) {
         self.refused_count += errors.len() as u64;
         for e in errors {
             if self.refused.len() >= MAX_REFUSED {
@@ -81,6 +57,7 @@ impl InsertStats {
             }
             let id = docs
                 .get(e.index)
+                .and_then(|d| RawDocument::from_bytes(d).ok())
                 .and_then(|d| d.get("_id").ok().flatten())
                 .and_then(|v| Bson::try_from(v.to_raw_bson()).ok())
                 .map(|v| v.into_relaxed_extjson().to_string())
@@ -115,8 +92,8 @@ pub async fn insert_all(
             loop {
                 let batch = { rx.lock().await.recv().await };
                 let Some(batch) = batch else { break };
-                let (n, bytes) = (batch.docs.len() as u64, batch.bytes as u64);
-                let outcome = insert_raw(&db, &ns.coll, &batch.docs)
+                let (n, bytes) = (batch.len() as u64, batch.bytes() as u64);
+                let outcome = insert_raw(&db, &ns.coll, &batch.docs())
                     .await
                     .with_context(|| format!("inserting into {ns}"))?;
                 let dups = outcome
@@ -133,7 +110,7 @@ pub async fn insert_all(
                 } else if keep_refused {
                     // Unordered: every other document of the batch was written.
                     stats.inserted += n - refused;
-                    stats.refuse(&batch.docs, &outcome.errors);
+                    stats.refuse(&batch, &outcome.errors);
                     progress.add(n - refused, bytes);
                     continue;
                 } else {
@@ -195,45 +172,45 @@ impl InsertOutcome {
 /// Insert `docs` unchanged, in as many commands as the server's size limit needs,
 /// unordered (every document is tried), bypassing validation as mongorestore does: the
 /// source accepted them.
-pub async fn insert_raw(
-    db: &Database,
-    coll: &str,
-    docs: &[RawDocumentBuf],
-) -> Result<InsertOutcome> {
+pub async fn insert_raw(db: &Database, coll: &str, docs: &[&[u8]]) -> Result<InsertOutcome> {
     let mut out = InsertOutcome::default();
     let mut start = 0;
     while start < docs.len() {
-        let mut arr = crate::rawbson::ArrayBuilder::new();
-        let mut end = start;
+        // As many documents as one command carries (at least one).
+        let (mut end, mut body) = (start, 5);
         while end < docs.len() {
-            let d = docs[end].as_bytes();
-            let cost = crate::rawbson::array_elem_cost(arr.len(), d.len());
-            if !arr.is_empty() && arr.bytes() + cost > MAX_COMMAND_DOCS {
+            let cost = crate::rawbson::array_elem_cost(end - start, docs[end].len());
+            if end > start && body + cost > MAX_COMMAND_DOCS {
                 break;
             }
-            arr.push_doc(d);
+            body += cost;
             end += 1;
         }
-        let mut cmd = crate::rawbson::Builder::with_capacity(arr.bytes() + 128);
-        cmd.str("insert", coll)
-            .array("documents", &arr.finish_bytes())
-            .bool("ordered", false)
-            .bool("bypassDocumentValidation", true);
-        let (reply, retried) = run_idempotent(db, cmd.finish()).await?;
-        let mut part = outcome_of(&reply, start)?;
+        let part = &docs[start..end];
+        // Built again for a resend rather than cloned for every first attempt.
+        let build = || {
+            let mut cmd = crate::rawbson::Builder::with_capacity(body + coll.len() + 96);
+            cmd.str("insert", coll)
+                .doc_array("documents", part)
+                .bool("ordered", false)
+                .bool("bypassDocumentValidation", true);
+            cmd.finish()
+        };
+        let (reply, retried) = run_idempotent_with(db, build).await?;
+        let mut part_out = outcome_of(&reply, start)?;
         if retried {
             // A resent insert finds the documents its lost first attempt wrote: those
             // duplicates are ours (the counts after the load check the result).
-            part.inserted += part
+            part_out.inserted += part_out
                 .errors
                 .iter()
                 .filter(|e| e.code == DUPLICATE_KEY)
                 .count() as u64;
-            part.errors.retain(|e| e.code != DUPLICATE_KEY);
+            part_out.errors.retain(|e| e.code != DUPLICATE_KEY);
         }
-        out.inserted += part.inserted;
-        out.errors.extend(part.errors);
-        restore_empty_timestamps(db, coll, &docs[start..end]).await?;
+        out.inserted += part_out.inserted;
+        out.errors.extend(part_out.errors);
+        restore_empty_timestamps(db, coll, part).await?;
         start = end;
     }
     Ok(out)
@@ -241,15 +218,8 @@ pub async fn insert_raw(
 
 /// Give the documents that hold a top-level `Timestamp(0, 0)` their empty timestamps back
 /// after the server replaced them on insert.
-async fn restore_empty_timestamps(
-    db: &Database,
-    coll: &str,
-    docs: &[RawDocumentBuf],
-) -> Result<()> {
-    let stmts: Vec<Vec<u8>> = docs
-        .iter()
-        .filter_map(|d| empty_ts_fix(d.as_bytes()))
-        .collect();
+async fn restore_empty_timestamps(db: &Database, coll: &str, docs: &[&[u8]]) -> Result<()> {
+    let stmts: Vec<Vec<u8>> = docs.iter().filter_map(|d| empty_ts_fix(d)).collect();
     if stmts.is_empty() {
         return Ok(());
     }
@@ -344,9 +314,17 @@ pub fn empty_ts_fix(doc: &[u8]) -> Option<Vec<u8>> {
 /// retried twice, as the driver's retryable writes would have. Returns the reply and
 /// whether it was resent.
 pub async fn run_idempotent(db: &Database, cmd: RawDocumentBuf) -> Result<(Document, bool)> {
+    run_idempotent_with(db, || cmd.clone()).await
+}
+
+/// `run_idempotent` with the command built by `build` for each attempt.
+pub async fn run_idempotent_with(
+    db: &Database,
+    mut build: impl FnMut() -> RawDocumentBuf,
+) -> Result<(Document, bool)> {
     let mut retried = false;
     for attempt in 0.. {
-        match db.run_raw_command(cmd.clone()).await {
+        match db.run_raw_command(build()).await {
             Ok(reply) => return Ok((reply, retried)),
             Err(e) if attempt < 2 && transient(&e) => {
                 retried = true;

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
-use mongodb::bson::RawDocumentBuf;
 use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
@@ -60,7 +59,7 @@ pub async fn object_batches_tallied(
             bson_stream::walk(decoded, &key, |doc| {
                 tally.fetch_add(1, Ordering::Relaxed);
                 if let Some(tx) = &tx {
-                    batch.push(doc.to_raw_document_buf());
+                    batch.push(doc.as_bytes());
                     if batch.full() {
                         tx.blocking_send(std::mem::take(&mut batch)).map_err(|_| crate::pipeline::PipelineClosed)?;
                     }
@@ -177,7 +176,7 @@ pub async fn archive_batches_tallied(
                     c.bytes += doc.as_bytes().len() as u64;
                     if let Some(tx) = routes.get(&ns) {
                         let b = batches.entry(ns.clone()).or_default();
-                        b.push(RawDocumentBuf::from_bytes(doc.as_bytes().to_vec())?);
+                        b.push(doc.as_bytes());
                         if b.full() {
                             tx.blocking_send(std::mem::take(b))
                                 .map_err(|_| crate::pipeline::PipelineClosed)?;

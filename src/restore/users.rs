@@ -111,7 +111,7 @@ pub async fn find(src: &Source, load: bool) -> Result<Option<UsersAndRoles>> {
             let collect = |mut rx: mpsc::Receiver<Batch>| async move {
                 let mut out = Vec::new();
                 while let Some(b) = rx.recv().await {
-                    out.extend(b.docs);
+                    out.extend(b.into_docs());
                 }
                 out
             };

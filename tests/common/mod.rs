@@ -598,9 +598,13 @@ pub fn odd_docs(first: i32) -> Vec<mongodb::bson::RawDocumentBuf> {
 pub fn insert_raw(uri: &str, db: &str, coll: &str, docs: &[mongodb::bson::RawDocumentBuf]) {
     block_on(async {
         let c = client(uri).await;
-        let out = mongoshift::mongo::raw_write::insert_raw(&c.database(db), coll, docs)
-            .await
-            .expect("inserting raw documents");
+        let out = mongoshift::mongo::raw_write::insert_raw(
+            &c.database(db),
+            coll,
+            &docs.iter().map(|d| d.as_bytes()).collect::<Vec<_>>(),
+        )
+        .await
+        .expect("inserting raw documents");
         assert!(out.errors.is_empty(), "{}", out.summary());
     })
 }
