@@ -755,7 +755,7 @@ async fn restore_drill(
     let scratch = drill_databases(&id, &dbs);
     let resolved = target.resolve(&ctx.config)?;
     let client = crate::mongo::connect(&resolved, &target.connect_options()).await?;
-    let args = crate::commands::restore::RestoreArgs {
+    let args = crate::restore::run::RestoreArgs {
         from: format!("{loc}/{id}"),
         target,
         load: crate::cli::LoadArgs {
@@ -784,7 +784,7 @@ async fn restore_drill(
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    let outcome = crate::commands::restore::run(ctx, args).await;
+    let outcome = crate::restore::run::run(ctx, args).await;
     for (_, s) in &scratch {
         if let Err(e) = client.database(s).drop().await {
             ctx.ui
