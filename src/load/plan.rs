@@ -38,6 +38,17 @@ pub async fn target_documents(client: &mongodb::Client, t: &Namespace) -> u64 {
         .unwrap_or(0)
 }
 
+/// `target_documents` of each namespace, in order, asked at once (bounded): across a
+/// network a plan of many collections would otherwise pay one round trip each, in turn.
+pub async fn target_documents_all(client: &mongodb::Client, ts: &[Namespace]) -> Vec<u64> {
+    use futures::StreamExt;
+    futures::stream::iter(ts)
+        .map(|t| target_documents(client, t))
+        .buffered(16)
+        .collect()
+        .await
+}
+
 /// The action for a namespace: from the resume state a previous run left (`on_loading`
 /// names what happens to a half-loaded one), else from what the target holds and the options.
 pub fn action(

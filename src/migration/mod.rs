@@ -201,10 +201,10 @@ pub async fn run(ctx: &Ctx, args: CopyArgs) -> Result<()> {
     };
 
     let range_bytes = args.range_mb.max(1) << 20;
+    let targets: Vec<Namespace> = colls.iter().map(|c| renamer.map(&c.ns)).collect();
+    let existing_all = plan::target_documents_all(&dst, &targets).await;
     let mut plan = Vec::new();
-    for c in &colls {
-        let t = renamer.map(&c.ns);
-        let existing = plan::target_documents(&dst, &t).await;
+    for ((c, t), existing) in colls.iter().zip(targets).zip(existing_all) {
         // A half-copied collection continues range by range only when it was split; one
         // copied in a single range is dropped and copied again (as `ranges` does), which is
         // what restore calls a reload.

@@ -223,10 +223,10 @@ pub async fn run(ctx: &Ctx, mut args: RestoreArgs) -> Result<()> {
     };
 
     // The plan, with what the target already holds.
+    let targets: Vec<Namespace> = selected.iter().map(|n| renamer.map(&n.ns)).collect();
+    let existing_all = plan::target_documents_all(&client, &targets).await;
     let mut plan = Vec::new();
-    for n in &selected {
-        let t = renamer.map(&n.ns);
-        let existing = plan::target_documents(&client, &t).await;
+    for ((n, t), existing) in selected.iter().zip(targets).zip(existing_all) {
         let action = plan::action(
             resume.get(&t).copied(),
             "reload",
