@@ -77,10 +77,15 @@ pub enum Op {
         ns: Namespace,
         id: RawId,
     },
-    /// An update whose document no longer existed when the server looked it up: a later
-    /// event (its delete, or its collection's drop or rename) brings the target in line.
+    /// An update whose document the server's lookup did not find: deleted since (its
+    /// delete event follows), or its collection was dropped or renamed before the lookup.
+    /// The reader looks for the collection by its UUID: renamed, the document is read
+    /// where it is now (what the lookup would have returned) and written under the name
+    /// the target still has; otherwise a later event brings the target in line.
     Gone {
         ns: Namespace,
+        id: RawId,
+        uuid: Option<mongodb::bson::Binary>,
     },
     /// A collection or view created, with the options the source reports.
     Create {
@@ -210,7 +215,16 @@ pub fn parse(raw: &RawDocument) -> Result<Event> {
                     id,
                 },
                 // updateLookup found nothing: the document is gone by now.
-                Some(_) if kind == "update" => Op::Gone { ns },
+                Some(_) if kind == "update" => Op::Gone {
+                    ns,
+                    id,
+                    uuid: ev.get_binary_generic("collectionUUID").ok().map(|b| {
+                        mongodb::bson::Binary {
+                            subtype: mongodb::bson::spec::BinarySubtype::Uuid,
+                            bytes: b.clone(),
+                        }
+                    }),
+                },
                 // Left out by our pipeline because it was too large to carry.
                 _ => Op::Lookup { ns, id },
             }
@@ -307,7 +321,7 @@ impl Op {
             Op::Upsert { ns, .. }
             | Op::Lookup { ns, .. }
             | Op::Delete { ns, .. }
-            | Op::Gone { ns }
+            | Op::Gone { ns, .. }
             | Op::Create { ns, .. }
             | Op::CreateIndexes { ns, .. }
             | Op::DropIndexes { ns, .. }

@@ -242,21 +242,14 @@ impl Tail {
         }
         let start: ResumeToken = mongodb::bson::from_bson(token)
             .context("the recorded position is not a resume token")?;
-        let stream = self
-            .source
-            .watch()
-            .pipeline(tail_pipeline(&self.applier.selection))
-            .show_expanded_events(true)
-            .full_document(FullDocumentType::UpdateLookup)
-            .start_after(start)
-            .max_await_time(AWAIT)
+        let pipeline = tail_pipeline(&self.applier.selection);
+        let stream = open_stream(&self.source, pipeline.clone(), start)
             .await
-            .map_err(|e| stream_error(e, position))?
-            .with_type::<RawDocumentBuf>();
+            .map_err(|e| stream_error(e, position))?;
         // Reading runs ahead of applying (bounded), so the next events arrive while the
         // last batch is written.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Read>>(QUEUED_EVENTS);
-        let reader = tokio::spawn(read(self.source.clone(), stream, tx, position));
+        let reader = tokio::spawn(read(self.source.clone(), pipeline, stream, tx, position));
         let mut last_js = Instant::now();
         let result = async {
             let mut stats = LagStats::default();
@@ -414,14 +407,61 @@ const QUEUED_EVENTS: usize = 2 * BATCH_EVENTS;
 /// How often an idle tail writes its heartbeat and looks for a stop request.
 const HEARTBEAT: Duration = Duration::from_millis(700);
 
+/// The tail's change stream from `start` (exclusive).
+async fn open_stream(
+    source: &Client,
+    pipeline: Vec<Document>,
+    start: ResumeToken,
+) -> mongodb::error::Result<mongodb::change_stream::ChangeStream<RawDocumentBuf>> {
+    Ok(source
+        .watch()
+        .pipeline(pipeline)
+        .show_expanded_events(true)
+        .full_document(FullDocumentType::UpdateLookup)
+        .start_after(start)
+        .max_await_time(AWAIT)
+        .await?
+        .with_type::<RawDocumentBuf>())
+}
+
+/// Reopenings in a row after a getMore killed by a rename or drop (each one moves on).
+const REOPENS: u32 = 20;
+
 async fn read(
     source: Client,
+    pipeline: Vec<Document>,
     mut stream: mongodb::change_stream::ChangeStream<RawDocumentBuf>,
     tx: tokio::sync::mpsc::Sender<Result<Read>>,
     position: Option<u32>,
 ) {
+    let mut reopens = 0;
     loop {
-        let msg = match stream.next_if_any().await {
+        let next = stream.next_if_any().await;
+        // A getMore whose update lookup met a collection renamed or dropped under it is
+        // killed (QueryPlanKilled, 175) and the driver does not resume it: open the
+        // stream again after the last event handed out. The lookups are redone, past the
+        // rename now, and `resolve` finds a renamed collection's documents by its UUID.
+        if let Err(e) = &next {
+            if crate::mongo::errors::code(e) == Some(175) && reopens < REOPENS {
+                if let Some(token) = stream.resume_token() {
+                    match open_stream(&source, pipeline.clone(), token).await {
+                        Ok(s) => {
+                            stream = s;
+                            reopens += 1;
+                            continue;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(stream_error(e, position))).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        if matches!(next, Ok(Some(_))) {
+            reopens = 0;
+        }
+        let msg = match next {
             Ok(Some(ev)) => {
                 // The driver moves its position to each event it hands out.
                 let token = stream
@@ -470,6 +510,33 @@ async fn read(
 /// A change whose document did not travel in its event: read the document as the source
 /// holds it now (as updateLookup would have), or learn that it is gone.
 async fn resolve(source: &Client, mut ev: event::Event) -> Result<event::Event> {
+    if let event::Op::Gone {
+        ns,
+        id,
+        uuid: Some(uuid),
+    } = &ev.op
+    {
+        // The lookup came after the collection was renamed (its name may even belong to
+        // a new collection by now): read the document where its collection is now.
+        if let Some(now) = renamed_to(source, ns, uuid).await? {
+            if let Some(doc) = crate::mongo::raw_read::by_id(source, &now, &id.filter())
+                .await
+                .with_context(|| {
+                    format!(
+                        "looking up {now} _id {} on the source (the update's collection {ns} was renamed to it before the change stream read the document)",
+                        id.describe()
+                    )
+                })?
+            {
+                ev.op = event::Op::Upsert {
+                    ns: ns.clone(),
+                    id: id.clone(),
+                    doc,
+                };
+            }
+        }
+        return Ok(ev);
+    }
     if let event::Op::Lookup { ns, id } = &ev.op {
         let doc = crate::mongo::raw_read::by_id(source, ns, &id.filter())
             .await
@@ -485,10 +552,34 @@ async fn resolve(source: &Client, mut ev: event::Event) -> Result<event::Event> 
                 id: id.clone(),
                 doc,
             },
-            None => event::Op::Gone { ns: ns.clone() },
+            None => event::Op::Gone {
+                ns: ns.clone(),
+                id: id.clone(),
+                uuid: None,
+            },
         };
     }
     Ok(ev)
+}
+
+/// The name the collection with this UUID has now in `ns`'s database, when it is no
+/// longer `ns` (renamed); None when it is still `ns` or is gone.
+async fn renamed_to(
+    source: &Client,
+    ns: &crate::namespace::Namespace,
+    uuid: &mongodb::bson::Binary,
+) -> Result<Option<crate::namespace::Namespace>> {
+    let names = source
+        .database(&ns.db)
+        .list_collection_names()
+        .filter(doc! { "info.uuid": uuid.clone() })
+        .await
+        .with_context(|| format!("finding the collection of {ns} by its UUID on the source"))?;
+    Ok(names
+        .into_iter()
+        .next()
+        .filter(|n| *n != ns.coll)
+        .map(|n| crate::namespace::Namespace::new(&ns.db, &n)))
 }
 
 /// Marks a run as stopped or failed in its record, for `migrate status`.
