@@ -499,19 +499,16 @@ impl Applier {
                 .await
                 .with_context(|| what(None))?
         } else {
-            let mut arr = rawbson::ArrayBuilder::new();
-            for s in &stmts {
-                arr.push_doc(s);
-            }
-            let mut cmd = rawbson::Builder::with_capacity(arr.bytes() + 128);
+            let stmt_slices: Vec<&[u8]> = stmts.iter().map(Vec::as_slice).collect();
+            let mut cmd = rawbson::Builder::new();
             if kind == RunKind::Upsert {
                 cmd.str("update", &t.coll)
-                    .array("updates", &arr.finish_bytes())
+                    .doc_array("updates", &stmt_slices)
                     .bool("ordered", true)
                     .bool("bypassDocumentValidation", true);
             } else {
                 cmd.str("delete", &t.coll)
-                    .array("deletes", &arr.finish_bytes())
+                    .doc_array("deletes", &stmt_slices)
                     .bool("ordered", true);
             }
             // Replacements and deletes by _id may be sent again.

@@ -223,13 +223,10 @@ async fn restore_empty_timestamps(db: &Database, coll: &str, docs: &[&[u8]]) -> 
     if stmts.is_empty() {
         return Ok(());
     }
-    let mut arr = crate::rawbson::ArrayBuilder::new();
-    for s in &stmts {
-        arr.push_doc(s);
-    }
-    let mut cmd = crate::rawbson::Builder::with_capacity(arr.bytes() + 128);
+    let stmt_slices: Vec<&[u8]> = stmts.iter().map(Vec::as_slice).collect();
+    let mut cmd = crate::rawbson::Builder::new();
     cmd.str("update", coll)
-        .array("updates", &arr.finish_bytes())
+        .doc_array("updates", &stmt_slices)
         .bool("ordered", false)
         .bool("bypassDocumentValidation", true);
     let (reply, _) = run_idempotent(db, cmd.finish()).await.with_context(|| {

@@ -124,14 +124,7 @@ fn show(t: OplogTs) -> String {
 
 /// The newest complete slice of the stream at `store` (rooted at the stream folder).
 pub async fn last_slice(store: &Store) -> Result<Option<SliceManifest>> {
-    let mut keys: Vec<String> = store
-        .list(&format!("{}/", layout::SLICES))
-        .await?
-        .into_iter()
-        .map(|o| o.key)
-        .filter(|k| k.ends_with(&format!("/{}", layout::SLICE_MANIFEST)))
-        .collect();
-    keys.sort();
+    let keys = super::chain::slice_manifest_keys(store).await?;
     match keys.last() {
         Some(k) => Ok(Some(SliceManifest::parse(&store.get(k).await?, k)?)),
         None => Ok(None),

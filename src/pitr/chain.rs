@@ -103,8 +103,9 @@ pub async fn bases(store: &Store) -> Result<Vec<Base>> {
     Ok(out)
 }
 
-/// Every complete slice of a stream (rooted at the stream folder), in order.
-pub async fn slices(stream: &Store) -> Result<Vec<SliceManifest>> {
+/// The manifest keys of a stream's complete slices (rooted at the stream folder), in
+/// order: a slice without its manifest is not complete.
+pub async fn slice_manifest_keys(stream: &Store) -> Result<Vec<String>> {
     let mut keys: Vec<String> = stream
         .list(&format!("{}/", layout::SLICES))
         .await?
@@ -113,6 +114,12 @@ pub async fn slices(stream: &Store) -> Result<Vec<SliceManifest>> {
         .filter(|k| k.ends_with(&format!("/{}", layout::SLICE_MANIFEST)))
         .collect();
     keys.sort();
+    Ok(keys)
+}
+
+/// Every complete slice of a stream (rooted at the stream folder), in order.
+pub async fn slices(stream: &Store) -> Result<Vec<SliceManifest>> {
+    let keys = slice_manifest_keys(stream).await?;
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
         out.push(SliceManifest::parse(&stream.get(&k).await?, &k)?);
