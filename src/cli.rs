@@ -165,6 +165,14 @@ impl LoadArgs {
         crate::namespace::Renamer::new(&self.ns_from, &self.ns_to)
     }
 
+    /// Namespaces whose documents are inserted at once: `--parallel`, else the CPU cores.
+    pub fn lanes(&self) -> crate::load::lanes::Lanes {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        crate::load::lanes::Lanes::new(self.parallel.unwrap_or(cores))
+    }
+
     /// Everything default but what the caller sets: for commands that run a load
     /// themselves (the restore drill).
     pub fn unattended() -> LoadArgs {

@@ -1088,3 +1088,43 @@ fn a_missing_source_is_invalid_input_either_way() {
         assert!(run.stderr.starts_with("error:"), "{from}: {}", run.stderr);
     }
 }
+
+/// The count after a load takes the server's own number only for a collection this run
+/// created (since the target's process began) and only when it is the number expected;
+/// anything else is counted by reading every document, so a mismatch shows the real count.
+#[test]
+fn the_count_after_a_load_trusts_the_servers_number_only_for_its_own_fresh_collection() {
+    use mongoshift::load::count::{Counter, How};
+    use mongoshift::namespace::Namespace;
+    let uri = &servers().standalone_uri;
+    let db = common::unique_db("count");
+    block_on(async {
+        let c = client(uri).await;
+        let counter = Counter::default();
+        counter.begin(&c).await;
+        let fresh = Namespace::new(&db, "fresh");
+        let older = Namespace::new(&db, "older");
+        for ns in [&fresh, &older] {
+            c.database(&db)
+                .collection::<Document>(&ns.coll)
+                .insert_many((0..3).map(|i| doc! { "_id": i }))
+                .await
+                .unwrap();
+        }
+        counter.created(&fresh);
+        assert_eq!(
+            counter.count(&c, &fresh, 3).await.unwrap(),
+            (3, How::Metadata)
+        );
+        // Once only: a second count of it (or one another run may have written) is a scan.
+        assert_eq!(counter.count(&c, &fresh, 3).await.unwrap(), (3, How::Scan));
+        counter.created(&fresh);
+        assert_eq!(
+            counter.count(&c, &fresh, 4).await.unwrap(),
+            (3, How::Scan),
+            "a number other than the expected one is checked by reading the documents"
+        );
+        assert_eq!(counter.count(&c, &older, 3).await.unwrap(), (3, How::Scan));
+        c.database(&db).drop().await.unwrap();
+    });
+}

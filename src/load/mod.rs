@@ -4,6 +4,8 @@
 //! Where the batches come from (a backup object, an archive, a live collection) is the
 //! caller's business.
 
+pub mod count;
+pub mod lanes;
 pub mod plan;
 pub mod relax;
 pub mod results;
@@ -13,7 +15,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use mongodb::bson::{doc, Document};
+use mongodb::bson::Document;
 use mongodb::Client;
 use tokio::sync::mpsc;
 
@@ -58,6 +60,10 @@ pub struct Loader {
     pub workers: usize,
     /// A tail will follow this load: build TTL and unique indexes relaxed (see `relax`).
     pub relax: bool,
+    /// Which namespaces insert at once (`--parallel`).
+    pub lanes: lanes::Lanes,
+    /// How the target's count after the data is taken.
+    pub counter: count::Counter,
 }
 
 impl Loader {
@@ -66,21 +72,22 @@ impl Loader {
     /// can remove it again instead of leaving an empty collection behind).
     pub async fn prepare(&self, c: &Collection, t: &Namespace) -> Result<bool> {
         let reload = self.reloading.contains(t);
-        self.state
-            .set(
-                &Unit {
-                    ns: t.clone(),
-                    part: None,
-                },
-                NsState::Loading,
-            )
-            .await?;
+        let unit = Unit {
+            ns: t.clone(),
+            part: None,
+        };
+        let (marked, ()) = tokio::join!(
+            self.state.set(&unit, NsState::Loading),
+            self.counter.begin(&self.client)
+        );
+        marked?;
         if reload {
             // A killed run's last insertMany may still be running on the server; it
             // would recreate the collection after our drop. Stop it first.
             schema::kill_writes(&self.client, &c.kind.data_ns(t)).await?;
         }
-        if self.drop || reload {
+        let dropped = self.drop || reload;
+        if dropped {
             self.client
                 .database(&t.db)
                 .collection::<Document>(&t.coll)
@@ -88,7 +95,8 @@ impl Loader {
                 .await
                 .with_context(|| format!("dropping {t}"))?;
         }
-        if schema::exists(&self.client, t).await? {
+        // Just dropped, it is not there: one round trip less per namespace.
+        if !dropped && schema::exists(&self.client, t).await? {
             return Ok(false);
         }
         let mut options = c.options.clone();
@@ -106,6 +114,7 @@ impl Loader {
             }
             None => schema::create(&self.client, t, &options).await?,
         }
+        self.counter.created(&c.kind.data_ns(t));
         Ok(true)
     }
 
@@ -195,18 +204,16 @@ impl Loader {
                 }
             }
         }
-        let counted = c.kind.data_ns(t);
+        let expected = c.expected_docs.unwrap_or(read_docs);
+        // A collection this run created holds what this run inserted, if all went well.
         r.target_count = self
-            .client
-            .database(&counted.db)
-            .collection::<Document>(&counted.coll)
-            .count_documents(doc! {})
+            .counter
+            .count(&self.client, &c.kind.data_ns(t), ins.inserted)
             .await
-            .unwrap_or(0);
+            .map_or(0, |(n, _)| n);
         if resumed {
             r.kept = r.target_count.saturating_sub(ins.inserted);
         }
-        let expected = c.expected_docs.unwrap_or(read_docs);
         if ins.refused_count > 0 {
             // Refused documents fail the namespace whatever else happened; the indexes were
             // built over what the server accepted, and the count must say the rest landed.

@@ -57,6 +57,9 @@ impl Copier {
         let outcome = async {
             let (ranges, done, resumed) = self.ranges(info, &c, t).await?;
             let from = c.kind.data_ns(&c.ns);
+            // The documents move in a lane; the bookkeeping before and after overlaps
+            // other collections' inserts (see `load::lanes`).
+            let lane = self.loader.lanes.data().await;
             let copies = ranges
                 .iter()
                 .enumerate()
@@ -76,6 +79,7 @@ impl Copier {
                 ins.inserted += s.inserted;
                 ins.duplicates += s.duplicates;
             }
+            drop(lane);
             self.same_collection(info).await?;
             if self.live {
                 // The source keeps changing under a followed copy, so its count proves

@@ -111,6 +111,8 @@ pub(super) async fn copy_all(
             no_indexes: args.load.no_indexes,
             workers: args.load.workers_per_collection.max(1),
             relax: args.follow,
+            lanes: args.load.lanes(),
+            counter: Default::default(),
         },
         recorded: recorded.clone(),
         range_bytes: args.range_mb.max(1) << 20,
@@ -153,9 +155,6 @@ pub(super) async fn copy_all(
             }
         })
     };
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
     let work = async {
         let mut results: Vec<NsResult> = futures::stream::iter(collections.iter())
             .map(|(c, t)| {
@@ -163,7 +162,7 @@ pub(super) async fn copy_all(
                 let task = progress.task(&t.to_string(), c.estimated_count);
                 async move { copier.collection(c, t, task).await }
             })
-            .buffer_unordered(args.load.parallel.unwrap_or(cores).max(1))
+            .buffer_unordered(copier.loader.lanes.started())
             .collect()
             .await;
         for (c, t) in &views {

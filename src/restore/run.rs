@@ -351,9 +351,6 @@ pub async fn run(ctx: &Ctx, mut args: RestoreArgs) -> Result<()> {
         return Ok(());
     }
 
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
     let runner = Arc::new(Runner(Loader {
         client: client.clone(),
         ui: ctx.ui.clone(),
@@ -369,6 +366,8 @@ pub async fn run(ctx: &Ctx, mut args: RestoreArgs) -> Result<()> {
         no_indexes: args.load.no_indexes || args.oplog_replay,
         workers: args.load.workers_per_collection.max(1),
         relax: false,
+        lanes: args.load.lanes(),
+        counter: Default::default(),
     }));
     let todo: Vec<(SourceNs, Namespace)> = selected
         .iter()
@@ -394,7 +393,7 @@ pub async fn run(ctx: &Ctx, mut args: RestoreArgs) -> Result<()> {
                         let task = progress.task(&t.to_string(), n.expected_docs.unwrap_or(0));
                         async move { r.object(&store, n, t, task).await }
                     })
-                    .buffer_unordered(args.load.parallel.unwrap_or(cores).max(1))
+                    .buffer_unordered(runner.0.lanes.started())
                     .collect::<Vec<_>>()
                     .await
             }

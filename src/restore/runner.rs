@@ -35,6 +35,9 @@ impl Runner {
         let mut created = false;
         let outcome = async {
             created = self.0.prepare(&c, t).await?;
+            // The documents move in a lane; the bookkeeping above and `finish` below
+            // overlap other namespaces' inserts (see `load::lanes`).
+            let _lane = self.0.lanes.data().await;
             let (tx, rx) = mpsc::channel::<Batch>(2);
             let ins = self.0.insert(&c, t, rx, false, task.clone());
             let read = async {

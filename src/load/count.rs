@@ -1,0 +1,93 @@
+//! How a load counts what the target holds once its data is in. A collection this run
+//! created, on a server process that has not restarted since the run began, is counted
+//! from the number the server keeps with every insert (`count` without a filter); only
+//! an unclean shutdown makes that number drift, and a restart changes the process's
+//! identity (`hello.topologyVersion.processId`). Anything else — a collection that was
+//! there before, a restarted server, a mongos (whose metadata count includes orphans),
+//! a number that is not the one expected — is counted by scanning it. The scan of a
+//! freshly loaded collection made the target read every document a second time: at
+//! 10 ms RTT, 0.24 CPU-s of the target's 3.2 for 66 MB, and 5–79 ms per namespace.
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use anyhow::Result;
+use mongodb::bson::{doc, Bson};
+use mongodb::Client;
+use tokio::sync::OnceCell;
+
+use crate::mongo::namespaces::exact_count;
+use crate::namespace::Namespace;
+
+/// How a count was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// The server's own number for the collection, confirmed.
+    Metadata,
+    /// Every document read.
+    Scan,
+}
+
+#[derive(Default)]
+pub struct Counter {
+    /// The target's process when the run began (None: a mongos, or no identity given).
+    process: OnceCell<Option<Bson>>,
+    /// Collections this run created after that.
+    created: Mutex<HashSet<Namespace>>,
+}
+
+/// The server process's identity, new at every start; None for a mongos.
+async fn process(client: &Client) -> Option<Bson> {
+    let hello = client
+        .database("admin")
+        .run_command(doc! { "hello": 1 })
+        .await
+        .ok()?;
+    if hello.get_str("msg") == Ok("isdbgrid") {
+        return None;
+    }
+    hello
+        .get_document("topologyVersion")
+        .ok()?
+        .get("processId")
+        .cloned()
+}
+
+impl Counter {
+    /// Learn the target's process once, before the first collection is created.
+    pub async fn begin(&self, client: &Client) {
+        self.process.get_or_init(|| process(client)).await;
+    }
+
+    /// `ns` (the namespace that holds the data) was created by this run, after `begin`.
+    pub fn created(&self, ns: &Namespace) {
+        if let Ok(mut c) = self.created.lock() {
+            c.insert(ns.clone());
+        }
+    }
+
+    /// The documents `ns` holds. `expected` is what the load says it should hold: the
+    /// server's own number is taken only when it says exactly that; otherwise the
+    /// collection is scanned, so a mismatch is always reported with the scanned number.
+    pub async fn count(
+        &self,
+        client: &Client,
+        ns: &Namespace,
+        expected: u64,
+    ) -> Result<(u64, How)> {
+        let fresh = self.created.lock().is_ok_and(|mut c| c.remove(ns));
+        if let (true, Some(Some(began))) = (fresh, self.process.get()) {
+            let db = client.database(&ns.db);
+            let (n, now) =
+                tokio::join!(db.run_command(doc! { "count": &ns.coll }), process(client));
+            let n = n.ok().and_then(|r| match r.get("n") {
+                Some(Bson::Int32(n)) => u64::try_from(*n).ok(),
+                Some(Bson::Int64(n)) => u64::try_from(*n).ok(),
+                _ => None,
+            });
+            if now.as_ref() == Some(began) && n == Some(expected) {
+                return Ok((expected, How::Metadata));
+            }
+        }
+        Ok((exact_count(client, ns, "target").await?, How::Scan))
+    }
+}
