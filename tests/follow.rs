@@ -717,6 +717,75 @@ fn a_resumed_tail_starts_at_its_recorded_position_or_refuses_a_lost_one() {
     control(dir.path(), "finalize", &dbs, &[]).assert_code(0);
 }
 
+/// An update the tail reads only after its collection was renamed (the tail was stopped in
+/// between): the lookup by the old name finds nothing, the event's collection UUID finds
+/// the collection under its new name, and the target's renamed collection gets the update.
+/// (The tail used to drop such an update as "gone": the copy kept the old version. The
+/// same lookup follows a getMore the server killed for a rename, QueryPlanKilled 175.)
+#[test]
+fn an_update_read_after_a_rename_lands_in_the_renamed_collection() {
+    let rs = &servers().rs_uri;
+    let (src, dst) = (common::unique_db("frnsrc"), common::unique_db("frndst"));
+    block_on(async {
+        let c = client(rs).await;
+        let docs = (0..5).map(|i| doc! { "_id": i, "v": 0, "pad": "x".repeat(50) });
+        c.database(&src)
+            .collection::<Document>("a")
+            .insert_many(docs)
+            .await
+            .unwrap();
+    });
+    let dir = tempdir();
+    let dbs = [src.as_str()];
+    let child = start_follow(dir.path(), &[(&src, &dst)], &[]);
+    wait_for("the tail", Duration::from_secs(60), || {
+        status(dir.path(), &dbs)["phase"] == "following"
+    });
+    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+    assert_eq!(exit_of(child, dir.path()), 0);
+    block_on(async {
+        let c = client(rs).await;
+        let d = c.database(&src);
+        d.collection::<Document>("a")
+            .update_many(doc! { "_id": { "$lt": 3 } }, doc! { "$set": { "v": 1 } })
+            .await
+            .unwrap();
+        c.database("admin")
+            .run_command(doc! { "renameCollection": format!("{src}.a"), "to": format!("{src}.b") })
+            .await
+            .unwrap();
+        d.collection::<Document>("b")
+            .update_one(doc! { "_id": 4 }, doc! { "$set": { "v": 2 } })
+            .await
+            .unwrap();
+    });
+    let child = start_follow(dir.path(), &[(&src, &dst)], &["--resume"]);
+    wait_caught_up(dir.path(), &dbs);
+    let target = block_on(async {
+        let c = client(&servers().atlas_uri).await;
+        let names = c.database(&dst).list_collection_names().await.unwrap();
+        let mut v: Vec<(i32, i32)> = Vec::new();
+        let mut cur = c
+            .database(&dst)
+            .collection::<Document>("b")
+            .find(doc! {})
+            .await
+            .unwrap();
+        while let Some(d) = futures::StreamExt::next(&mut cur).await {
+            let d = d.unwrap();
+            v.push((d.get_i32("_id").unwrap(), d.get_i32("v").unwrap()));
+        }
+        v.sort();
+        (names, v)
+    });
+    assert!(!target.0.contains(&"a".to_string()), "{:?}", target.0);
+    assert_eq!(target.1, vec![(0, 1), (1, 1), (2, 1), (3, 0), (4, 2)]);
+    assert_eq!(hashes(rs, &src), hashes(&servers().atlas_uri, &dst));
+    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+    assert_eq!(exit_of(child, dir.path()), 0);
+    control(dir.path(), "finalize", &dbs, &[]).assert_code(0);
+}
+
 #[test]
 fn follow_refuses_a_standalone_and_time_series_with_guidance() {
     let sa = &servers().standalone_uri;

@@ -122,7 +122,8 @@ impl Loader {
     /// into its bucket collection). `tolerate_duplicates` counts duplicate-key rejections
     /// instead of failing: for `--append`, and for redoing a part a killed run had begun.
     /// A capped collection's order is its content (`$natural`, what ages out first), so it
-    /// is loaded by one writer in the order the batches arrive.
+    /// is loaded by one writer in the order the batches arrive. `claim` is the namespace's
+    /// use of the `--parallel` lanes (see `lanes`), shared by all its inserts.
     pub fn insert(
         &self,
         c: &Collection,
@@ -130,6 +131,7 @@ impl Loader {
         rx: mpsc::Receiver<Batch>,
         tolerate_duplicates: bool,
         task: TaskProgress,
+        claim: std::sync::Arc<lanes::Claim>,
     ) -> impl std::future::Future<Output = Result<InsertStats>> + '_ {
         let workers = if c.is_capped() { 1 } else { self.workers };
         let ns = c.kind.data_ns(t);
@@ -140,8 +142,17 @@ impl Loader {
         // the valid ones — but the namespace fails, it is not the source's collection.
         let keep_refused = c.kind == Kind::Timeseries;
         async move {
-            raw_write::insert_all(&self.client, &ns, rx, workers, tolerate, keep_refused, task)
-                .await
+            raw_write::insert_all(
+                &self.client,
+                &ns,
+                rx,
+                workers,
+                tolerate,
+                keep_refused,
+                task,
+                claim,
+            )
+            .await
         }
     }
 

@@ -52,21 +52,20 @@ impl Copier {
         t: &Namespace,
         task: TaskProgress,
     ) -> NsResult {
-        let start = Instant::now();
+        let mut start = Instant::now();
         let mut c = collection(info);
+        let claim = self.loader.lanes.claim();
         let outcome = async {
             let (ranges, done, resumed) = self.ranges(info, &c, t).await?;
             let from = c.kind.data_ns(&c.ns);
-            // The documents move in a lane; the bookkeeping before and after overlaps
-            // other collections' inserts (see `load::lanes`).
-            let lane = self.loader.lanes.data().await;
             let copies = ranges
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| !done.contains(&(*i as u32)))
                 .map(|(i, r)| {
                     let part = (ranges.len() > 1).then_some(i as u32);
-                    self.range(&c, &from, t, r.clone(), part, resumed, task.clone())
+                    let ranged = (r.clone(), part, resumed);
+                    self.range(&c, &from, t, ranged, task.clone(), claim.clone())
                 });
             let copied: Vec<Result<(u64, InsertStats)>> = futures::stream::iter(copies)
                 .buffer_unordered(RANGE_READERS)
@@ -79,7 +78,7 @@ impl Copier {
                 ins.inserted += s.inserted;
                 ins.duplicates += s.duplicates;
             }
-            drop(lane);
+            claim.release().await;
             self.same_collection(info).await?;
             if self.live {
                 // The source keeps changing under a followed copy, so its count proves
@@ -94,6 +93,9 @@ impl Copier {
         }
         .await;
         task.finish();
+        // The collection's time is its own work, not its wait for a lane.
+        start += claim.waited().await;
+        drop(claim);
         match outcome {
             Ok((read, ins, source_count, resumed)) => {
                 c.expected_docs = source_count;
@@ -176,17 +178,16 @@ impl Copier {
         Ok((ranges::between(&points), HashSet::new(), false))
     }
 
-    /// Copy one range: a raw batch cursor on the source into the engine's insert workers.
-    #[allow(clippy::too_many_arguments)]
+    /// Copy one range (`part` of the collection; `resumed`: a part an earlier run began):
+    /// a raw batch cursor on the source into the engine's insert workers.
     async fn range(
         &self,
         c: &Collection,
         from: &Namespace,
         t: &Namespace,
-        range: IdRange,
-        part: Option<u32>,
-        resumed: bool,
+        (range, part, resumed): (IdRange, Option<u32>, bool),
         task: TaskProgress,
+        claim: std::sync::Arc<crate::load::lanes::Claim>,
     ) -> Result<(u64, InsertStats)> {
         let unit = part.map(|p| Unit {
             ns: t.clone(),
@@ -206,7 +207,7 @@ impl Copier {
         );
         // A range a killed run had begun may already be partly in the target: its
         // documents come back as duplicate keys, which are expected, not errors.
-        let ins = self.loader.insert(c, t, rx, resumed, task);
+        let ins = self.loader.insert(c, t, rx, resumed, task, claim);
         let (read, ins) = tokio::join!(read, ins);
         let (read, ins) = match (read, ins) {
             (Ok(r), Ok(i)) => (r, i),

@@ -81,17 +81,20 @@ pub async fn insert_all(
     allow_duplicates: bool,
     keep_refused: bool,
     progress: TaskProgress,
+    claim: Arc<crate::load::lanes::Claim>,
 ) -> Result<InsertStats> {
     let rx = Arc::new(Mutex::new(rx));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
         let (rx, client, ns, progress) = (rx.clone(), client.clone(), ns.clone(), progress.clone());
+        let claim = claim.clone();
         tasks.spawn(async move {
             let db = client.database(&ns.db);
             let mut stats = InsertStats::default();
             loop {
                 let batch = { rx.lock().await.recv().await };
                 let Some(batch) = batch else { break };
+                claim.batch().await;
                 let (n, bytes) = (batch.len() as u64, batch.bytes() as u64);
                 let outcome = insert_raw(&db, &ns.coll, &batch.docs())
                     .await

@@ -211,20 +211,18 @@ pub async fn run(ctx: &Ctx, mut args: RestoreArgs) -> Result<()> {
         )));
     }
     let state = StateStore::new(&client, state::RESTORE, &src.identity);
+    // The plan, with what the target already holds, and what an earlier run recorded: asked
+    // at once (across a network each is a round trip).
+    let targets: Vec<Namespace> = selected.iter().map(|n| renamer.map(&n.ns)).collect();
+    let (recorded, existing_all) =
+        tokio::join!(state.load(), plan::target_documents_all(&client, &targets));
+    let recorded = recorded?;
+    let interrupted = !args.load.resume && !recorded.is_empty();
     let resume: HashMap<Namespace, NsState> = if args.load.resume {
-        state
-            .load()
-            .await?
-            .into_iter()
-            .map(|(u, st)| (u.ns, st))
-            .collect()
+        recorded.into_iter().map(|(u, st)| (u.ns, st)).collect()
     } else {
         HashMap::new()
     };
-
-    // The plan, with what the target already holds.
-    let targets: Vec<Namespace> = selected.iter().map(|n| renamer.map(&n.ns)).collect();
-    let existing_all = plan::target_documents_all(&client, &targets).await;
     let mut plan = Vec::new();
     for ((n, t), existing) in selected.iter().zip(targets).zip(existing_all) {
         let action = plan::action(
@@ -342,7 +340,7 @@ pub async fn run(ctx: &Ctx, mut args: RestoreArgs) -> Result<()> {
             resume: args.load.resume,
             yes: args.load.yes,
             nothing_recorded: resume.is_empty(),
-            interrupted: !args.load.resume && !state.load().await?.is_empty(),
+            interrupted,
             run: &format!("restore of {}", src.describe),
             question: &question,
         },

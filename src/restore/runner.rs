@@ -29,17 +29,15 @@ impl Runner {
         t: &Namespace,
         task: TaskProgress,
     ) -> NsResult {
-        let start = Instant::now();
+        let mut start = Instant::now();
         let c = n.collection();
         let tally = Arc::new(AtomicU64::new(0));
         let mut created = false;
+        let claim = self.0.lanes.claim();
         let outcome = async {
             created = self.0.prepare(&c, t).await?;
-            // The documents move in a lane; the bookkeeping above and `finish` below
-            // overlap other namespaces' inserts (see `load::lanes`).
-            let _lane = self.0.lanes.data().await;
             let (tx, rx) = mpsc::channel::<Batch>(2);
-            let ins = self.0.insert(&c, t, rx, false, task.clone());
+            let ins = self.0.insert(&c, t, rx, false, task.clone(), claim.clone());
             let read = async {
                 match &n.data {
                     Some(DataRef::Object {
@@ -74,6 +72,10 @@ impl Runner {
         }
         .await;
         task.finish();
+        // The namespace's time is its own work, not its wait for a lane; and the lane is
+        // free again before its indexes are built and it is counted.
+        start += claim.waited().await;
+        drop(claim);
         match outcome {
             Ok((read, ins)) => self.0.finish(&c, t, read.docs, ins, start).await,
             Err(e) => {
@@ -151,8 +153,16 @@ impl Runner {
             let (tx, rx) = mpsc::channel::<Batch>(2);
             routes.insert(n.ns.clone(), tx);
             let task = progress.task(&t.to_string(), 0);
-            // Every namespace's inserts run at once while the archive is demultiplexed.
-            let ins = self.0.insert(&c, t, rx, false, task.clone());
+            // Every namespace's inserts run at once while the archive is demultiplexed
+            // (a namespace waiting for a lane would stall the one stream that feeds all).
+            let ins = self.0.insert(
+                &c,
+                t,
+                rx,
+                false,
+                task.clone(),
+                crate::load::lanes::Claim::free(),
+            );
             loaders.push((c, t.clone(), task, created, ins));
         }
         let start = Instant::now();
