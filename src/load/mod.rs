@@ -142,17 +142,12 @@ impl Loader {
         // the valid ones — but the namespace fails, it is not the source's collection.
         let keep_refused = c.kind == Kind::Timeseries;
         async move {
-            raw_write::insert_all(
-                &self.client,
-                &ns,
-                rx,
+            let how = raw_write::Writers {
                 workers,
-                tolerate,
+                allow_duplicates: tolerate,
                 keep_refused,
-                task,
-                claim,
-            )
-            .await
+            };
+            raw_write::insert_all(&self.client, &ns, rx, how, task, claim).await
         }
     }
 

@@ -71,18 +71,31 @@ impl InsertStats {
     }
 }
 
-/// Drain `rx` into `ns` with `workers` concurrent inserters. Documents bypass
-/// validation, as mongorestore's do: they were valid when they were written.
+/// How `insert_all` writes: `workers` concurrent inserters; duplicate-key rejections
+/// counted instead of failing (`allow_duplicates`); other refused documents kept in the
+/// result instead of failing at the first (`keep_refused`).
+pub struct Writers {
+    pub workers: usize,
+    pub allow_duplicates: bool,
+    pub keep_refused: bool,
+}
+
+/// Drain `rx` into `ns` as `how` says. Documents bypass validation, as mongorestore's do:
+/// they were valid when they were written. Each batch first asks the namespace's `claim`
+/// for a lane (see `load::lanes`).
 pub async fn insert_all(
     client: &Client,
     ns: &Namespace,
     rx: mpsc::Receiver<Batch>,
-    workers: usize,
-    allow_duplicates: bool,
-    keep_refused: bool,
+    how: Writers,
     progress: TaskProgress,
     claim: Arc<crate::load::lanes::Claim>,
 ) -> Result<InsertStats> {
+    let Writers {
+        workers,
+        allow_duplicates,
+        keep_refused,
+    } = how;
     let rx = Arc::new(Mutex::new(rx));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
