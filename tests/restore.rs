@@ -1093,7 +1093,7 @@ fn a_missing_source_is_invalid_input_either_way() {
 /// created (since the target's process began) and only when it is the number expected;
 /// anything else is counted by reading every document, so a mismatch shows the real count.
 #[test]
-fn the_count_after_a_load_trusts_the_servers_number_only_for_its_own_fresh_collection() {
+fn the_counts_after_a_load_trust_the_servers_number_only_where_it_confirms() {
     use mongoshift::load::count::{Counter, How};
     use mongoshift::namespace::Namespace;
     let uri = &servers().standalone_uri;
@@ -1125,6 +1125,17 @@ fn the_count_after_a_load_trusts_the_servers_number_only_for_its_own_fresh_colle
             "a number other than the expected one is checked by reading the documents"
         );
         assert_eq!(counter.count(&c, &older, 3).await.unwrap(), (3, How::Scan));
+        // A source's count after a copy: the server's number when it confirms what was
+        // read, the documents counted when it does not.
+        use mongoshift::load::count::confirmed;
+        assert_eq!(
+            confirmed(&c, &older, "source", 3).await.unwrap(),
+            (3, How::Metadata)
+        );
+        assert_eq!(
+            confirmed(&c, &older, "source", 2).await.unwrap(),
+            (3, How::Scan)
+        );
         c.database(&db).drop().await.unwrap();
     });
 }

@@ -1,7 +1,7 @@
-//! Which namespaces move documents at once. `--parallel N` bounds the namespaces sending
-//! their second and later insert batches; everything else about a namespace runs outside
+//! Which namespaces move documents at once. `--parallel N` bounds the namespaces moving
+//! more than their first MiB of documents; everything else about a namespace runs outside
 //! that bound: its bookkeeping before and after its data (the state record, drop, create,
-//! index builds, the count) and its first batch. Across a network each of those is a
+//! index builds, the count) and a namespace of at most a MiB. Across a network each of those is a
 //! round trip the target would wait through: outside the bound they overlap other
 //! namespaces' inserts. With many small collections that bookkeeping *is* the work: 200
 //! collections of 1,000 documents restored at 50 ms RTT took 44.6 s with each namespace
@@ -13,6 +13,12 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 /// Namespaces under way at once, at least (see `Lanes::started`).
 const UNDER_WAY: usize = 16;
+
+/// What a namespace may read and insert before it needs a lane. Small, so that the
+/// namespaces waiting for a lane hold little (16 under way hold at most 16 MiB this way;
+/// letting each send a whole first 4 MB batch cost 30 MB more peak RSS in a 5-collection
+/// restore), and big enough that a typical small collection never waits.
+pub const FREE_BYTES: u64 = 1 << 20;
 
 pub struct Lanes {
     data: Arc<Semaphore>,
@@ -37,47 +43,37 @@ impl Lanes {
         (self.n * 2).max(UNDER_WAY)
     }
 
-    /// One namespace's claim on a lane, shared by all its insert workers (and ranges).
+    /// One namespace's claim on a lane.
     pub fn claim(&self) -> Arc<Claim> {
         Arc::new(Claim {
-            lanes: Some(self.data.clone()),
+            lanes: self.data.clone(),
             state: Mutex::new(State::default()),
         })
     }
 }
 
-/// A namespace's use of the lanes: its first batch goes at once, its second waits for a
-/// lane, which it then holds until the claim is dropped (after its last insert).
+/// A namespace's use of the lanes: taken when the namespace has shown it is more than
+/// `FREE_BYTES` (or known to be, up front), held until `release` or until the claim is
+/// dropped.
 pub struct Claim {
-    /// None: unbounded (an archive feeds every namespace at once from one stream, so a
-    /// namespace waiting for a lane would stall the others; see `free`).
-    lanes: Option<Arc<Semaphore>>,
+    lanes: Arc<Semaphore>,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
-    batches: u64,
     held: Option<OwnedSemaphorePermit>,
     waited: Duration,
 }
 
 impl Claim {
-    /// A claim that never waits.
-    pub fn free() -> Arc<Claim> {
-        Arc::new(Claim {
-            lanes: None,
-            state: Mutex::new(State::default()),
-        })
-    }
-
-    /// Called before each batch is inserted; waits for a lane from the second batch on.
-    pub async fn batch(&self) {
+    /// Take a lane, if not held yet: waits while all `--parallel` lanes are held.
+    pub async fn lane(&self) {
         let mut s = self.state.lock().await;
-        s.batches += 1;
-        if let (Some(lanes), true, None) = (&self.lanes, s.batches >= 2, &s.held) {
+        if s.held.is_none() {
             let asked = Instant::now();
-            let permit = lanes
+            let permit = self
+                .lanes
                 .clone()
                 .acquire_owned()
                 .await
@@ -109,26 +105,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_first_batch_goes_at_once_and_the_second_waits_for_a_lane() {
+    async fn a_claim_waits_while_every_lane_is_held_and_counts_its_wait() {
         let lanes = Lanes::new(1);
         assert_eq!(lanes.started(), 16);
         assert_eq!(Lanes::new(12).started(), 24);
         let (a, b) = (lanes.claim(), lanes.claim());
-        assert!(within(50, a.batch()).await);
-        assert!(within(50, b.batch()).await, "a first batch waited");
-        assert!(within(50, a.batch()).await, "the only lane was not free");
+        assert!(within(50, a.lane()).await, "the only lane was not free");
         assert!(
-            within(50, a.batch()).await,
+            within(50, a.lane()).await,
             "a held lane was asked for again"
         );
         assert!(
-            !within(50, b.batch()).await,
+            !within(50, b.lane()).await,
             "a second lane was handed out with --parallel 1"
         );
         // Waiting in a task, b gets the lane when a is dropped, and counts the wait.
         let waiting = tokio::spawn({
             let b = b.clone();
-            async move { b.batch().await }
+            async move { b.lane().await }
         });
         tokio::time::sleep(Duration::from_millis(60)).await;
         drop(a);
@@ -139,9 +133,12 @@ mod tests {
             "a freed lane was not handed out"
         );
         assert!(b.waited().await >= Duration::from_millis(50));
-        let free = Claim::free();
-        for _ in 0..3 {
-            assert!(within(50, free.batch()).await, "an unbounded claim waited");
-        }
+        let c = lanes.claim();
+        assert!(!within(50, c.lane()).await, "a held lane was handed out");
+        b.release().await;
+        assert!(
+            within(500, c.lane()).await,
+            "a released lane was not handed out"
+        );
     }
 }

@@ -122,8 +122,7 @@ impl Loader {
     /// into its bucket collection). `tolerate_duplicates` counts duplicate-key rejections
     /// instead of failing: for `--append`, and for redoing a part a killed run had begun.
     /// A capped collection's order is its content (`$natural`, what ages out first), so it
-    /// is loaded by one writer in the order the batches arrive. `claim` is the namespace's
-    /// use of the `--parallel` lanes (see `lanes`), shared by all its inserts.
+    /// is loaded by one writer in the order the batches arrive.
     pub fn insert(
         &self,
         c: &Collection,
@@ -131,7 +130,6 @@ impl Loader {
         rx: mpsc::Receiver<Batch>,
         tolerate_duplicates: bool,
         task: TaskProgress,
-        claim: std::sync::Arc<lanes::Claim>,
     ) -> impl std::future::Future<Output = Result<InsertStats>> + '_ {
         let workers = if c.is_capped() { 1 } else { self.workers };
         let ns = c.kind.data_ns(t);
@@ -147,7 +145,7 @@ impl Loader {
                 allow_duplicates: tolerate,
                 keep_refused,
             };
-            raw_write::insert_all(&self.client, &ns, rx, how, task, claim).await
+            raw_write::insert_all(&self.client, &ns, rx, how, task).await
         }
     }
 

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::compare::ranges::{self, IdRange};
 use crate::load::state::{NsState, Unit};
 use crate::load::{Collection, Loader, NsResult};
-use crate::mongo::namespaces::{exact_count, CollectionInfo};
+use crate::mongo::namespaces::CollectionInfo;
 use crate::mongo::raw_read::{self, Sink};
 use crate::mongo::raw_write::{Batch, InsertStats};
 use crate::namespace::Namespace;
@@ -58,6 +58,12 @@ impl Copier {
         let outcome = async {
             let (ranges, done, resumed) = self.ranges(info, &c, t).await?;
             let from = c.kind.data_ns(&c.ns);
+            // A collection bigger than `FREE_BYTES` copies in a lane (see `load::lanes`);
+            // it takes it before its cursors open, since a cursor waiting would hold its
+            // server batches. A smaller one never waits for one.
+            if info.estimated_bytes > crate::load::lanes::FREE_BYTES {
+                claim.lane().await;
+            }
             let copies = ranges
                 .iter()
                 .enumerate()
@@ -65,7 +71,7 @@ impl Copier {
                 .map(|(i, r)| {
                     let part = (ranges.len() > 1).then_some(i as u32);
                     let ranged = (r.clone(), part, resumed);
-                    self.range(&c, &from, t, ranged, task.clone(), claim.clone())
+                    self.range(&c, &from, t, ranged, task.clone())
                 });
             let copied: Vec<Result<(u64, InsertStats)>> = futures::stream::iter(copies)
                 .buffer_unordered(RANGE_READERS)
@@ -87,8 +93,9 @@ impl Copier {
                 // no such number: `verify` after catching up is its check.
                 return anyhow::Ok((read, ins, None, resumed));
             }
-            // The source's exact count after the copy is what the target must hold.
-            let source_count = exact_count(&self.source, &from, "source").await?;
+            // The source's count after the copy is what the target must hold.
+            let (source_count, _) =
+                crate::load::count::confirmed(&self.source, &from, "source", read).await?;
             anyhow::Ok((read, ins, Some(source_count), resumed))
         }
         .await;
@@ -187,7 +194,6 @@ impl Copier {
         t: &Namespace,
         (range, part, resumed): (IdRange, Option<u32>, bool),
         task: TaskProgress,
-        claim: std::sync::Arc<crate::load::lanes::Claim>,
     ) -> Result<(u64, InsertStats)> {
         let unit = part.map(|p| Unit {
             ns: t.clone(),
@@ -207,7 +213,7 @@ impl Copier {
         );
         // A range a killed run had begun may already be partly in the target: its
         // documents come back as duplicate keys, which are expected, not errors.
-        let ins = self.loader.insert(c, t, rx, resumed, task, claim);
+        let ins = self.loader.insert(c, t, rx, resumed, task);
         let (read, ins) = tokio::join!(read, ins);
         let (read, ins) = match (read, ins) {
             (Ok(r), Ok(i)) => (r, i),

@@ -81,15 +81,13 @@ pub struct Writers {
 }
 
 /// Drain `rx` into `ns` as `how` says. Documents bypass validation, as mongorestore's do:
-/// they were valid when they were written. Each batch first asks the namespace's `claim`
-/// for a lane (see `load::lanes`).
+/// they were valid when they were written.
 pub async fn insert_all(
     client: &Client,
     ns: &Namespace,
     rx: mpsc::Receiver<Batch>,
     how: Writers,
     progress: TaskProgress,
-    claim: Arc<crate::load::lanes::Claim>,
 ) -> Result<InsertStats> {
     let Writers {
         workers,
@@ -100,14 +98,12 @@ pub async fn insert_all(
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
         let (rx, client, ns, progress) = (rx.clone(), client.clone(), ns.clone(), progress.clone());
-        let claim = claim.clone();
         tasks.spawn(async move {
             let db = client.database(&ns.db);
             let mut stats = InsertStats::default();
             loop {
                 let batch = { rx.lock().await.recv().await };
                 let Some(batch) = batch else { break };
-                claim.batch().await;
                 let (n, bytes) = (batch.len() as u64, batch.bytes() as u64);
                 let outcome = insert_raw(&db, &ns.coll, &batch.docs())
                     .await

@@ -531,8 +531,7 @@ async fn count_source(src: &Source, selected: &[SourceNs]) -> Result<HashMap<Str
                 }) = &n.data
                 {
                     let c =
-                        stream::object_batches(&src.store, key, *compression, sha256.clone(), None)
-                            .await?;
+                        stream::object_count(&src.store, key, *compression, sha256.clone()).await?;
                     out.insert(n.ns.to_string(), c.docs);
                 }
             }

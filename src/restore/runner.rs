@@ -37,7 +37,7 @@ impl Runner {
         let outcome = async {
             created = self.0.prepare(&c, t).await?;
             let (tx, rx) = mpsc::channel::<Batch>(2);
-            let ins = self.0.insert(&c, t, rx, false, task.clone(), claim.clone());
+            let ins = self.0.insert(&c, t, rx, false, task.clone());
             let read = async {
                 match &n.data {
                     Some(DataRef::Object {
@@ -50,7 +50,7 @@ impl Runner {
                             key,
                             *compression,
                             sha256.clone(),
-                            Some(tx),
+                            Some((tx, claim.clone())),
                             tally.clone(),
                         )
                         .await
@@ -154,15 +154,8 @@ impl Runner {
             routes.insert(n.ns.clone(), tx);
             let task = progress.task(&t.to_string(), 0);
             // Every namespace's inserts run at once while the archive is demultiplexed
-            // (a namespace waiting for a lane would stall the one stream that feeds all).
-            let ins = self.0.insert(
-                &c,
-                t,
-                rx,
-                false,
-                task.clone(),
-                crate::load::lanes::Claim::free(),
-            );
+            // (no lanes: a namespace waiting for one would stall the stream that feeds all).
+            let ins = self.0.insert(&c, t, rx, false, task.clone());
             loaders.push((c, t.clone(), task, created, ins));
         }
         let start = Instant::now();

@@ -13,6 +13,7 @@ use tokio_util::io::SyncIoBridge;
 use crate::codec::{self, Compression};
 use crate::dump::archive::{ArchiveReader, Event};
 use crate::dump::bson_stream;
+use crate::load::lanes::{Claim, FREE_BYTES};
 use crate::mongo::raw_write::Batch;
 use crate::namespace::Namespace;
 use crate::pipeline::HashingReader;
@@ -25,40 +26,47 @@ pub struct ReadCount {
     pub bytes: u64,
 }
 
-/// Stream `key` into batches on `tx`; verify `sha256` (of the stored bytes) at the end.
-/// With `tx` None the documents are only counted (dry run).
-pub async fn object_batches(
+/// Count the documents of `key` (a dry run) and verify `sha256` (of the stored bytes).
+pub async fn object_count(
     store: &Store,
     key: &str,
     compression: Compression,
     sha256: Option<String>,
-    tx: Option<mpsc::Sender<Batch>>,
 ) -> Result<ReadCount> {
-    object_batches_tallied(store, key, compression, sha256, tx, Arc::default()).await
+    object_batches_tallied(store, key, compression, sha256, None, Arc::default()).await
 }
 
-/// `object_batches`, also counting the documents read intact into `tally` as it goes: when
-/// the read fails (a truncated file), the failed namespace's result still says how many
-/// documents were read before the damage.
+/// Stream `key` into batches on `to`'s sender (only count them without one); verify
+/// `sha256` (of the stored bytes) at the end. The documents read intact are counted into
+/// `tally` as it goes: when the read fails (a truncated file), the failed namespace's
+/// result still says how many documents were read before the damage. Each batch after the first waits for the
+/// namespace's `claim` on a lane before it is read (see `load::lanes`).
 pub async fn object_batches_tallied(
     store: &Store,
     key: &str,
     compression: Compression,
     sha256: Option<String>,
-    tx: Option<mpsc::Sender<Batch>>,
+    to: Option<(mpsc::Sender<Batch>, Arc<Claim>)>,
     tally: Arc<AtomicU64>,
 ) -> Result<ReadCount> {
     let reader = store.open_read(key).await?;
     let key = key.to_string();
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut hashing = HashingReader::new(std::io::BufReader::with_capacity(1 << 20, SyncIoBridge::new(reader)));
         let mut count = ReadCount::default();
         let walked = {
             let decoded = codec::decoder(compression, &mut hashing)?;
             let mut batch = Batch::default();
+            let (mut read, mut laned) = (0u64, false);
             bson_stream::walk(decoded, &key, |doc| {
                 tally.fetch_add(1, Ordering::Relaxed);
-                if let Some(tx) = &tx {
+                if let Some((tx, claim)) = &to {
+                    read += doc.as_bytes().len() as u64;
+                    if read > FREE_BYTES && !laned {
+                        runtime.block_on(claim.lane());
+                        laned = true;
+                    }
                     batch.push(doc.as_bytes());
                     if batch.full() {
                         tx.blocking_send(std::mem::take(&mut batch)).map_err(|_| crate::pipeline::PipelineClosed)?;
@@ -67,7 +75,7 @@ pub async fn object_batches_tallied(
                 Ok(())
             })
             .and_then(|stats| {
-                if let Some(tx) = &tx {
+                if let Some((tx, _)) = &to {
                     if !batch.is_empty() {
                         tx.blocking_send(batch).map_err(|_| crate::pipeline::PipelineClosed)?;
                     }
