@@ -168,21 +168,26 @@ async fn seed(c: &Client, db: &str, scale: f64) {
         .unwrap();
 }
 
-/// Every kind of change, round after round, for `secs` seconds; DDL only once `ddl` is
-/// set (a collection renamed while it is being copied fails that copy loudly, by design).
+/// Every kind of change, round after round, for `secs` seconds and until at least
+/// `min_ddl_rounds` rounds have had DDL; DDL only once `ddl` is set (a collection renamed
+/// while it is being copied fails that copy loudly, by design). Returns the rounds with DDL.
+/// (Bounded by rounds, not time alone: on a loaded machine 30 s held fewer rounds than the
+/// DDL cycle needs; at most 5 minutes, after which the caller's assertion says so.)
 async fn write_everything(
     c: &Client,
     db: &str,
     other_db: Option<&str>,
-    secs: u64,
+    (secs, min_ddl_rounds): (u64, u64),
     ddl: &AtomicBool,
 ) -> u64 {
     let d = c.database(db);
     let docs = d.collection::<Document>("churn");
     let sessions = d.collection::<Document>("sessions");
     let start = Instant::now();
-    let mut round = 0i64;
-    while start.elapsed() < Duration::from_secs(secs) {
+    let (mut round, mut ddl_rounds) = (0i64, 0u64);
+    while (start.elapsed() < Duration::from_secs(secs) || ddl_rounds < min_ddl_rounds)
+        && start.elapsed() < Duration::from_secs(300)
+    {
         let base = round * 10;
         docs.insert_many((0..5).map(|i| {
             doc! { "_id": base + i, "n": i, "tags": ["a", "b", "c", "d"], "nested": { "x": 1, "y": { "z": "deep" } }, "gone": true }
@@ -257,6 +262,7 @@ async fn write_everything(
         s.commit_transaction().await.unwrap();
         // DDL now and then.
         let step = if ddl.load(Ordering::Relaxed) {
+            ddl_rounds += 1;
             round % 12
         } else {
             -1
@@ -322,7 +328,7 @@ async fn write_everything(
         round += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    round as u64
+    ddl_rounds
 }
 
 #[track_caller]
@@ -358,7 +364,8 @@ fn follow_applies_every_kind_of_change_until_identical_then_finalize_restores_in
         let writer = s.spawn(|| {
             block_on(async {
                 let c = client(rs).await;
-                write_everything(&c, &src, Some(&src2), 30, &ddl).await
+                // Two whole DDL cycles (12 steps; the other database dropped every 24).
+                write_everything(&c, &src, Some(&src2), (30, 2 * 24), &ddl).await
             })
         });
         std::thread::sleep(Duration::from_millis(300));
@@ -392,7 +399,7 @@ fn follow_applies_every_kind_of_change_until_identical_then_finalize_restores_in
         assert_eq!(exit_of(child, dir.path()), 0, "a stopped tail exits 0");
         rounds
     });
-    assert!(rounds > 50, "the writer made {rounds} rounds");
+    assert!(rounds >= 48, "the writer made {rounds} rounds with DDL");
     let out = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
     let err = std::fs::read_to_string(dir.path().join("err.txt")).unwrap();
     assert!(out.contains("tail stopped by migrate stop"), "{out}\n{err}");
@@ -442,7 +449,7 @@ fn kill_9_during_the_copy_and_during_the_tail_then_resume_is_identical() {
         let writer = s.spawn(|| {
             block_on(async {
                 let c = client(rs).await;
-                write_everything(&c, &src, None, 20, &ddl).await
+                write_everything(&c, &src, None, (20, 0), &ddl).await
             })
         });
         // Killed while copying.
