@@ -97,6 +97,13 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// The tail of `dbs` has finished its copy and is following.
+fn wait_following(dir: &std::path::Path, dbs: &[&str]) {
+    wait_for("the tail", Duration::from_secs(60), || {
+        status(dir, dbs)["phase"] == "following"
+    });
+}
+
 /// Once the source is quiet: the tail has applied everything the source had written.
 fn wait_caught_up(dir: &std::path::Path, dbs: &[&str]) -> serde_json::Value {
     let at = common::majority_optime(&servers().rs_uri);
@@ -370,9 +377,7 @@ fn follow_applies_every_kind_of_change_until_identical_then_finalize_restores_in
         });
         std::thread::sleep(Duration::from_millis(300));
         let child = start_follow(dir.path(), &[(&src, &dst), (&src2, &dst2)], &[]);
-        wait_for("the tail", Duration::from_secs(60), || {
-            status(dir.path(), &dbs)["phase"] == "following"
-        });
+        wait_following(dir.path(), &dbs);
         ddl.store(true, Ordering::Relaxed);
         let rounds = writer.join().unwrap();
         let s = wait_caught_up(dir.path(), &dbs);
@@ -661,9 +666,7 @@ fn a_resumed_tail_starts_at_its_recorded_position_or_refuses_a_lost_one() {
     let dir = tempdir();
     let dbs = [src.as_str()];
     let child = start_follow(dir.path(), &[(&src, &dst)], &[]);
-    wait_for("the tail", Duration::from_secs(60), || {
-        status(dir.path(), &dbs)["phase"] == "following"
-    });
+    wait_following(dir.path(), &dbs);
     control(dir.path(), "stop", &dbs, &[]).assert_code(0);
     assert_eq!(exit_of(child, dir.path()), 0);
     let rolled_over = block_on(async {
@@ -733,21 +736,12 @@ fn a_resumed_tail_starts_at_its_recorded_position_or_refuses_a_lost_one() {
 fn an_update_read_after_a_rename_lands_in_the_renamed_collection() {
     let rs = &servers().rs_uri;
     let (src, dst) = (common::unique_db("frnsrc"), common::unique_db("frndst"));
-    block_on(async {
-        let c = client(rs).await;
-        let docs = (0..5).map(|i| doc! { "_id": i, "v": 0, "pad": "x".repeat(50) });
-        c.database(&src)
-            .collection::<Document>("a")
-            .insert_many(docs)
-            .await
-            .unwrap();
-    });
+    let docs = (0..5).map(|i| doc! { "_id": i, "v": 0, "pad": "x".repeat(50) });
+    common::insert(rs, &src, "a", docs.collect());
     let dir = tempdir();
     let dbs = [src.as_str()];
     let child = start_follow(dir.path(), &[(&src, &dst)], &[]);
-    wait_for("the tail", Duration::from_secs(60), || {
-        status(dir.path(), &dbs)["phase"] == "following"
-    });
+    wait_following(dir.path(), &dbs);
     control(dir.path(), "stop", &dbs, &[]).assert_code(0);
     assert_eq!(exit_of(child, dir.path()), 0);
     block_on(async {
@@ -876,9 +870,7 @@ fn verify_during_a_live_tail_rechecks_and_reports_no_false_difference() {
     let dir = tempdir();
     let dbs = [src.as_str()];
     let _tail = start_follow(dir.path(), &[(&src, &dst)], &[]);
-    wait_for("the tail", Duration::from_secs(60), || {
-        status(dir.path(), &dbs)["phase"] == "following"
-    });
+    wait_following(dir.path(), &dbs);
     let stop = AtomicBool::new(false);
     let report = std::thread::scope(|s| {
         s.spawn(|| {
@@ -965,9 +957,7 @@ fn the_tail_carries_odd_and_large_documents_unchanged() {
     let dir = tempdir();
     let dbs = [db.as_str()];
     let child = start_follow(dir.path(), &[(&db, &db)], &[]);
-    wait_for("the tail", Duration::from_secs(60), || {
-        status(dir.path(), &dbs)["phase"] == "following"
-    });
+    wait_following(dir.path(), &dbs);
     common::insert_raw(rs, &db, "odd", &common::odd_docs(0));
     block_on(async {
         let c = client(rs).await;
@@ -1086,9 +1076,7 @@ fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
     let dbs = [db.as_str()];
     // Nothing exists yet: a normal start.
     let child = start_follow(dir.path(), &[(&db, &db)], &[]);
-    wait_for("the tail", Duration::from_secs(60), || {
-        status(dir.path(), &dbs)["phase"] == "following"
-    });
+    wait_following(dir.path(), &dbs);
     block_on(async {
         let d = client(rs).await.database(&db);
         d.run_command(doc! { "createIndexes": "twins", "indexes": [
@@ -1196,9 +1184,7 @@ fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
 
     // A run stopped without finalize, then a fresh --drop run: the old TTL record is gone.
     let child = start_follow(dir.path(), &[(&db, &db)], &["--drop"]);
-    wait_for("the tail", Duration::from_secs(60), || {
-        status(dir.path(), &dbs)["phase"] == "following"
-    });
+    wait_following(dir.path(), &dbs);
     control(dir.path(), "stop", &dbs, &[]).assert_code(0);
     assert_eq!(exit_of(child, dir.path()), 0);
     block_on(async {
@@ -1313,9 +1299,7 @@ fn a_refused_change_stops_the_tail_and_skipping_it_is_a_recorded_decision() {
     let dir = tempdir();
     let dbs = [db.as_str()];
     let child = start_follow(dir.path(), &[(&db, &db)], &[]);
-    wait_for("the tail", Duration::from_secs(60), || {
-        status(dir.path(), &dbs)["phase"] == "following"
-    });
+    wait_following(dir.path(), &dbs);
     block_on(async {
         // Only the target has this unique index: the second k: 7 is refused there.
         client(atlas)

@@ -1098,19 +1098,19 @@ fn the_counts_after_a_load_trust_the_servers_number_only_where_it_confirms() {
     use mongoshift::namespace::Namespace;
     let uri = &servers().standalone_uri;
     let db = common::unique_db("count");
+    let (fresh, older) = (Namespace::new(&db, "fresh"), Namespace::new(&db, "older"));
+    for ns in [&fresh, &older] {
+        common::insert(
+            uri,
+            &db,
+            &ns.coll,
+            (0..3).map(|i| doc! { "_id": i }).collect(),
+        );
+    }
     block_on(async {
         let c = client(uri).await;
         let counter = Counter::default();
         counter.begin(&c).await;
-        let fresh = Namespace::new(&db, "fresh");
-        let older = Namespace::new(&db, "older");
-        for ns in [&fresh, &older] {
-            c.database(&db)
-                .collection::<Document>(&ns.coll)
-                .insert_many((0..3).map(|i| doc! { "_id": i }))
-                .await
-                .unwrap();
-        }
         counter.created(&fresh);
         assert_eq!(
             counter.count(&c, &fresh, 3).await.unwrap(),

@@ -85,18 +85,15 @@ impl Counter {
     }
 }
 
-/// The server's own number of documents in `ns` (`count` without a filter).
+/// The server's own number of documents in `ns` (`count` without a filter, as the
+/// driver's estimated count asks it).
 async fn metadata_count(client: &Client, ns: &Namespace) -> Option<u64> {
-    let r = client
+    client
         .database(&ns.db)
-        .run_command(doc! { "count": &ns.coll })
+        .collection::<mongodb::bson::Document>(&ns.coll)
+        .estimated_document_count()
         .await
-        .ok()?;
-    match r.get("n") {
-        Some(Bson::Int32(n)) => u64::try_from(*n).ok(),
-        Some(Bson::Int64(n)) => u64::try_from(*n).ok(),
-        _ => None,
-    }
+        .ok()
 }
 
 /// What the source's `ns` holds, when a copy read `expected` documents from it: the

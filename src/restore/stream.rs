@@ -39,8 +39,8 @@ pub async fn object_count(
 /// Stream `key` into batches on `to`'s sender (only count them without one); verify
 /// `sha256` (of the stored bytes) at the end. The documents read intact are counted into
 /// `tally` as it goes: when the read fails (a truncated file), the failed namespace's
-/// result still says how many documents were read before the damage. Each batch after the first waits for the
-/// namespace's `claim` on a lane before it is read (see `load::lanes`).
+/// result still says how many documents were read before the damage. Past its first
+/// `FREE_BYTES` the namespace waits for its `claim` on a lane (see `load::lanes`).
 pub async fn object_batches_tallied(
     store: &Store,
     key: &str,
