@@ -582,19 +582,10 @@ async fn index_hygiene(ctx: &Ctx, args: IndexesArgs) -> Result<()> {
     let t = args.target.resolve(&ctx.config)?;
     let (label, c) = connect(ctx, &args.target).await?;
     // Every member counts its own index use: connect to each one the replica set names.
-    let hello = c
-        .database("admin")
-        .run_command(mongodb::bson::doc! { "hello": 1 })
+    let hosts = crate::mongo::Hello::ask(&c)
         .await
-        .with_context(|| label.clone())?;
-    let hosts: Vec<String> = hello
-        .get_array("hosts")
-        .map(|a| {
-            a.iter()
-                .filter_map(|h| h.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+        .with_context(|| label.clone())?
+        .hosts();
     let mut members = Vec::new();
     for uri in hygiene::member_uris(&t.uri, &hosts) {
         let m = crate::config::ResolvedTarget::from_uri(&uri);

@@ -481,16 +481,10 @@ async fn describe_source(client: &Client, uri: &str) -> Result<Source> {
         .run_command(doc! { "buildInfo": 1 })
         .await
         .context("running buildInfo")?;
-    let hello = admin
-        .run_command(doc! { "hello": 1 })
-        .await
-        .context("running hello")?;
-    let (topology, replica_set) = if hello.get_str("msg").ok() == Some("isdbgrid") {
-        ("sharded", None)
-    } else if let Ok(set) = hello.get_str("setName") {
-        ("replica_set", Some(set.to_string()))
-    } else {
-        ("standalone", None)
+    let (topology, replica_set) = match crate::mongo::Hello::ask(client).await?.kind() {
+        crate::mongo::hello::Kind::Mongos => ("sharded", None),
+        crate::mongo::hello::Kind::ReplicaSet(set) => ("replica_set", Some(set)),
+        crate::mongo::hello::Kind::Standalone => ("standalone", None),
     };
     Ok(Source {
         hosts: redact::hosts(uri),

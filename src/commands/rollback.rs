@@ -512,6 +512,7 @@ async fn holds_new_data(
         level: verdict::Level::Documents,
         max_report: 5,
         range_bytes: 256 << 20,
+        counted: None,
     };
     let verdicts = verdict::all(
         new,

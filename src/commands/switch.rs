@@ -607,6 +607,7 @@ impl Switch<'_> {
                 level,
                 max_report: 5,
                 range_bytes: 256 << 20,
+                counted: None,
             };
             let verdicts = verdict::all(
                 self.old,

@@ -97,6 +97,7 @@ pub async fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         level: args.level,
         max_report: keep,
         range_bytes: args.range_mb.max(1) << 20,
+        counted: None,
     };
     let parallel = args.parallel.unwrap_or(cores).max(1);
     // What exists only on the target, within what is verified.

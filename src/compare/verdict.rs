@@ -115,6 +115,10 @@ pub struct Options {
     pub max_report: usize,
     /// Collections bigger than this are compared in `_id` ranges, two at once.
     pub range_bytes: u64,
+    /// The namespace's counts (source, target) when the caller has just proven them: a
+    /// load that compared the target's count with the source's (see `load::count`).
+    /// Counting again would read every document of both sides once more.
+    pub counted: Option<(u64, u64)>,
 }
 
 /// Compare source collection `c` with target namespace `t`.
@@ -163,10 +167,13 @@ pub async fn namespace(
     }
     if c.kind != Kind::View {
         let (sn, tn) = (c.kind.data_ns(&c.ns), c.kind.data_ns(t));
-        let (a, b) = tokio::try_join!(
-            namespaces::exact_count(src, &sn, "source"),
-            namespaces::exact_count(dst, &tn, "target")
-        )?;
+        let (a, b) = match args.counted {
+            Some(counts) => counts,
+            None => tokio::try_join!(
+                namespaces::exact_count(src, &sn, "source"),
+                namespaces::exact_count(dst, &tn, "target")
+            )?,
+        };
         v.source_count = Some(a);
         v.target_count = Some(b);
         // A capped collection's natural (insertion) order is what its readers see: it is

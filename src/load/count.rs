@@ -11,10 +11,11 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use anyhow::Result;
-use mongodb::bson::{doc, Bson};
+use mongodb::bson::Bson;
 use mongodb::Client;
 use tokio::sync::OnceCell;
 
+use crate::mongo::hello::{Hello, Kind};
 use crate::mongo::namespaces::exact_count;
 use crate::namespace::Namespace;
 
@@ -37,19 +38,11 @@ pub struct Counter {
 
 /// The server process's identity, new at every start; None for a mongos.
 async fn process(client: &Client) -> Option<Bson> {
-    let hello = client
-        .database("admin")
-        .run_command(doc! { "hello": 1 })
-        .await
-        .ok()?;
-    if hello.get_str("msg") == Ok("isdbgrid") {
+    let hello = Hello::ask(client).await.ok()?;
+    if hello.kind() == Kind::Mongos {
         return None;
     }
-    hello
-        .get_document("topologyVersion")
-        .ok()?
-        .get("processId")
-        .cloned()
+    hello.process_id()
 }
 
 impl Counter {

@@ -94,6 +94,15 @@ impl Claim {
     }
 }
 
+/// Order namespaces biggest first (the name breaks ties: a stable sort of a sorted list).
+/// A load ends when its longest namespace does: started last, a big one finishes alone
+/// with every other lane idle; started first, the small ones fill the other lanes around
+/// it (longest-processing-time-first scheduling). The lanes are granted in the order they
+/// are asked for, so the order of the stream is the order of the lanes.
+pub fn biggest_first<T>(items: &mut [T], bytes: impl Fn(&T) -> u64) {
+    items.sort_by_key(|t| std::cmp::Reverse(bytes(t)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +149,12 @@ mod tests {
             within(500, c.lane()).await,
             "a released lane was not handed out"
         );
+    }
+
+    #[test]
+    fn the_biggest_namespace_goes_first_and_ties_keep_their_order() {
+        let mut v = vec![("a", 1), ("b", 9), ("c", 1), ("d", 5)];
+        biggest_first(&mut v, |x| x.1);
+        assert_eq!(v, [("b", 9), ("d", 5), ("a", 1), ("c", 1)]);
     }
 }

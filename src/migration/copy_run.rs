@@ -20,9 +20,16 @@ use crate::mongo::namespaces::{CollectionInfo, Kind};
 use crate::namespace::Namespace;
 use crate::report::progress::Progress;
 
+/// Namespaces checked at once after the copy.
+const CHECKS_AT_ONCE: usize = 8;
+
 /// After an offline copy, the cheap levels of `verify`: every namespace exists with the
 /// source's kind, options, indexes and exact count. Every document is `verify`'s job; the
-/// command to run it is printed.
+/// command to run it is printed. A namespace this run copied already had its counts
+/// proven by the load (`results`: the target's count against the source's, each the
+/// server's own number only where it confirmed what was read and inserted); those are
+/// not counted again, which read every document of both sides a second time. One an
+/// earlier run finished is counted here.
 pub(super) async fn check_copy(
     ctx: &Ctx,
     args: &CopyArgs,
@@ -30,7 +37,15 @@ pub(super) async fn check_copy(
     dst: &Client,
     colls: &[CollectionInfo],
     renamer: &crate::namespace::Renamer,
+    results: &[NsResult],
 ) -> Result<()> {
+    let proven: HashMap<&str, (u64, u64)> = results
+        .iter()
+        .filter_map(|r| match r.expected {
+            Some(e) if r.ok && e == r.target_count => Some((r.target.as_str(), (e, e))),
+            _ => None,
+        })
+        .collect();
     let opts = verdict::Options {
         level: if args.load.no_indexes {
             verdict::Level::Counts
@@ -39,15 +54,30 @@ pub(super) async fn check_copy(
         },
         max_report: 0,
         range_bytes: u64::MAX,
+        counted: None,
     };
     let none = crate::report::progress::TaskProgress::none();
+    // A few namespaces at once: each is a handful of round trips (listings, and counts
+    // where not proven), which across a network add up over hundreds of collections.
+    let checked: Vec<Result<Option<String>>> = futures::stream::iter(colls)
+        .map(|c| {
+            let t = renamer.map(&c.ns);
+            let opts = verdict::Options {
+                counted: proven.get(t.to_string().as_str()).copied(),
+                ..opts
+            };
+            let none = &none;
+            async move {
+                let v = verdict::namespace(src, dst, c, &t, renamer, &opts, none).await?;
+                Ok((!v.identical).then(|| format!("{t}: {}", v.problems().join("; "))))
+            }
+        })
+        .buffered(CHECKS_AT_ONCE)
+        .collect()
+        .await;
     let mut problems = Vec::new();
-    for c in colls {
-        let t = renamer.map(&c.ns);
-        let v = verdict::namespace(src, dst, c, &t, renamer, &opts, &none).await?;
-        if !v.identical {
-            problems.push(format!("{t}: {}", v.problems().join("; ")));
-        }
+    for p in checked {
+        problems.extend(p?);
     }
     if !problems.is_empty() {
         for p in &problems {
@@ -118,7 +148,7 @@ pub(super) async fn copy_all(
         range_bytes: args.range_mb.max(1) << 20,
         live: args.follow,
     });
-    let (views, collections): (Vec<_>, Vec<_>) = colls
+    let (views, mut collections): (Vec<_>, Vec<_>) = colls
         .into_iter()
         .map(|c| {
             let t = renamer.map(&c.ns);
@@ -126,6 +156,9 @@ pub(super) async fn copy_all(
         })
         .filter(|(_, t)| !ns_done(t))
         .partition(|(c, _)| c.kind == Kind::View);
+    // Biggest first: the copy ends when its longest collection does, so that one must not
+    // start last and finish alone (see `load::lanes::biggest_first`).
+    crate::load::lanes::biggest_first(&mut collections, |(c, _)| c.estimated_bytes);
     let total_bytes = collections.iter().map(|(c, _)| c.estimated_bytes).sum();
     let progress = Arc::new(Progress::new(
         &ctx.ui,

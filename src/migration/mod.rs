@@ -324,7 +324,7 @@ pub async fn run(ctx: &Ctx, args: CopyArgs) -> Result<()> {
     if !args.follow {
         state.clear().await?;
         if !args.load.append {
-            copy_run::check_copy(ctx, &args, &src, &dst, &checked, &renamer).await?;
+            copy_run::check_copy(ctx, &args, &src, &dst, &checked, &renamer, &results).await?;
         }
         return Ok(());
     }

@@ -64,23 +64,19 @@ pub async fn collect(client: &Client) -> Result<Health> {
         .await
         .context("running buildInfo")?;
     let version = build.get_str("version").unwrap_or("unknown").to_string();
-    let hello = admin
-        .run_command(doc! { "hello": 1 })
-        .await
-        .context("running hello")?;
-    let topology = if hello.get_str("msg").ok() == Some("isdbgrid") {
-        Topology::Sharded
-    } else if let Ok(set_name) = hello.get_str("setName") {
-        let status = admin
-            .run_command(doc! { "replSetGetStatus": 1 })
-            .await
-            .context("running replSetGetStatus")?;
-        Topology::ReplicaSet {
-            set_name: set_name.to_string(),
-            members: members_from_status(&status),
+    let topology = match super::Hello::ask(client).await?.kind() {
+        super::hello::Kind::Mongos => Topology::Sharded,
+        super::hello::Kind::ReplicaSet(set_name) => {
+            let status = admin
+                .run_command(doc! { "replSetGetStatus": 1 })
+                .await
+                .context("running replSetGetStatus")?;
+            Topology::ReplicaSet {
+                set_name,
+                members: members_from_status(&status),
+            }
         }
-    } else {
-        Topology::Standalone
+        super::hello::Kind::Standalone => Topology::Standalone,
     };
     // serverStatus needs the clusterMonitor role; without it we still report the rest.
     let (connections, uptime_secs) = match admin.run_command(doc! { "serverStatus": 1 }).await {

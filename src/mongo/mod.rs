@@ -5,6 +5,7 @@ pub mod batch;
 pub mod connect;
 pub mod errors;
 pub mod health;
+pub mod hello;
 pub mod namespaces;
 pub mod oplog;
 pub mod privileges;
@@ -14,3 +15,4 @@ pub mod schema;
 pub mod write_block;
 
 pub use connect::{connect, ConnectOptions};
+pub use hello::Hello;

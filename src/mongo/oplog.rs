@@ -41,15 +41,9 @@ pub async fn oldest(client: &Client) -> Result<Timestamp> {
 /// The newest majority-committed write, from `hello` (no privileges needed): what a
 /// change stream (which returns only majority-committed changes) can have reached.
 pub async fn majority_time(client: &Client) -> Result<Timestamp> {
-    let hello = client
-        .database("admin")
-        .run_command(doc! { "hello": 1 })
-        .await
-        .context("running hello")?;
-    hello
-        .get_document("lastWrite")
-        .and_then(|w| w.get_document("majorityOpTime"))
-        .and_then(|o| o.get_timestamp("ts"))
+    super::Hello::ask(client)
+        .await?
+        .majority_time()
         .context("no last majority write reported (is it a replica set?)")
 }
 
@@ -193,12 +187,8 @@ pub fn regex_escape(s: &str) -> String {
 /// Whether the server keeps an oplog: a replica set member or a mongos (a standalone has
 /// none, and cannot block user writes either).
 pub async fn has_oplog(client: &Client) -> Result<bool> {
-    let hello = client
-        .database("admin")
-        .run_command(doc! { "hello": 1 })
-        .await
-        .context("running hello")?;
-    Ok(hello.get_str("setName").is_ok() || hello.get_str("msg").ok() == Some("isdbgrid"))
+    let kind = super::Hello::ask(client).await?.kind();
+    Ok(kind != super::hello::Kind::Standalone)
 }
 
 /// The user writes (inserts, updates, deletes, also inside transactions) recorded in the

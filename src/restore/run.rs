@@ -372,8 +372,13 @@ pub async fn run(ctx: &Ctx, mut args: RestoreArgs) -> Result<()> {
         .map(|n| (n.clone(), renamer.map(&n.ns)))
         .filter(|(_, t)| resume.get(t) != Some(&NsState::Done))
         .collect();
-    let (collections, views): (Vec<_>, Vec<_>) =
+    let (mut collections, views): (Vec<_>, Vec<_>) =
         todo.into_iter().partition(|(n, _)| n.kind != Kind::View);
+    // Biggest first (see `load::lanes::biggest_first`); an archive's order is its own.
+    crate::load::lanes::biggest_first(&mut collections, |(n, _)| match &n.data {
+        Some(DataRef::Object { stored_bytes, .. }) => *stored_bytes,
+        _ => 0,
+    });
     let progress = Progress::new(&ctx.ui, "restore", collections.len() as u64, 0);
 
     let work = async {
@@ -528,6 +533,7 @@ async fn count_source(src: &Source, selected: &[SourceNs]) -> Result<HashMap<Str
                     key,
                     compression,
                     sha256,
+                    ..
                 }) = &n.data
                 {
                     let c =

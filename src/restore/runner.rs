@@ -44,6 +44,7 @@ impl Runner {
                         key,
                         compression,
                         sha256,
+                        ..
                     }) => {
                         stream::object_batches_tallied(
                             store,

@@ -14,16 +14,18 @@ use crate::dump::manifest::Manifest;
 use crate::exit::usage;
 use crate::mongo::namespaces::Kind;
 use crate::namespace::Namespace;
-use crate::storage::{Location, S3Settings, Store};
+use crate::storage::{Location, ObjectMeta, S3Settings, Store};
 
 /// Where one namespace's documents are.
 #[derive(Debug, Clone)]
 pub enum DataRef {
-    /// A `.bson[.gz|.zst]` object; `sha256` when a manifest recorded it.
+    /// A `.bson[.gz|.zst]` object; `sha256` when a manifest recorded it; its size as
+    /// stored (listed or recorded), which orders the load biggest first.
     Object {
         key: String,
         compression: Compression,
         sha256: Option<String>,
+        stored_bytes: u64,
     },
     /// Inside the archive, delivered by its demultiplexer.
     Archive,
@@ -141,10 +143,13 @@ pub async fn open(spec: &str, s3: &S3Settings) -> Result<Source> {
             .any(|o| o.key != "oplog.bson" && is_bson_name(&o.key));
     if top_level_data {
         if let Some((parent, db)) = split_last(&loc) {
-            let keys: Vec<String> = objects
+            let keys: Vec<ObjectMeta> = objects
                 .iter()
                 .filter(|o| !o.key.starts_with("oplog.bson"))
-                .map(|o| format!("{db}/{}", o.key))
+                .map(|o| ObjectMeta {
+                    key: format!("{db}/{}", o.key),
+                    size: o.size,
+                })
                 .collect();
             return dump_dir(Store::open(&parent, s3).await?, loc.to_string(), &keys).await;
         }
@@ -155,12 +160,7 @@ pub async fn open(spec: &str, s3: &S3Settings) -> Result<Source> {
              Restore a complete one (`mongoshift backups list`)"
         )));
     }
-    dump_dir(
-        store,
-        loc.to_string(),
-        &objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>(),
-    )
-    .await
+    dump_dir(store, loc.to_string(), &objects).await
 }
 
 fn is_bson_name(name: &str) -> bool {
@@ -179,7 +179,11 @@ async fn single_bson(folder: &Location, name: &str, s3: &S3Settings, spec: &str)
         )));
     };
     let store = Store::open(&root, s3).await?;
-    let mut keys = vec![format!("{db}/{name}")];
+    // A single collection: its size orders nothing.
+    let mut keys = vec![ObjectMeta {
+        key: format!("{db}/{name}"),
+        size: 0,
+    }];
     let stem = name
         .trim_end_matches(".gz")
         .trim_end_matches(".zst")
@@ -188,8 +192,8 @@ async fn single_bson(folder: &Location, name: &str, s3: &S3Settings, spec: &str)
         format!("{db}/{stem}.metadata.json"),
         format!("{db}/{stem}.metadata.json.gz"),
     ] {
-        if store.head(&meta).await?.is_some() {
-            keys.push(meta);
+        if let Some(size) = store.head(&meta).await? {
+            keys.push(ObjectMeta { key: meta, size });
         }
     }
     dump_dir(store, spec.to_string(), &keys).await
@@ -243,6 +247,7 @@ fn from_manifest(store: Store, describe: String, m: Manifest) -> Source {
                 key: d.key.clone(),
                 compression: m.compression,
                 sha256: Some(d.sha256.clone()),
+                stored_bytes: d.stored_bytes,
             }),
         })
         .collect();
@@ -365,7 +370,7 @@ pub fn apply_metadata(n: &mut SourceNs, json: &[u8], what: &str) -> Result<()> {
     Ok(())
 }
 
-async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Source> {
+async fn dump_dir(store: Store, describe: String, keys: &[ObjectMeta]) -> Result<Source> {
     let mut namespaces: Vec<SourceNs> = Vec::new();
     let mut oplog = None;
     // mongorestore's second choice: a dump of the local database's oplog.
@@ -374,7 +379,7 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
     let mut saw_auth = false;
     let mut saw_gzip = false;
     let mut saw_plain = false;
-    for key in keys {
+    for ObjectMeta { key, size } in keys {
         if let Some(rest) = key.strip_prefix("oplog.bson") {
             if !key.contains('/') && matches!(rest, "" | ".gz" | ".zst") {
                 oplog = Some(OplogRef::Object {
@@ -439,6 +444,7 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
                 key: key.clone(),
                 compression,
                 sha256: None,
+                stored_bytes: *size,
             });
         } else {
             namespaces[idx].metadata_key = Some(key.clone());
@@ -479,7 +485,7 @@ async fn dump_dir(store: Store, describe: String, keys: &[String]) -> Result<Sou
 /// an escaped one, so unescaping it would turn a `+` into a space.
 async fn collection_name(
     store: &Store,
-    keys: &[String],
+    keys: &[ObjectMeta],
     db: &str,
     stem: &str,
     key: &str,
@@ -488,7 +494,7 @@ async fn collection_name(
         let meta = [".metadata.json", ".metadata.json.gz", ".metadata.json.zst"]
             .iter()
             .map(|suffix| format!("{db}/{stem}{suffix}"))
-            .find(|k| keys.contains(k));
+            .find(|k| keys.iter().any(|o| o.key == *k));
         let Some(meta) = meta else {
             return Err(usage(format!(
                 "{key} has a truncated long name (…%24<hash>, as mongodump writes names longer than a file name may be), \
