@@ -15,11 +15,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::fidelity::{change, differences, generate};
+use common::follow::Follow;
 use common::{block_on, client, mongoshift, servers, tempdir};
 use mongodb::bson::{doc, Document};
 
@@ -513,162 +514,6 @@ fn reference_stock_mongodump_then_stock_mongorestore() {
 
 // --- migrate --follow ----------------------------------------------------------------------
 
-/// A `migrate --follow` in the background, killed if the test ends before it does.
-struct Follow {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    src: String,
-}
-
-impl Drop for Follow {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Follow {
-    fn start(src: &str, dst: &str, extra: &[&str]) -> Follow {
-        let dir = tempdir();
-        let mut args: Vec<String> = [
-            "migrate",
-            "--from",
-            &servers().rs_uri,
-            "--to",
-            &servers().atlas_uri,
-            "--follow",
-            "--yes",
-            "--no-progress",
-            "--db",
-            src,
-        ]
-        .map(String::from)
-        .to_vec();
-        args.extend(rename(src, dst));
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(env!("CARGO_BIN_EXE_mongoshift"))
-            .current_dir(dir.path())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.path().join("out.txt")).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("err.txt")).unwrap())
-            .spawn()
-            .expect("starting migrate --follow");
-        Follow {
-            child: Some(child),
-            dir,
-            src: src.to_string(),
-        }
-    }
-
-    fn control(&self, action: &str) -> common::Run {
-        mongoshift(
-            self.dir.path(),
-            [
-                "migrate",
-                action,
-                "--to",
-                &servers().atlas_uri,
-                "--db",
-                &self.src,
-                "--output",
-                "json",
-            ],
-        )
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let r = self.control("status");
-        r.assert_code(0);
-        r.json()["runs"]
-            .as_array()
-            .and_then(|a| a.first().cloned())
-            .unwrap_or(serde_json::Value::Null)
-    }
-
-    fn stderr(&self) -> String {
-        tail(
-            &std::fs::read_to_string(self.dir.path().join("err.txt")).unwrap_or_default(),
-            30,
-        )
-    }
-
-    /// Wait until `done(status)`, or fail with why the tail cannot get there (it exited, it
-    /// failed, or the time ran out), its error and its stderr.
-    fn wait(
-        &mut self,
-        what: &str,
-        mut done: impl FnMut(&serde_json::Value) -> bool,
-    ) -> Result<(), String> {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                return Err(format!(
-                    "waiting for {what}: migrate --follow exited ({s}); stderr ends:\n{}",
-                    self.stderr()
-                ));
-            }
-            let st = self.status();
-            if st["phase"] == "failed" {
-                return Err(format!(
-                    "waiting for {what}: the tail failed: {}\nstderr ends:\n{}",
-                    st["last_error"],
-                    self.stderr()
-                ));
-            }
-            if done(&st) {
-                return Ok(());
-            }
-            if start.elapsed() > Duration::from_secs(180) {
-                return Err(format!(
-                    "timed out waiting for {what}; status {st}\nstderr ends:\n{}",
-                    self.stderr()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    fn following(&mut self) -> Result<(), String> {
-        self.wait("the tail to start", |s| s["phase"] == "following")
-    }
-
-    /// The tail has applied everything the source had written (the source is quiet).
-    fn caught_up(&mut self) -> Result<(), String> {
-        let at = common::majority_optime(&servers().rs_uri);
-        self.wait("the tail to catch up", |s| common::tail_applied(s, at))
-    }
-
-    /// `migrate stop`, then `migrate finalize` (which puts back the unique and TTL indexes
-    /// the tail relaxes), so that options and indexes can be compared too.
-    fn stop_and_finalize(&mut self) -> Result<(), String> {
-        let stop = self.control("stop");
-        if stop.code != 0 {
-            return Err(format!(
-                "migrate stop exited {}: {}",
-                stop.code, stop.stderr
-            ));
-        }
-        let start = Instant::now();
-        while self.child.as_mut().unwrap().try_wait().unwrap().is_none() {
-            if start.elapsed() > Duration::from_secs(60) {
-                return Err("migrate --follow did not exit after migrate stop".into());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let fin = self.control("finalize");
-        if fin.code != 0 {
-            return Err(format!(
-                "migrate finalize exited {}: {}",
-                fin.code, fin.stderr
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// Follow `src` into a new database, run the writer's `stages` live, then check that the
 /// tail survived, converged byte for byte, and (after stop + finalize) has the same options
 /// and indexes. `skip`: collections the follow refuses by design (time-series).
@@ -685,7 +530,8 @@ fn follow_case(path: &str, src: &str, stages: &[&str], skip: &[&str]) {
         .collect();
     let excludes: Vec<&str> = excludes.iter().map(String::as_str).collect();
     let started = Instant::now();
-    let mut f = Follow::start(src, &dst, &excludes);
+    let dir = tempdir();
+    let mut f = Follow::start(dir.path(), &[(src, &dst)], &excludes);
     let mut failures = Vec::new();
     if let Err(e) = f.following() {
         panic!("{path}: {e}");
@@ -708,7 +554,9 @@ fn follow_case(path: &str, src: &str, stages: &[&str], skip: &[&str]) {
         .filter(|d| !d.contains("] index "))
         .collect();
     if failures.is_empty() {
-        if let Err(e) = f.stop_and_finalize() {
+        // Stop, then finalize (which puts back the unique and TTL indexes the tail relaxes),
+        // so that options and indexes can be compared too.
+        if let Err(e) = f.try_stop().and_then(|_| f.try_finalize()) {
             failures.push(e);
         }
     }

@@ -6,132 +6,27 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{
-    assert_no_secret, block_on, client, hashes, mongoshift, schema_of, servers, tempdir, Running,
-};
+use common::follow::Follow;
+use common::{assert_no_secret, block_on, client, hashes, mongoshift, schema_of, servers, tempdir};
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::Client;
 
-thread_local! {
-    /// The stderr of the last migrate started on this thread, shown when a wait times out.
-    static LAST_ERR: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+/// This file's run of `dbs` (source, target) in `dir`: it waits 60 s for the tail to follow
+/// and 120 s for it to catch up.
+fn follow_at(dir: &Path, dbs: &[(&str, &str)]) -> Follow {
+    Follow::at(dir, dbs).timeouts(Duration::from_secs(60), Duration::from_secs(120))
 }
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mongoshift"));
-    c.stdin(Stdio::null());
-    c
-}
-
-/// `migrate --follow` of `src` (and more databases) into `dst` names, in the background.
-fn start_follow(dir: &std::path::Path, dbs: &[(&str, &str)], extra: &[&str]) -> Running {
-    let mut args: Vec<String> = vec![
-        "migrate".into(),
-        "--from".into(),
-        servers().rs_uri.clone(),
-        "--to".into(),
-        servers().atlas_uri.clone(),
-        "--follow".into(),
-        "--yes".into(),
-        "--no-progress".into(),
-    ];
-    for (s, d) in dbs {
-        args.extend([
-            "--db".into(),
-            s.to_string(),
-            "--ns-from".into(),
-            format!("{s}.*"),
-            "--ns-to".into(),
-            format!("{d}.*"),
-        ]);
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let err = dir.join("err.txt");
-    LAST_ERR.with(|e| *e.borrow_mut() = err.display().to_string());
-    Running(Some(
-        bin()
-            .current_dir(dir)
-            .args(&args)
-            .stdout(std::fs::File::create(dir.join("out.txt")).unwrap())
-            .stderr(std::fs::File::create(dir.join("err.txt")).unwrap())
-            .spawn()
-            .expect("starting migrate --follow"),
-    ))
-}
-
-fn control(dir: &std::path::Path, action: &str, dbs: &[&str], extra: &[&str]) -> common::Run {
-    let mut args = vec!["migrate", action, "--to", &servers().atlas_uri];
-    for d in dbs {
-        args.extend(["--db", d]);
-    }
-    args.extend_from_slice(extra);
-    mongoshift(dir, args)
-}
-
-/// The one run of `dbs` as `migrate status --output json` shows it.
-fn status(dir: &std::path::Path, dbs: &[&str]) -> serde_json::Value {
-    let r = control(dir, "status", dbs, &["--output", "json"]);
-    r.assert_code(0);
-    let runs = r.json()["runs"].as_array().unwrap().clone();
-    assert!(runs.len() <= 1, "{runs:?}");
-    runs.into_iter().next().unwrap_or(serde_json::Value::Null)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        if start.elapsed() > timeout {
-            let err = LAST_ERR.with(|e| e.borrow().clone());
-            let text = std::fs::read_to_string(&err).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            panic!(
-                "timed out waiting for {what}; the last migrate's stderr ends with:\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The tail of `dbs` has finished its copy and is following.
-fn wait_following(dir: &std::path::Path, dbs: &[&str]) {
-    wait_for("the tail", Duration::from_secs(60), || {
-        status(dir, dbs)["phase"] == "following"
-    });
-}
-
-/// Once the source is quiet: the tail has applied everything the source had written.
-fn wait_caught_up(dir: &std::path::Path, dbs: &[&str]) -> serde_json::Value {
-    let at = common::majority_optime(&servers().rs_uri);
-    let mut out = serde_json::Value::Null;
-    wait_for("the tail to catch up", Duration::from_secs(120), || {
-        let s = status(dir, dbs);
-        assert_ne!(s["phase"], "failed", "the tail failed: {s}");
-        let done = common::tail_applied(&s, at);
-        out = s;
-        done
-    });
-    out
-}
-
-fn exit_of(mut running: Running, dir: &std::path::Path) -> i32 {
-    let child = running.0.as_mut().expect("running");
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code().unwrap_or(-1);
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "migrate did not exit; stderr:\n{}",
-            std::fs::read_to_string(dir.join("err.txt")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// `migrate --follow` of `dbs` in the background, as [`follow_at`] waits for it.
+fn start_follow(dir: &Path, dbs: &[(&str, &str)], extra: &[&str]) -> Follow {
+    let mut f = follow_at(dir, dbs);
+    f.spawn(extra);
+    f
 }
 
 /// A source database: the predixi sample plus a capped collection, one with a validator,
@@ -364,7 +259,7 @@ fn follow_applies_every_kind_of_change_until_identical_then_finalize_restores_in
             .unwrap();
     });
     let dir = tempdir();
-    let dbs = [src.as_str(), src2.as_str()];
+    let mut f = follow_at(dir.path(), &[(&src, &dst), (&src2, &dst2)]);
     // The writer starts before the copy and runs through it and 30 s beyond.
     let ddl = AtomicBool::new(false);
     let rounds = std::thread::scope(|s| {
@@ -376,11 +271,11 @@ fn follow_applies_every_kind_of_change_until_identical_then_finalize_restores_in
             })
         });
         std::thread::sleep(Duration::from_millis(300));
-        let child = start_follow(dir.path(), &[(&src, &dst), (&src2, &dst2)], &[]);
-        wait_following(dir.path(), &dbs);
+        f.spawn(&[]);
+        f.wait_following();
         ddl.store(true, Ordering::Relaxed);
         let rounds = writer.join().unwrap();
-        let s = wait_caught_up(dir.path(), &dbs);
+        let s = f.wait_caught_up();
         assert!(s["tail"]["events"].as_u64().unwrap() > 100, "{s}");
         assert_eq!(s["alive"], true);
         assert_eq!(s["follow"], true);
@@ -398,21 +293,19 @@ fn follow_applies_every_kind_of_change_until_identical_then_finalize_restores_in
             hashes(&servers().atlas_uri, &dst2),
             "the second database (dropped and recreated on the source)"
         );
-        let stop = control(dir.path(), "stop", &dbs, &[]);
-        stop.assert_code(0);
+        // Exit 0 once stopped.
+        let stop = f.stop();
         assert!(stop.stdout.contains("stopped the tail"), "{}", stop.stdout);
-        assert_eq!(exit_of(child, dir.path()), 0, "a stopped tail exits 0");
         rounds
     });
     assert!(rounds >= 48, "the writer made {rounds} rounds with DDL");
-    let out = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
-    let err = std::fs::read_to_string(dir.path().join("err.txt")).unwrap();
+    let out = f.stdout();
+    let err = f.stderr();
     assert!(out.contains("tail stopped by migrate stop"), "{out}\n{err}");
     assert_no_secret(&format!("{out}\n{err}"), "migrate --follow output");
-    assert_eq!(status(dir.path(), &dbs)["phase"], "stopped");
+    assert_eq!(f.status()["phase"], "stopped");
 
-    let fin = control(dir.path(), "finalize", &dbs, &[]);
-    fin.assert_code(0);
+    let fin = f.finalize();
     assert!(
         fin.stdout.contains("expireAfterSeconds 7200"),
         "{}",
@@ -425,10 +318,7 @@ fn follow_applies_every_kind_of_change_until_identical_then_finalize_restores_in
         schema_of(&servers().atlas_uri, &dst),
         "options and indexes after finalize"
     );
-    assert!(
-        status(dir.path(), &dbs).is_null(),
-        "finalize clears the run"
-    );
+    assert!(f.status().is_null(), "finalize clears the run");
 }
 
 #[test]
@@ -440,7 +330,7 @@ fn kill_9_during_the_copy_and_during_the_tail_then_resume_is_identical() {
         seed(&c, &src, 30.0).await;
     });
     let dir = tempdir();
-    let dbs = [src.as_str()];
+    let mut f = follow_at(dir.path(), &[(&src, &dst)]);
     let slow = [
         "--parallel",
         "1",
@@ -458,40 +348,37 @@ fn kill_9_during_the_copy_and_during_the_tail_then_resume_is_identical() {
             })
         });
         // Killed while copying.
-        let mut child = start_follow(dir.path(), &[(&src, &dst)], &slow);
-        wait_for("the copy to start", Duration::from_secs(60), || {
-            let s = status(dir.path(), &dbs);
+        f.spawn(&slow);
+        f.wait_for("the copy to start", Duration::from_secs(60), |f| {
+            let s = f.status();
             s["phase"] == "copying" && s["copy"].as_array().is_some_and(|a| !a.is_empty())
         });
-        child.kill_9();
-        let s = status(dir.path(), &dbs);
+        f.kill_9();
+        let s = f.status();
         assert_eq!(s["alive"], false, "{s}");
         assert_eq!(s["copied"], false, "killed during the copy: {s}");
 
         // Resumed, and killed again while following.
-        let mut child = start_follow(dir.path(), &[(&src, &dst)], &["--resume"]);
-        wait_for("the tail to start", Duration::from_secs(120), || {
-            let s = status(dir.path(), &dbs);
+        f.spawn(&["--resume"]);
+        f.wait_for("the tail to start", Duration::from_secs(120), |f| {
+            let s = f.status();
             assert_ne!(s["phase"], "failed", "{s}");
             s["phase"] == "following" && s["tail"]["events"].as_u64().unwrap_or(0) > 0
         });
         ddl.store(true, Ordering::Relaxed);
         std::thread::sleep(Duration::from_secs(1));
-        child.kill_9();
-        let err = std::fs::read_to_string(dir.path().join("err.txt")).unwrap();
+        f.kill_9();
+        let err = f.stderr();
         assert!(!err.contains("E11000"), "no duplicate-key noise: {err}");
 
         // Resumed from the recorded position while the writer goes on.
-        let child = start_follow(dir.path(), &[(&src, &dst)], &["--resume"]);
+        f.spawn(&["--resume"]);
         writer.join().unwrap();
-        wait_caught_up(dir.path(), &dbs);
+        f.wait_caught_up();
         assert_same_data(&src, &dst);
-        let stop = control(dir.path(), "stop", &dbs, &[]);
-        stop.assert_code(0);
-        assert_eq!(exit_of(child, dir.path()), 0);
+        f.stop();
     });
-    let fin = control(dir.path(), "finalize", &dbs, &[]);
-    fin.assert_code(0);
+    f.finalize();
     assert_eq!(schema_of(rs, &src), schema_of(&servers().atlas_uri, &dst));
 }
 
@@ -504,7 +391,8 @@ fn detach_status_from_another_terminal_and_stop() {
         common::load_sample(&c.database(&src), 0.5, 4).await;
     });
     let dir = tempdir();
-    let dbs = [src.as_str()];
+    // The detached tail is not our child: only its run is looked at.
+    let mut f = follow_at(dir.path(), &[(&src, &dst)]);
     let log = dir.path().join("tail.log");
     // The same detached migrate, started again later with --resume.
     let (ns_from, ns_to) = (format!("{src}.*"), format!("{dst}.*"));
@@ -537,7 +425,7 @@ fn detach_status_from_another_terminal_and_stop() {
         "{}",
         run.stdout
     );
-    let s = status(dir.path(), &dbs);
+    let s = f.status();
     assert_eq!(s["phase"], "following", "{s}");
     assert_eq!(s["alive"], true, "{s}");
     assert_eq!(s["log"], log.canonicalize().unwrap().to_str().unwrap());
@@ -590,9 +478,9 @@ fn detach_status_from_another_terminal_and_stop() {
             .await
             .unwrap();
     });
-    wait_caught_up(dir.path(), &dbs);
+    f.wait_caught_up();
     assert_eq!(hashes(rs, &src), hashes(&servers().atlas_uri, &dst));
-    let table = control(dir.path(), "status", &dbs, &[]);
+    let table = f.control("status", &[]);
     table.assert_code(0);
     assert!(
         table.stdout.contains("phase      following"),
@@ -601,14 +489,14 @@ fn detach_status_from_another_terminal_and_stop() {
     );
     assert!(table.stdout.contains("users"), "{}", table.stdout);
 
-    let stop = control(dir.path(), "stop", &dbs, &[]);
+    let stop = f.control("stop", &[]);
     stop.assert_code(0);
-    wait_for("the detached tail to exit", Duration::from_secs(30), || {
+    f.wait_for("the detached tail to exit", Duration::from_secs(30), |_| {
         !std::path::Path::new(&format!("/proc/{pid}")).exists()
             || std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .is_ok_and(|s| s.contains(") Z "))
     });
-    assert_eq!(status(dir.path(), &dbs)["phase"], "stopped");
+    assert_eq!(f.status()["phase"], "stopped");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("tail stopped by migrate stop"), "{text}");
     assert_no_secret(&text, "the detached tail's log");
@@ -628,7 +516,7 @@ fn detach_status_from_another_terminal_and_stop() {
     });
     assert_no_secret(&state, "the migration state");
     // Stopping again is not an error.
-    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+    f.control("stop", &[]).assert_code(0);
     // --detach holds for a resumed tail too: it returns once the tail follows in the
     // background (it used to follow in the foreground and never return).
     let again = detached(&["--resume"]);
@@ -638,15 +526,15 @@ fn detach_status_from_another_terminal_and_stop() {
         "{}",
         again.stdout
     );
-    let s = status(dir.path(), &dbs);
+    let s = f.status();
     assert_eq!(
         (s["phase"].as_str(), s["alive"].as_bool()),
         (Some("following"), Some(true)),
         "{s}"
     );
     let _resumed = Detached(s["pid"].as_u64().unwrap());
-    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
-    control(dir.path(), "finalize", &dbs, &[]).assert_code(0);
+    f.control("stop", &[]).assert_code(0);
+    f.finalize();
 }
 
 /// A resumed tail starts exactly at its recorded position, moved here back to 1970. What
@@ -664,11 +552,9 @@ fn a_resumed_tail_starts_at_its_recorded_position_or_refuses_a_lost_one() {
         common::load_sample(&c.database(&src), 0.2, 4).await;
     });
     let dir = tempdir();
-    let dbs = [src.as_str()];
-    let child = start_follow(dir.path(), &[(&src, &dst)], &[]);
-    wait_following(dir.path(), &dbs);
-    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
-    assert_eq!(exit_of(child, dir.path()), 0);
+    let mut f = start_follow(dir.path(), &[(&src, &dst)], &[]);
+    f.wait_following();
+    f.stop();
     let rolled_over = block_on(async {
         let c = client(&servers().atlas_uri).await;
         let coll = c
@@ -703,16 +589,16 @@ fn a_resumed_tail_starts_at_its_recorded_position_or_refuses_a_lost_one() {
             .unwrap()
             .is_some()
     });
-    let child = start_follow(dir.path(), &[(&src, &dst)], &["--resume"]);
+    f.spawn(&["--resume"]);
     if rolled_over {
-        let code = exit_of(child, dir.path());
-        let err = std::fs::read_to_string(dir.path().join("err.txt")).unwrap();
+        let code = f.exit_code();
+        let err = f.stderr();
         assert_eq!(code, 1, "{err}");
         assert!(
             err.contains("no longer holds the tail's position") && err.contains("fresh copy"),
             "{err}"
         );
-        let s = status(dir.path(), &dbs);
+        let s = f.status();
         assert_eq!(s["phase"], "failed");
         assert!(
             s["last_error"].as_str().unwrap().contains("fresh copy"),
@@ -720,11 +606,10 @@ fn a_resumed_tail_starts_at_its_recorded_position_or_refuses_a_lost_one() {
         );
         return;
     }
-    wait_caught_up(dir.path(), &dbs);
+    f.wait_caught_up();
     assert_eq!(hashes(rs, &src), hashes(&servers().atlas_uri, &dst));
-    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
-    assert_eq!(exit_of(child, dir.path()), 0);
-    control(dir.path(), "finalize", &dbs, &[]).assert_code(0);
+    f.stop();
+    f.finalize();
 }
 
 /// An update the tail reads only after its collection was renamed (the tail was stopped in
@@ -739,11 +624,9 @@ fn an_update_read_after_a_rename_lands_in_the_renamed_collection() {
     let docs = (0..5).map(|i| doc! { "_id": i, "v": 0, "pad": "x".repeat(50) });
     common::insert(rs, &src, "a", docs.collect());
     let dir = tempdir();
-    let dbs = [src.as_str()];
-    let child = start_follow(dir.path(), &[(&src, &dst)], &[]);
-    wait_following(dir.path(), &dbs);
-    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
-    assert_eq!(exit_of(child, dir.path()), 0);
+    let mut f = start_follow(dir.path(), &[(&src, &dst)], &[]);
+    f.wait_following();
+    f.stop();
     block_on(async {
         let c = client(rs).await;
         let d = c.database(&src);
@@ -760,8 +643,8 @@ fn an_update_read_after_a_rename_lands_in_the_renamed_collection() {
             .await
             .unwrap();
     });
-    let child = start_follow(dir.path(), &[(&src, &dst)], &["--resume"]);
-    wait_caught_up(dir.path(), &dbs);
+    f.spawn(&["--resume"]);
+    f.wait_caught_up();
     let target = block_on(async {
         let c = client(&servers().atlas_uri).await;
         let names = c.database(&dst).list_collection_names().await.unwrap();
@@ -782,9 +665,8 @@ fn an_update_read_after_a_rename_lands_in_the_renamed_collection() {
     assert!(!target.0.contains(&"a".to_string()), "{:?}", target.0);
     assert_eq!(target.1, vec![(0, 1), (1, 1), (2, 1), (3, 0), (4, 2)]);
     assert_eq!(hashes(rs, &src), hashes(&servers().atlas_uri, &dst));
-    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
-    assert_eq!(exit_of(child, dir.path()), 0);
-    control(dir.path(), "finalize", &dbs, &[]).assert_code(0);
+    f.stop();
+    f.finalize();
 }
 
 #[test]
@@ -868,9 +750,8 @@ fn verify_during_a_live_tail_rechecks_and_reports_no_false_difference() {
             .unwrap();
     });
     let dir = tempdir();
-    let dbs = [src.as_str()];
-    let _tail = start_follow(dir.path(), &[(&src, &dst)], &[]);
-    wait_following(dir.path(), &dbs);
+    let mut f = start_follow(dir.path(), &[(&src, &dst)], &[]);
+    f.wait_following();
     let stop = AtomicBool::new(false);
     let report = std::thread::scope(|s| {
         s.spawn(|| {
@@ -923,7 +804,7 @@ fn verify_during_a_live_tail_rechecks_and_reports_no_false_difference() {
     assert_eq!(j["identical"], true, "{}", report.stdout);
     assert!(j["live_tail"].is_string(), "{}", report.stdout);
     eprintln!("{}\n{}", report.stdout, report.stderr);
-    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+    f.control("stop", &[]).assert_code(0);
 }
 
 /// The fidelity rule through the tail: every change below is made while following and
@@ -955,9 +836,8 @@ fn the_tail_carries_odd_and_large_documents_unchanged() {
             .unwrap();
     });
     let dir = tempdir();
-    let dbs = [db.as_str()];
-    let child = start_follow(dir.path(), &[(&db, &db)], &[]);
-    wait_following(dir.path(), &dbs);
+    let mut f = start_follow(dir.path(), &[(&db, &db)], &[]);
+    f.wait_following();
     common::insert_raw(rs, &db, "odd", &common::odd_docs(0));
     block_on(async {
         let c = client(rs).await;
@@ -1030,10 +910,10 @@ fn the_tail_carries_odd_and_large_documents_unchanged() {
                 .unwrap();
         }
     });
-    let s = wait_caught_up(dir.path(), &dbs);
+    let s = f.wait_caught_up();
     assert_eq!(s["phase"], "following", "{s}");
     // system.js is compared by the tail every 5 s (change streams never report it).
-    wait_for("system.js on the target", Duration::from_secs(20), || {
+    f.wait_for("system.js on the target", Duration::from_secs(20), |_| {
         common::raw_docs(rs, &db, "system.js", false)
             == common::raw_docs(atlas, &db, "system.js", false)
     });
@@ -1052,9 +932,8 @@ fn the_tail_carries_odd_and_large_documents_unchanged() {
         odd[0].windows(11).any(|w| w == b"ts\0\0\0\0\0\0\0\0\0"),
         "Timestamp(0,0) rewritten"
     );
-    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
-    assert_eq!(exit_of(child, dir.path()), 0);
-    control(dir.path(), "finalize", &dbs, &[]).assert_code(0);
+    f.stop();
+    f.finalize();
     assert_eq!(
         schema_of(rs, &db),
         schema_of(atlas, &db),
@@ -1073,10 +952,9 @@ fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
     let (rs, atlas) = (&servers().rs_uri, &servers().atlas_uri);
     let db = common::unique_db("fwidx");
     let dir = tempdir();
-    let dbs = [db.as_str()];
     // Nothing exists yet: a normal start.
-    let child = start_follow(dir.path(), &[(&db, &db)], &[]);
-    wait_following(dir.path(), &dbs);
+    let mut f = start_follow(dir.path(), &[(&db, &db)], &[]);
+    f.wait_following();
     block_on(async {
         let d = client(rs).await.database(&db);
         d.run_command(doc! { "createIndexes": "twins", "indexes": [
@@ -1101,7 +979,7 @@ fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
             .await
             .unwrap();
     });
-    let s = wait_caught_up(dir.path(), &dbs);
+    let s = f.wait_caught_up();
     assert_eq!(
         s["phase"], "following",
         "the twin index must not stop the tail: {s}"
@@ -1121,15 +999,14 @@ fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
             .all(|i| i.get("prepareUnique").is_none()),
         "{during:?}"
     );
-    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+    f.control("stop", &[]).assert_code(0);
     // Stopped means gone: the process has exited by the time stop returns.
-    let mut child = child;
     assert!(
-        child.0.as_mut().unwrap().try_wait().unwrap().is_some(),
+        f.try_exit().is_some(),
         "the tail is still running after migrate stop reported it stopped"
     );
-    assert_eq!(status(dir.path(), &dbs)["state"], "stopped");
-    assert_eq!(exit_of(child, dir.path()), 0);
+    assert_eq!(f.status()["state"], "stopped");
+    assert_eq!(f.exit_code(), 0);
     // A duplicate planted on the target breaks unique_idx at finalize.
     block_on(async {
         client(atlas)
@@ -1140,7 +1017,7 @@ fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
             .await
             .unwrap();
     });
-    let fin = control(dir.path(), "finalize", &dbs, &[]);
+    let fin = f.control("finalize", &[]);
     fin.assert_code(1);
     assert!(
         fin.stderr.contains("unique_idx")
@@ -1174,7 +1051,7 @@ fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
             .await
             .unwrap();
     });
-    control(dir.path(), "finalize", &dbs, &[]).assert_code(0);
+    f.finalize();
     assert_eq!(
         schema_of(rs, &db),
         schema_of(atlas, &db),
@@ -1183,10 +1060,9 @@ fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
     assert_eq!(hashes(rs, &db), hashes(atlas, &db));
 
     // A run stopped without finalize, then a fresh --drop run: the old TTL record is gone.
-    let child = start_follow(dir.path(), &[(&db, &db)], &["--drop"]);
-    wait_following(dir.path(), &dbs);
-    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
-    assert_eq!(exit_of(child, dir.path()), 0);
+    f.spawn(&["--drop"]);
+    f.wait_following();
+    f.stop();
     block_on(async {
         let d = client(rs).await.database(&db);
         d.run_command(doc! { "dropIndexes": "twins", "index": "at_ttl" })
@@ -1196,13 +1072,12 @@ fn the_tail_keeps_every_index_and_finalize_restores_what_it_can() {
             .await
             .unwrap();
     });
-    let child = start_follow(dir.path(), &[(&db, &db)], &["--drop"]);
-    wait_for("the fresh tail", Duration::from_secs(60), || {
-        status(dir.path(), &dbs)["phase"] == "following"
+    f.spawn(&["--drop"]);
+    f.wait_for("the fresh tail", Duration::from_secs(60), |f| {
+        f.status()["phase"] == "following"
     });
-    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
-    assert_eq!(exit_of(child, dir.path()), 0);
-    control(dir.path(), "finalize", &dbs, &[]).assert_code(0);
+    f.stop();
+    f.finalize();
     assert_eq!(
         schema_of(rs, &db),
         schema_of(atlas, &db),
@@ -1230,10 +1105,9 @@ fn a_rename_before_its_copy_never_passes_as_ok_and_status_tells_a_controller() {
             .unwrap();
     });
     let dir = tempdir();
-    let dbs = [db.as_str()];
-    let mut child = start_follow(dir.path(), &[(&db, &db)], &["--parallel", "1"]);
-    wait_for("the copy", Duration::from_secs(60), || {
-        status(dir.path(), &dbs)["phase"] != serde_json::Value::Null
+    let mut f = start_follow(dir.path(), &[(&db, &db)], &["--parallel", "1"]);
+    f.wait_for("the copy", Duration::from_secs(60), |f| {
+        f.status()["phase"] != serde_json::Value::Null
     });
     block_on(async {
         client(rs)
@@ -1244,17 +1118,16 @@ fn a_rename_before_its_copy_never_passes_as_ok_and_status_tells_a_controller() {
             .unwrap();
     });
     let mut outcome = None;
-    wait_for("the copy's end", Duration::from_secs(120), || {
-        let c = child.0.as_mut().unwrap();
-        if let Some(code) = c.try_wait().unwrap() {
-            outcome = Some(code.code().unwrap_or(-1));
+    f.wait_for("the copy's end", Duration::from_secs(120), |f| {
+        if let Some(code) = f.try_exit() {
+            outcome = Some(code);
             return true;
         }
-        status(dir.path(), &dbs)["phase"] == "following"
+        f.status()["phase"] == "following"
     });
     match outcome {
         Some(code) => {
-            let err = std::fs::read_to_string(dir.path().join("err.txt")).unwrap();
+            let err = f.stderr();
             assert_ne!(code, 0, "{err}");
             assert!(
                 err.contains("b_small") && err.contains("renamed or dropped"),
@@ -1263,19 +1136,18 @@ fn a_rename_before_its_copy_never_passes_as_ok_and_status_tells_a_controller() {
         }
         None => {
             // The copy finished before the rename: the tail applied it.
-            let s = wait_caught_up(dir.path(), &dbs);
+            let s = f.wait_caught_up();
             assert_eq!(s["state"], "following", "{s}");
             assert_eq!(s["initial_copy_complete"], true, "{s}");
             assert!(s["applied_optime"]["t"].as_u64().unwrap() > 0, "{s}");
             assert_eq!(hashes(rs, &db), hashes(atlas, &db));
-            control(dir.path(), "stop", &dbs, &[]).assert_code(0);
+            f.control("stop", &[]).assert_code(0);
             // Stopped means gone: the process has exited by the time stop returns.
-            let c = child.0.as_mut().unwrap();
             assert!(
-                c.try_wait().unwrap().is_some(),
+                f.try_exit().is_some(),
                 "the tail is still running after stop"
             );
-            assert_eq!(status(dir.path(), &dbs)["state"], "stopped");
+            assert_eq!(f.status()["state"], "stopped");
         }
     }
 }
@@ -1297,9 +1169,8 @@ fn a_refused_change_stops_the_tail_and_skipping_it_is_a_recorded_decision() {
             .unwrap();
     });
     let dir = tempdir();
-    let dbs = [db.as_str()];
-    let child = start_follow(dir.path(), &[(&db, &db)], &[]);
-    wait_following(dir.path(), &dbs);
+    let mut f = start_follow(dir.path(), &[(&db, &db)], &[]);
+    f.wait_following();
     block_on(async {
         // Only the target has this unique index: the second k: 7 is refused there.
         client(atlas)
@@ -1313,12 +1184,8 @@ fn a_refused_change_stops_the_tail_and_skipping_it_is_a_recorded_decision() {
         c.insert_one(doc! { "_id": 2, "k": 7 }).await.unwrap();
         c.insert_one(doc! { "_id": 3, "k": 9 }).await.unwrap();
     });
-    assert_ne!(
-        exit_of(child, dir.path()),
-        0,
-        "a refused change stops the tail"
-    );
-    let s = status(dir.path(), &dbs);
+    assert_ne!(f.exit_code(), 0, "a refused change stops the tail");
+    let s = f.status();
     assert_eq!(s["state"], "failed", "{s}");
     let err = s["last_error"].as_str().unwrap().to_string();
     assert!(
@@ -1333,28 +1200,20 @@ fn a_refused_change_stops_the_tail_and_skipping_it_is_a_recorded_decision() {
         .to_string();
     assert_eq!(s["failed_change"]["id"], "2", "{s}");
 
-    let wrong = start_follow(
-        dir.path(),
-        &[(&db, &db)],
-        &["--resume", "--skip-change", "1:1"],
-    );
+    f.spawn(&["--resume", "--skip-change", "1:1"]);
     assert_eq!(
-        exit_of(wrong, dir.path()),
+        f.exit_code(),
         2,
         "another change is refused, nothing changes"
     );
-    assert_eq!(status(dir.path(), &dbs)["state"], "failed");
+    assert_eq!(f.status()["state"], "failed");
 
-    let child = start_follow(
-        dir.path(),
-        &[(&db, &db)],
-        &["--resume", "--skip-change", &at],
-    );
+    f.spawn(&["--resume", "--skip-change", &at]);
     // The record says "failed" until the resumed tail has taken it over.
-    wait_for("the resumed tail", Duration::from_secs(60), || {
-        status(dir.path(), &dbs)["phase"] == "following"
+    f.wait_for("the resumed tail", Duration::from_secs(60), |f| {
+        f.status()["phase"] == "following"
     });
-    let s = wait_caught_up(dir.path(), &dbs);
+    let s = f.wait_caught_up();
     assert_eq!(s["skipped_changes"][0]["id"], "2", "{s}");
     assert_eq!(s["skipped_changes"][0]["ns"], format!("{db}.c"), "{s}");
     let ids = |uri: &str| {
@@ -1377,8 +1236,7 @@ fn a_refused_change_stops_the_tail_and_skipping_it_is_a_recorded_decision() {
         "exactly the refused change is left out"
     );
     assert_eq!(ids(rs), vec![0, 1, 2, 3]);
-    control(dir.path(), "stop", &dbs, &[]).assert_code(0);
-    assert_eq!(exit_of(child, dir.path()), 0);
-    let err = std::fs::read_to_string(dir.path().join("err.txt")).unwrap();
+    f.stop();
+    let err = f.stderr();
     assert!(err.contains("as asked with --skip-change"), "{err}");
 }

@@ -6,115 +6,13 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{block_on, client, hashes, mongoshift, schema_of, servers, tempdir, Running};
+use common::follow::Follow;
+use common::{block_on, client, hashes, schema_of, servers, tempdir};
 use mongodb::bson::{doc, Bson, Decimal128, Document};
 use mongodb::Client;
-
-fn start_follow(dir: &std::path::Path, src: &str, dst: &str, extra: &[&str]) -> Running {
-    let mut args: Vec<String> = [
-        "migrate",
-        "--from",
-        &servers().rs_uri,
-        "--to",
-        &servers().atlas_uri,
-        "--follow",
-        "--yes",
-        "--no-progress",
-        "--db",
-        src,
-        "--ns-from",
-        &format!("{src}.*"),
-        "--ns-to",
-        &format!("{dst}.*"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Running(Some(
-        Command::new(env!("CARGO_BIN_EXE_mongoshift"))
-            .stdin(Stdio::null())
-            .current_dir(dir)
-            .args(&args)
-            .stdout(std::fs::File::create(dir.join("out.txt")).unwrap())
-            .stderr(std::fs::File::create(dir.join("err.txt")).unwrap())
-            .spawn()
-            .expect("starting migrate --follow"),
-    ))
-}
-
-fn status(dir: &std::path::Path, src: &str) -> serde_json::Value {
-    let r = mongoshift(
-        dir,
-        [
-            "migrate",
-            "status",
-            "--to",
-            &servers().atlas_uri,
-            "--db",
-            src,
-            "--output",
-            "json",
-        ],
-    );
-    r.assert_code(0);
-    r.json()["runs"]
-        .as_array()
-        .and_then(|a| a.first().cloned())
-        .unwrap_or(serde_json::Value::Null)
-}
-
-fn wait_for(dir: &std::path::Path, what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        if start.elapsed() > Duration::from_secs(180) {
-            let err = std::fs::read_to_string(dir.join("err.txt")).unwrap_or_default();
-            panic!("timed out waiting for {what}; migrate's stderr:\n{err}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn wait_following(dir: &std::path::Path, src: &str) {
-    wait_for(dir, "the tail", || {
-        let s = status(dir, src);
-        assert_ne!(s["phase"], "failed", "{s}");
-        s["phase"] == "following" && s["alive"] == true
-    });
-}
-
-/// Once the source is quiet: the tail has applied everything the source had written.
-fn wait_caught_up(dir: &std::path::Path, src: &str) {
-    let at = common::majority_optime(&servers().rs_uri);
-    wait_for(dir, "the tail to catch up", || {
-        let s = status(dir, src);
-        assert_ne!(s["phase"], "failed", "the tail failed: {s}");
-        common::tail_applied(&s, at)
-    });
-}
-
-fn stop(dir: &std::path::Path, src: &str, mut child: Running) {
-    mongoshift(
-        dir,
-        ["migrate", "stop", "--to", &servers().atlas_uri, "--db", src],
-    )
-    .assert_code(0);
-    let c = child.0.as_mut().unwrap();
-    let start = Instant::now();
-    while c.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "migrate did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(c.try_wait().unwrap().and_then(|s| s.code()), Some(0));
-    child.0.take();
-}
 
 /// Both sides hold the same collections with the same options and indexes, the same
 /// `dbHash`, and every document byte for byte in `_id` order.
@@ -158,8 +56,8 @@ fn each_documents_changes_stay_in_order_under_many_concurrent_writers() {
             .unwrap();
     });
     let dir = tempdir();
-    let child = start_follow(dir.path(), &src, &dst, &[]);
-    wait_following(dir.path(), &src);
+    let mut f = Follow::start(dir.path(), &[(&src, &dst)], &[]);
+    f.wait_following();
     block_on(async {
         let c = client(rs).await;
         let hot = coll(&c, &src, "hot");
@@ -204,9 +102,9 @@ fn each_documents_changes_stay_in_order_under_many_concurrent_writers() {
         });
         futures::future::join_all(writers).await;
     });
-    wait_caught_up(dir.path(), &src);
+    f.wait_caught_up();
     assert_identical(&src, &dst);
-    stop(dir.path(), &src, child);
+    f.stop();
 }
 
 #[test]
@@ -221,8 +119,8 @@ fn ddl_between_writes_is_a_barrier() {
             .unwrap();
     });
     let dir = tempdir();
-    let child = start_follow(dir.path(), &src, &dst, &[]);
-    wait_following(dir.path(), &src);
+    let mut f = Follow::start(dir.path(), &[(&src, &dst)], &[]);
+    f.wait_following();
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         // Stops the other writer also when this one fails.
@@ -294,9 +192,9 @@ fn ddl_between_writes_is_a_barrier() {
             }
         });
     });
-    wait_caught_up(dir.path(), &src);
+    f.wait_caught_up();
     assert_identical(&src, &dst);
-    stop(dir.path(), &src, child);
+    f.stop();
 }
 
 /// Sets its flag when dropped: a writer thread told to stop even when the test panics.
@@ -364,8 +262,8 @@ fn transactions_are_barriers_applied_in_order() {
             .unwrap();
     });
     let dir = tempdir();
-    let child = start_follow(dir.path(), &src, &dst, &[]);
-    wait_following(dir.path(), &src);
+    let mut f = Follow::start(dir.path(), &[(&src, &dst)], &[]);
+    f.wait_following();
     block_on(async {
         let c = client(rs).await;
         let plain = {
@@ -388,7 +286,7 @@ fn transactions_are_barriers_applied_in_order() {
         };
         futures::future::join(plain, txns).await;
     });
-    wait_caught_up(dir.path(), &src);
+    f.wait_caught_up();
     assert_identical(&src, &dst);
     let total: i32 = block_on(async {
         let c = client(&servers().atlas_uri).await;
@@ -404,7 +302,7 @@ fn transactions_are_barriers_applied_in_order() {
         sum
     });
     assert_eq!(total, 1000, "every transfer arrived whole");
-    stop(dir.path(), &src, child);
+    f.stop();
 }
 
 #[test]
@@ -419,8 +317,8 @@ fn kill_9_while_applying_then_resume_under_a_live_writer_ends_byte_identical() {
             .unwrap();
     });
     let dir = tempdir();
-    let mut child = start_follow(dir.path(), &src, &dst, &[]);
-    wait_following(dir.path(), &src);
+    let mut f = Follow::start(dir.path(), &[(&src, &dst)], &[]);
+    f.wait_following();
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         // A writer at full speed: updates to few documents, inserts that are never touched
@@ -477,17 +375,17 @@ fn kill_9_while_applying_then_resume_under_a_live_writer_ends_byte_identical() {
         });
         for _ in 0..3 {
             std::thread::sleep(Duration::from_millis(1500));
-            child.kill_9();
-            child = start_follow(dir.path(), &src, &dst, &["--resume"]);
-            wait_following(dir.path(), &src);
+            f.kill_9();
+            f.spawn(&["--resume"]);
+            f.wait_following();
         }
         std::thread::sleep(Duration::from_secs(2));
         drop(stop_writer);
         writer.join().unwrap();
     });
-    let err = std::fs::read_to_string(dir.path().join("err.txt")).unwrap();
+    let err = f.stderr();
     assert!(!err.contains("E11000"), "no duplicate-key noise: {err}");
-    wait_caught_up(dir.path(), &src);
+    f.wait_caught_up();
     assert_identical(&src, &dst);
-    stop(dir.path(), &src, child);
+    f.stop();
 }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod fidelity;
+pub mod follow;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
