@@ -176,9 +176,14 @@ impl Copier {
                 .await
                 .with_context(|| format!("dropping the half-copied {t}"))?;
         }
-        self.loader.prepare(c, t).await?;
+        // The target is prepared while the source picks the split points: one side's round
+        // trips do not wait for the other's.
         let parts = ranges::range_count(info, self.range_bytes);
-        let points = ranges::split_points(&self.source, &c.kind.data_ns(&c.ns), parts).await?;
+        let from = c.kind.data_ns(&c.ns);
+        let ((), points) = tokio::try_join!(
+            async { self.loader.prepare(c, t).await.map(|_| ()) },
+            ranges::split_points(&self.source, &from, parts)
+        )?;
         if !points.is_empty() {
             self.loader.state.save_bounds(t, &points).await?;
         }
