@@ -10,6 +10,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::{block_on, client, hashes, mongoshift, schema_of, servers, tempdir};
 use mongodb::bson::{doc, Document, RawDocumentBuf};
@@ -472,50 +473,9 @@ fn the_tail_builds_simple_collation_indexes_simple() {
             .unwrap();
     });
     let dir = tempdir();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
-        .current_dir(dir.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::fs::File::create(dir.path().join("out.txt")).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("err.txt")).unwrap())
-        .args([
-            "migrate",
-            "--from",
-            &servers().rs_uri,
-            "--to",
-            &servers().atlas_uri,
-            "--follow",
-            "--yes",
-            "--no-progress",
-            "--db",
-            &src,
-            "--ns-from",
-            &format!("{src}.*"),
-            "--ns-to",
-            &format!("{dst}.*"),
-        ])
-        .spawn()
-        .unwrap();
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let guard = Kill(&mut child);
-    let stderr = || std::fs::read_to_string(dir.path().join("err.txt")).unwrap_or_default();
-    let wait = |what: &str, f: &dyn Fn() -> bool| {
-        let start = std::time::Instant::now();
-        while !f() {
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(120),
-                "timed out waiting for {what}; migrate's stderr:\n{}",
-                stderr()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(300));
-        }
-    };
-    wait("the copy", &|| {
+    let mut tail = common::follow::Follow::start(dir.path(), &[(&src, &dst)], &[]);
+    let wait = Duration::from_secs(120);
+    tail.wait_for("the copy", wait, |_| {
         listed_indexes(&servers().atlas_uri, &dst).contains_key("_id_")
     });
     block_on(async {
@@ -530,10 +490,10 @@ fn the_tail_builds_simple_collation_indexes_simple() {
             .await
             .unwrap();
     });
-    wait("the tail's index builds", &|| {
+    tail.wait_for("the tail's index builds", wait, |_| {
         listed_indexes(&servers().atlas_uri, &dst).len() == 4
     });
-    drop(guard);
+    drop(tail);
     let got = listed_indexes(&servers().atlas_uri, &dst);
     for name in ["t_text", "k_1"] {
         assert!(
