@@ -2,8 +2,10 @@
 //!
 //! zstd runs in the library's multi-threaded mode; gzip is compressed in parallel
 //! blocks (`pgzip`: libdeflate, one gzip member per block), which mongorestore --gzip
-//! reads as one stream. Reading gzip uses flate2 on the zlib-rs backend.
+//! reads as one stream. Reading gzip takes such members whole with libdeflate (`gzread`)
+//! and streams anything else with flate2 on the zlib-rs backend.
 
+pub mod gzread;
 pub mod pgzip;
 
 use std::io::{Read, Write};
@@ -142,7 +144,7 @@ pub fn decoder<'a, R: Read + Send + 'a>(
 ) -> Result<Box<dyn Read + Send + 'a>> {
     Ok(match c {
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(inner)?),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(inner)),
+        Compression::Gzip => Box::new(gzread::MemberGzDecoder::new(inner)),
         Compression::None => Box::new(inner),
     })
 }
