@@ -85,11 +85,11 @@ impl<R: Read> Read for MemberGzDecoder<R> {
                 // Ended exactly after a member, as a multi-member stream may.
                 return Ok(0);
             }
+            m.out.clear();
+            m.out_pos = 0;
             if m.out.capacity() < BLOCK {
                 m.out.reserve_exact(BLOCK);
             }
-            m.out.clear();
-            m.out_pos = 0;
             match m.inflater.member(&m.input[m.start..], &mut m.out) {
                 Some(used) => {
                     m.start += used;

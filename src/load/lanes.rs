@@ -97,8 +97,10 @@ impl Claim {
 /// Order namespaces biggest first (the name breaks ties: a stable sort of a sorted list).
 /// A load ends when its longest namespace does: started last, a big one finishes alone
 /// with every other lane idle; started first, the small ones fill the other lanes around
-/// it (longest-processing-time-first scheduling). The lanes are granted in the order they
-/// are asked for, so the order of the stream is the order of the lanes.
+/// it (longest-processing-time-first scheduling). The order is the order namespaces start
+/// in, not strictly the order of the lanes: a namespace asks for its lane after its first
+/// MiB (restore) or once its target is prepared (migrate), so among those under way at
+/// once, whichever gets there first is served first.
 pub fn biggest_first<T>(items: &mut [T], bytes: impl Fn(&T) -> u64) {
     items.sort_by_key(|t| std::cmp::Reverse(bytes(t)));
 }
