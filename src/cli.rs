@@ -151,6 +151,10 @@ pub struct LoadArgs {
     /// Insert workers per collection (per range, for migrate).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub workers_per_collection: usize,
+    /// Write at most this many bytes of documents per second, all collections together
+    /// (e.g. 50MB): keeps a production source's disk and network for its application.
+    #[arg(long, value_name = "RATE", value_parser = crate::pipeline::throttle::parse_rate)]
+    pub max_rate: Option<u64>,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
@@ -173,6 +177,19 @@ impl LoadArgs {
         crate::load::lanes::Lanes::new(self.parallel.unwrap_or(cores))
     }
 
+    /// The shared `--max-rate` schedule, when one is asked for (and said, so that a slow
+    /// run is not mistaken for a slow server).
+    pub fn throttle(&self, ui: &Ui) -> Option<std::sync::Arc<crate::pipeline::throttle::Throttle>> {
+        let rate = self.max_rate?;
+        ui.info(format!(
+            "writing at most {}/s of documents (--max-rate)",
+            crate::report::table::bytes(rate)
+        ));
+        Some(std::sync::Arc::new(
+            crate::pipeline::throttle::Throttle::new(rate),
+        ))
+    }
+
     /// Everything default but what the caller sets: for commands that run a load
     /// themselves (the restore drill).
     pub fn unattended() -> LoadArgs {
@@ -188,6 +205,7 @@ impl LoadArgs {
             dry_run: false,
             parallel: None,
             workers_per_collection: 2,
+            max_rate: None,
             yes: true,
         }
     }

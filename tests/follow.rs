@@ -338,6 +338,9 @@ fn kill_9_during_the_copy_and_during_the_tail_then_resume_is_identical() {
         "1",
         "--range-mb",
         "2",
+        // 30 MB at 6 MB/s: the kill lands during the copy on any machine.
+        "--max-rate",
+        "6MB",
     ];
     let ddl = AtomicBool::new(false);
     std::thread::scope(|s| {

@@ -262,9 +262,12 @@ fn killed_migrate_resumes_range_by_range_to_identical_hashes() {
     .map(|s| s.to_string())
     .collect();
     let dir = tempdir();
+    // --max-rate spaces the copy (40 MB at 8 MB/s) so that the kill lands in its middle on
+    // any machine; the resume below runs at full speed.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
         .current_dir(dir.path())
         .args(&args)
+        .args(["--max-rate", "8MB"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -347,6 +350,18 @@ fn failures_name_the_side_and_never_the_password() {
     run.assert_code(2);
     assert!(
         run.stderr.contains("unknown target 'nosuchtarget'"),
+        "{}",
+        run.stderr
+    );
+    // A rate it cannot read is invalid input, named with what to write instead.
+    let run = migrate(
+        &servers().rs_uri,
+        &servers().atlas_uri,
+        &["--db", "x", "--max-rate", "fast"],
+    );
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("'fast' is not a rate") && run.stderr.contains("e.g. 512KB"),
         "{}",
         run.stderr
     );
@@ -557,6 +572,9 @@ fn ctrl_c_during_the_copy_shows_stopped_and_the_header_names_ns_to() {
             "1",
             "--workers-per-collection",
             "1",
+            // About 4 s for the 400 KB, so that the Ctrl-C lands during the copy.
+            "--max-rate",
+            "100KB",
             "--yes",
             "--no-progress",
         ])

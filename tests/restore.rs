@@ -777,7 +777,8 @@ fn killed_restore_resumes_to_identical_hashes_without_duplicates() {
     };
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mongoshift"))
         .current_dir(dir.path())
-        .args(args(&[]))
+        // Spaced (60 MB at 12 MB/s) so that the kill lands during the data on any machine.
+        .args(args(&["--max-rate", "12MB"]))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

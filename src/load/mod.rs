@@ -64,6 +64,8 @@ pub struct Loader {
     pub lanes: lanes::Lanes,
     /// How the target's count after the data is taken.
     pub counter: count::Counter,
+    /// `--max-rate`: one schedule for every insert of this load.
+    pub throttle: Option<std::sync::Arc<crate::pipeline::throttle::Throttle>>,
 }
 
 impl Loader {
@@ -144,6 +146,7 @@ impl Loader {
                 workers,
                 allow_duplicates: tolerate,
                 keep_refused,
+                throttle: self.throttle.clone(),
             };
             raw_write::insert_all(&self.client, &ns, rx, how, task).await
         }

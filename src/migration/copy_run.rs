@@ -143,6 +143,7 @@ pub(super) async fn copy_all(
             relax: args.follow,
             lanes: args.load.lanes(),
             counter: Default::default(),
+            throttle: args.load.throttle(&ctx.ui),
         },
         recorded: recorded.clone(),
         range_bytes: args.range_mb.max(1) << 20,

@@ -78,6 +78,8 @@ pub struct Writers {
     pub workers: usize,
     pub allow_duplicates: bool,
     pub keep_refused: bool,
+    /// `--max-rate`: each batch waits for its slot before it is sent.
+    pub throttle: Option<Arc<crate::pipeline::throttle::Throttle>>,
 }
 
 /// Drain `rx` into `ns` as `how` says. Documents bypass validation, as mongorestore's do:
@@ -93,11 +95,13 @@ pub async fn insert_all(
         workers,
         allow_duplicates,
         keep_refused,
+        throttle,
     } = how;
     let rx = Arc::new(Mutex::new(rx));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
         let (rx, client, ns, progress) = (rx.clone(), client.clone(), ns.clone(), progress.clone());
+        let throttle = throttle.clone();
         tasks.spawn(async move {
             let db = client.database(&ns.db);
             let mut stats = InsertStats::default();
@@ -105,6 +109,9 @@ pub async fn insert_all(
                 let batch = { rx.lock().await.recv().await };
                 let Some(batch) = batch else { break };
                 let (n, bytes) = (batch.len() as u64, batch.bytes() as u64);
+                if let Some(t) = &throttle {
+                    t.wait(batch.bytes()).await;
+                }
                 let outcome = insert_raw(&db, &ns.coll, &batch.docs())
                     .await
                     .with_context(|| format!("inserting into {ns}"))?;

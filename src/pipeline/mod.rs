@@ -2,6 +2,8 @@
 //! object writer. Memory is bounded by the channel capacities and chunk sizes,
 //! never by how much data flows through.
 
+pub mod throttle;
+
 use std::future::Future;
 use std::io::Write;
 

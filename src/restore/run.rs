@@ -366,6 +366,7 @@ pub async fn run(ctx: &Ctx, mut args: RestoreArgs) -> Result<()> {
         relax: false,
         lanes: args.load.lanes(),
         counter: Default::default(),
+        throttle: args.load.throttle(&ctx.ui),
     }));
     let todo: Vec<(SourceNs, Namespace)> = selected
         .iter()
