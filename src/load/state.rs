@@ -191,27 +191,18 @@ impl StateStore {
         Ok(())
     }
 
-    /// A finished load needs no resume state. When no other run has any left, the
-    /// collection goes too, and with it the `mongoshift` database if nothing else is in
-    /// it, so that a clean run leaves nothing behind on the target.
+    /// A finished load needs no resume state: this run's records go, other runs' stay.
+    ///
+    /// The collection itself stays, even empty. It used to be dropped when no other run's
+    /// record was counted, but MongoDB has no "drop if empty": a run that wrote its first
+    /// record between the count and the drop lost it (seen in CI as "the migration record
+    /// disappeared" with two migrations into one cluster), and a run's state is worth more
+    /// than an empty collection.
     pub async fn clear(&self) -> Result<()> {
-        // Other runs' records (another source's) are counted while ours are deleted: one
-        // round trip instead of two before the drop.
-        let others = self
-            .coll
-            .count_documents(doc! { "source": { "$ne": &self.source } });
-        let (deleted, others) = tokio::join!(
-            self.coll.delete_many(doc! { "source": &self.source }),
-            std::future::IntoFuture::into_future(others)
-        );
-        deleted.with_context(|| format!("clearing {DB}.{}", self.name))?;
-        let left = others.with_context(|| format!("reading {DB}.{}", self.name))?;
-        if left == 0 {
-            self.coll
-                .drop()
-                .await
-                .with_context(|| format!("dropping {DB}.{}", self.name))?;
-        }
+        self.coll
+            .delete_many(doc! { "source": &self.source })
+            .await
+            .with_context(|| format!("clearing {DB}.{}", self.name))?;
         Ok(())
     }
 }
