@@ -120,7 +120,17 @@ fn replica_set_to_atlas_copies_every_kind_with_mixed_ids_in_ranges() {
         "--ns-to",
         &format!("{dst}.*"),
     ];
-    // The dry run shows the ranges and writes nothing.
+    let plan_of = |run: &common::Run, coll: &str| {
+        run.json()["plan"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["source"] == format!("{src}.{coll}"))
+            .cloned()
+            .unwrap()
+    };
+    // By default a collection whose _id values do not follow the order they were written
+    // in (here the types take turns) is read in one natural-order scan, and said so.
     let mut args = vec![
         "--db",
         &src,
@@ -133,20 +143,35 @@ fn replica_set_to_atlas_copies_every_kind_with_mixed_ids_in_ranges() {
     args.extend_from_slice(&rename);
     let dry = migrate(rs, &servers().atlas_uri, &args);
     dry.assert_code(0);
-    let mixed = dry.json()["plan"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["source"] == format!("{src}.mixed_ids"))
-        .cloned()
-        .unwrap();
+    assert_eq!(plan_of(&dry, "mixed_ids")["ranges"], 1, "{}", dry.stdout);
+    assert!(
+        dry.stderr.contains(&format!("{src}.mixed_ids"))
+            && dry.stderr.contains("natural-order scan"),
+        "{}",
+        dry.stderr
+    );
+    // The dry run shows the ranges of `--read-order id` and writes nothing.
+    args.extend_from_slice(&["--read-order", "id"]);
+    let dry = migrate(rs, &servers().atlas_uri, &args);
+    dry.assert_code(0);
+    let mixed = plan_of(&dry, "mixed_ids");
     assert!(mixed["ranges"].as_u64().unwrap() > 2, "{mixed}");
     assert!(
         hashes(&servers().atlas_uri, &dst).is_empty(),
         "dry run wrote nothing"
     );
 
-    let mut args = vec!["--db", &src, "--range-mb", "1", "--yes", "--output", "json"];
+    let mut args = vec![
+        "--db",
+        &src,
+        "--range-mb",
+        "1",
+        "--read-order",
+        "id",
+        "--yes",
+        "--output",
+        "json",
+    ];
     args.extend_from_slice(&rename);
     let run = migrate(rs, &servers().atlas_uri, &args);
     run.assert_code(0);
@@ -252,6 +277,9 @@ fn killed_migrate_resumes_range_by_range_to_identical_hashes() {
         &format!("{dst}.*"),
         "--range-mb",
         "4",
+        // The sample's _id values are random: ranges only when asked for.
+        "--read-order",
+        "id",
         "--parallel",
         "1",
         "--workers-per-collection",
@@ -424,10 +452,20 @@ fn a_collection_over_one_gigabyte_is_split_into_ranges_and_copied_identically() 
         "--ns-to".to_string(),
         format!("{dst}.*"),
     ];
-    let mut args: Vec<String> = ["--db", &src, "--dry-run", "--output", "json"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    // Its ObjectIds follow the order they were written in, the 500 edge values at its end
+    // do not: ranges as asked.
+    let mut args: Vec<String> = [
+        "--db",
+        &src,
+        "--read-order",
+        "id",
+        "--dry-run",
+        "--output",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     args.extend(rename.iter().cloned());
     let dry = migrate(
         rs,
@@ -437,10 +475,19 @@ fn a_collection_over_one_gigabyte_is_split_into_ranges_and_copied_identically() 
     dry.assert_code(0);
     let ranges = dry.json()["plan"][0]["ranges"].as_u64().unwrap();
     assert!(ranges >= 4, "{}", dry.stdout);
-    let mut args: Vec<String> = ["--db", &src, "--yes", "--output", "json", "--no-progress"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = [
+        "--db",
+        &src,
+        "--read-order",
+        "id",
+        "--yes",
+        "--output",
+        "json",
+        "--no-progress",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     args.extend(rename.iter().cloned());
     let run = migrate(
         rs,

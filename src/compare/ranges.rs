@@ -119,6 +119,104 @@ pub async fn split_points(client: &Client, ns: &Namespace, parts: usize) -> Resu
     Ok(pick(&sorted, parts))
 }
 
+/// `_id` values read at each end of a collection in natural order to tell whether they
+/// follow it.
+const ORDER_SAMPLE: i64 = 256;
+
+/// How `migrate` reads a collection bigger than a range (`--read-order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadOrder {
+    /// `_id` ranges, unless its `_id` values do not follow the order it was written in.
+    Auto,
+    /// Always `_id` ranges (parallel cursors, resumed range by range).
+    Id,
+    /// Always one natural-order scan, as mongodump reads.
+    Natural,
+}
+
+/// Mark the collections `migrate` would split that it reads in one natural-order scan
+/// instead (`natural_scan`): with `--read-order auto`, those whose `_id` values do not
+/// follow the order they were written in. Returns them.
+///
+/// An `_id` range is read through the `_id` index, fetching each document where it is
+/// stored. With ObjectIds (time first) that is nearly the storage order; with random
+/// values (UUIDs, hashes, ObjectIds made elsewhere) every fetch lands somewhere else, so
+/// the source works several times harder per document and, on data bigger than its cache,
+/// reads the disk at random. mongodump always reads in natural order; mongosync (1.18)
+/// also switches such collections to natural order. The price: one cursor per collection
+/// and no range-by-range resume for it (a killed copy of it starts that collection over).
+pub async fn mark_natural_scans(
+    client: &Client,
+    colls: &mut [CollectionInfo],
+    range_bytes: u64,
+    order: ReadOrder,
+) -> Result<Vec<Namespace>> {
+    let mut marked = Vec::new();
+    for c in colls.iter_mut() {
+        if order == ReadOrder::Id || range_count(c, range_bytes) <= 1 {
+            continue;
+        }
+        if order == ReadOrder::Natural
+            || !ids_follow_storage(client, &c.kind.data_ns(&c.ns)).await?
+        {
+            c.natural_scan = true;
+            marked.push(c.ns.clone());
+        }
+    }
+    Ok(marked)
+}
+
+/// Whether the `_id` values at both ends of `ns`, read in natural order, are close to
+/// sorted (see `nearly_sorted`).
+async fn ids_follow_storage(client: &Client, ns: &Namespace) -> Result<bool> {
+    let coll = client.database(&ns.db).collection::<Document>(&ns.coll);
+    for direction in [1, -1] {
+        let mut o = FindOptions::default();
+        o.hint = Some(Hint::Keys(doc! { "$natural": direction }));
+        o.projection = Some(doc! { "_id": 1 });
+        o.limit = Some(ORDER_SAMPLE);
+        o.batch_size = Some(ORDER_SAMPLE as u32);
+        let docs: Vec<Document> = coll
+            .find(doc! {})
+            .with_options(o)
+            .await
+            .with_context(|| format!("reading _id values of {ns} in natural order"))?
+            .try_collect()
+            .await
+            .with_context(|| format!("reading _id values of {ns} in natural order"))?;
+        let mut ids: Vec<Bson> = docs
+            .into_iter()
+            .filter_map(|mut d| d.remove("_id"))
+            .collect();
+        if direction < 0 {
+            ids.reverse();
+        }
+        if !nearly_sorted(&ids) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether `ids` (in the order they are stored) are close to index order: each value's
+/// distance from its sorted position, averaged, under a tenth of their number. Random
+/// values average about a third; ObjectIds from several writers, interleaved within a
+/// second, stay near zero.
+fn nearly_sorted(ids: &[Bson]) -> bool {
+    let n = ids.len();
+    if n < 16 {
+        return true;
+    }
+    let mut by_index: Vec<usize> = (0..n).collect();
+    by_index.sort_by(|&a, &b| crate::compare::order::compare(&ids[a], &ids[b]));
+    let displaced: usize = by_index
+        .iter()
+        .enumerate()
+        .map(|(rank, &stored)| rank.abs_diff(stored))
+        .sum();
+    displaced * 10 < n * n
+}
+
 /// Every `len/parts`-th value of a sorted sample, skipping repeats.
 fn pick(sorted: &[Bson], parts: usize) -> Vec<Bson> {
     let mut out: Vec<Bson> = Vec::new();
@@ -145,7 +243,7 @@ pub fn range_count(c: &CollectionInfo, range_bytes: u64) -> usize {
     let splittable = c.kind == Kind::Collection
         && !c.options.get_bool("capped").unwrap_or(false)
         && c.options.get_document("collation").is_err();
-    if !splittable || c.estimated_bytes <= range_bytes {
+    if !splittable || c.natural_scan || c.estimated_bytes <= range_bytes {
         return 1;
     }
     c.estimated_bytes.div_ceil(range_bytes).min(MAX_RANGES) as usize
@@ -154,6 +252,34 @@ pub fn range_count(c: &CollectionInfo, range_bytes: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_in_write_order_are_told_from_random_ones() {
+        use mongodb::bson::oid::ObjectId;
+        // ObjectIds as four application servers write them: time first, then each
+        // process's random value and counter, interleaved within each second.
+        let mut interleaved = Vec::new();
+        for second in 0u32..64 {
+            for process in [7u8, 3, 9, 1] {
+                let mut b = [0u8; 12];
+                b[..4].copy_from_slice(&(1_700_000_000 + second).to_be_bytes());
+                b[4] = process;
+                b[11] = second as u8;
+                interleaved.push(Bson::ObjectId(ObjectId::from_bytes(b)));
+            }
+        }
+        assert!(nearly_sorted(&interleaved));
+        // Random values (a fixed shuffle: an LCG's order of 0..256).
+        let random: Vec<Bson> = (0..256i64)
+            .map(|i| Bson::Int64((i * 97 + 31) % 256))
+            .collect();
+        assert!(!nearly_sorted(&random));
+        // Written in descending order: not the index order either.
+        let descending: Vec<Bson> = (0..256i64).rev().map(Bson::Int64).collect();
+        assert!(!nearly_sorted(&descending));
+        // Too few to tell: split as before.
+        assert!(nearly_sorted(&random[..10]));
+    }
 
     #[test]
     fn ranges_between_points_cover_everything_once() {

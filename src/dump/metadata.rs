@@ -48,6 +48,7 @@ mod tests {
             indexes: vec![doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_" }],
             estimated_count: 0,
             estimated_bytes: 0,
+            natural_scan: false,
         };
         assert_eq!(String::from_utf8(render(&info)).unwrap(), expected);
     }
@@ -63,6 +64,7 @@ mod tests {
             indexes: vec![],
             estimated_count: 0,
             estimated_bytes: 0,
+            natural_scan: false,
         };
         assert_eq!(String::from_utf8(render(&info)).unwrap(), expected);
     }

@@ -50,6 +50,11 @@ pub struct CopyArgs {
     /// read in parallel and resumed range by range.
     #[arg(long, value_name = "MB", default_value_t = 256)]
     pub range_mb: u64,
+    /// How a collection bigger than --range-mb is read: auto (in _id ranges, unless its _id
+    /// values are random, e.g. UUIDs: then one natural-order scan), id (always ranges),
+    /// natural (always one natural-order scan).
+    #[arg(long, value_enum, value_name = "ORDER", default_value = "auto")]
+    pub read_order: crate::compare::ranges::ReadOrder,
     /// After the copy, keep following the source's writes until Ctrl-C or `migrate stop`
     /// (needs a replica set source).
     #[arg(long)]
@@ -150,7 +155,7 @@ pub async fn run(ctx: &Ctx, args: CopyArgs) -> Result<()> {
         None => None,
     };
 
-    let colls: Vec<CollectionInfo> = namespaces::selected(
+    let mut colls: Vec<CollectionInfo> = namespaces::selected(
         &src,
         &args.dbs,
         &filter,
@@ -201,6 +206,18 @@ pub async fn run(ctx: &Ctx, args: CopyArgs) -> Result<()> {
     };
 
     let range_bytes = args.range_mb.max(1) << 20;
+    let natural =
+        crate::compare::ranges::mark_natural_scans(&src, &mut colls, range_bytes, args.read_order)
+            .await?;
+    if args.read_order == crate::compare::ranges::ReadOrder::Auto && !natural.is_empty() {
+        let names: Vec<String> = natural.iter().map(|n| n.to_string()).collect();
+        ctx.ui.info(format!(
+            "{}: _id values not in the order they were written (random): each is read in one \
+             natural-order scan, as mongodump reads, instead of _id ranges; a killed copy \
+             starts it over (--read-order id reads _id ranges regardless)",
+            names.join(", ")
+        ));
+    }
     let targets: Vec<Namespace> = colls.iter().map(|c| renamer.map(&c.ns)).collect();
     let existing_all = plan::target_documents_all(&dst, &targets).await;
     let mut plan = Vec::new();

@@ -49,6 +49,10 @@ pub struct CollectionInfo {
     pub estimated_count: u64,
     /// Uncompressed BSON size estimate (collStats.size).
     pub estimated_bytes: u64,
+    /// Read in one natural-order scan rather than in `_id` ranges, however big: `migrate`
+    /// sets it for collections whose `_id` values do not follow the order they were
+    /// written in (see `compare::ranges::mark_natural_scans`). False elsewhere.
+    pub natural_scan: bool,
 }
 
 /// Database names to consider: `dbs` if given, else every non-system database.
@@ -139,6 +143,7 @@ pub async fn collections(
             indexes: Vec::new(),
             estimated_count: 0,
             estimated_bytes: 0,
+            natural_scan: false,
         };
         if kind != Kind::View {
             info.indexes = match indexes(client, db, &name).await {
