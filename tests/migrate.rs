@@ -129,8 +129,9 @@ fn replica_set_to_atlas_copies_every_kind_with_mixed_ids_in_ranges() {
             .cloned()
             .unwrap()
     };
-    // By default a collection whose _id values do not follow the order they were written
-    // in (here the types take turns) is read in one natural-order scan, and said so.
+    // The dry run shows the ranges and writes nothing. A collection whose _id values do
+    // not follow the order they were written in (here the types take turns) is named,
+    // with the option that reads it in storage order.
     let mut args = vec![
         "--db",
         &src,
@@ -143,35 +144,25 @@ fn replica_set_to_atlas_copies_every_kind_with_mixed_ids_in_ranges() {
     args.extend_from_slice(&rename);
     let dry = migrate(rs, &servers().atlas_uri, &args);
     dry.assert_code(0);
-    assert_eq!(plan_of(&dry, "mixed_ids")["ranges"], 1, "{}", dry.stdout);
+    let mixed = plan_of(&dry, "mixed_ids");
+    assert!(mixed["ranges"].as_u64().unwrap() > 2, "{mixed}");
     assert!(
         dry.stderr.contains(&format!("{src}.mixed_ids"))
-            && dry.stderr.contains("natural-order scan"),
+            && dry.stderr.contains("--read-order natural"),
         "{}",
         dry.stderr
     );
-    // The dry run shows the ranges of `--read-order id` and writes nothing.
-    args.extend_from_slice(&["--read-order", "id"]);
+    // With --read-order natural it is one natural-order scan.
+    args.extend_from_slice(&["--read-order", "natural"]);
     let dry = migrate(rs, &servers().atlas_uri, &args);
     dry.assert_code(0);
-    let mixed = plan_of(&dry, "mixed_ids");
-    assert!(mixed["ranges"].as_u64().unwrap() > 2, "{mixed}");
+    assert_eq!(plan_of(&dry, "mixed_ids")["ranges"], 1, "{}", dry.stdout);
     assert!(
         hashes(&servers().atlas_uri, &dst).is_empty(),
         "dry run wrote nothing"
     );
 
-    let mut args = vec![
-        "--db",
-        &src,
-        "--range-mb",
-        "1",
-        "--read-order",
-        "id",
-        "--yes",
-        "--output",
-        "json",
-    ];
+    let mut args = vec!["--db", &src, "--range-mb", "1", "--yes", "--output", "json"];
     args.extend_from_slice(&rename);
     let run = migrate(rs, &servers().atlas_uri, &args);
     run.assert_code(0);
@@ -196,6 +187,28 @@ fn replica_set_to_atlas_copies_every_kind_with_mixed_ids_in_ranges() {
             .unwrap();
         assert_eq!(left, 0, "a clean migrate clears its resume state");
     });
+
+    // Read in natural order instead, every collection arrives the same.
+    let natural = common::unique_db("mgdstnat");
+    let run = migrate(
+        rs,
+        &servers().atlas_uri,
+        &[
+            "--db",
+            &src,
+            "--range-mb",
+            "1",
+            "--read-order",
+            "natural",
+            "--yes",
+            "--ns-from",
+            &format!("{src}.*"),
+            "--ns-to",
+            &format!("{natural}.*"),
+        ],
+    );
+    run.assert_code(0);
+    assert_same(rs, &src, &servers().atlas_uri, &natural);
 
     // A second run into the same, now non-empty, targets is refused and writes nothing.
     let mut args = vec!["--db", &src, "--yes"];
@@ -277,9 +290,6 @@ fn killed_migrate_resumes_range_by_range_to_identical_hashes() {
         &format!("{dst}.*"),
         "--range-mb",
         "4",
-        // The sample's _id values are random: ranges only when asked for.
-        "--read-order",
-        "id",
         "--parallel",
         "1",
         "--workers-per-collection",
@@ -452,20 +462,10 @@ fn a_collection_over_one_gigabyte_is_split_into_ranges_and_copied_identically() 
         "--ns-to".to_string(),
         format!("{dst}.*"),
     ];
-    // Its ObjectIds follow the order they were written in, the 500 edge values at its end
-    // do not: ranges as asked.
-    let mut args: Vec<String> = [
-        "--db",
-        &src,
-        "--read-order",
-        "id",
-        "--dry-run",
-        "--output",
-        "json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args: Vec<String> = ["--db", &src, "--dry-run", "--output", "json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     args.extend(rename.iter().cloned());
     let dry = migrate(
         rs,
@@ -475,19 +475,10 @@ fn a_collection_over_one_gigabyte_is_split_into_ranges_and_copied_identically() 
     dry.assert_code(0);
     let ranges = dry.json()["plan"][0]["ranges"].as_u64().unwrap();
     assert!(ranges >= 4, "{}", dry.stdout);
-    let mut args: Vec<String> = [
-        "--db",
-        &src,
-        "--read-order",
-        "id",
-        "--yes",
-        "--output",
-        "json",
-        "--no-progress",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args: Vec<String> = ["--db", &src, "--yes", "--output", "json", "--no-progress"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     args.extend(rename.iter().cloned());
     let run = migrate(
         rs,

@@ -50,10 +50,10 @@ pub struct CopyArgs {
     /// read in parallel and resumed range by range.
     #[arg(long, value_name = "MB", default_value_t = 256)]
     pub range_mb: u64,
-    /// How a collection bigger than --range-mb is read: auto (in _id ranges, unless its _id
-    /// values are random, e.g. UUIDs: then one natural-order scan), id (always ranges),
-    /// natural (always one natural-order scan).
-    #[arg(long, value_enum, value_name = "ORDER", default_value = "auto")]
+    /// How a collection bigger than --range-mb is read: id (in _id ranges, read at once and
+    /// resumed range by range) or natural (one natural-order scan, as mongodump reads: for
+    /// random _id values on a source whose data is much bigger than its cache).
+    #[arg(long, value_enum, value_name = "ORDER", default_value = "id")]
     pub read_order: crate::compare::ranges::ReadOrder,
     /// After the copy, keep following the source's writes until Ctrl-C or `migrate stop`
     /// (needs a replica set source).
@@ -206,15 +206,16 @@ pub async fn run(ctx: &Ctx, args: CopyArgs) -> Result<()> {
     };
 
     let range_bytes = args.range_mb.max(1) << 20;
-    let natural =
-        crate::compare::ranges::mark_natural_scans(&src, &mut colls, range_bytes, args.read_order)
+    let scans =
+        crate::compare::ranges::natural_scans(&src, &mut colls, range_bytes, args.read_order)
             .await?;
-    if args.read_order == crate::compare::ranges::ReadOrder::Auto && !natural.is_empty() {
-        let names: Vec<String> = natural.iter().map(|n| n.to_string()).collect();
+    if args.read_order == crate::compare::ranges::ReadOrder::Id && !scans.is_empty() {
+        let names: Vec<String> = scans.iter().map(|n| n.to_string()).collect();
         ctx.ui.info(format!(
-            "{}: _id values not in the order they were written (random): each is read in one \
-             natural-order scan, as mongodump reads, instead of _id ranges; a killed copy \
-             starts it over (--read-order id reads _id ranges regardless)",
+            "{}: _id values not in the order they were written (random): their _id ranges \
+             fetch the source's documents at random. If the source's data is much bigger than \
+             its cache, --read-order natural reads them in storage order instead (the target \
+             then inserts in random _id order, and a killed copy starts each over)",
             names.join(", ")
         ));
     }

@@ -49,9 +49,9 @@ pub struct CollectionInfo {
     pub estimated_count: u64,
     /// Uncompressed BSON size estimate (collStats.size).
     pub estimated_bytes: u64,
-    /// Read in one natural-order scan rather than in `_id` ranges, however big: `migrate`
-    /// sets it for collections whose `_id` values do not follow the order they were
-    /// written in (see `compare::ranges::mark_natural_scans`). False elsewhere.
+    /// Read in one natural-order scan rather than in `_id` ranges, however big: set by
+    /// `migrate --read-order natural` (see `compare::ranges::natural_scans`). False
+    /// elsewhere.
     pub natural_scan: bool,
 }
 
