@@ -604,6 +604,52 @@ fn oplog_on_standalone_is_a_usage_error() {
     );
 }
 
+/// mongoshift's own state (`mongoshift.migrations`, which stays on a cluster we wrote to)
+/// is not the application's data: a backup of every database leaves it out.
+#[test]
+fn a_backup_of_every_database_leaves_mongoshift_state_out() {
+    let uri = &servers().standalone_uri;
+    block_on(async {
+        client(uri)
+            .await
+            .database("mongoshift")
+            .collection::<Document>("migrations")
+            .update_one(
+                doc! { "_id": "backup-test-marker" },
+                doc! { "$set": { "source": "backup-test-marker" } },
+            )
+            .upsert(true)
+            .await
+            .unwrap();
+    });
+    // Nothing matches, so the refusal lists the databases it looked in.
+    let dir = tempdir();
+    let run = mongoshift(
+        dir.path(),
+        [
+            "backup",
+            "--uri",
+            uri,
+            "--to",
+            dir.path().join("b").to_str().unwrap(),
+            "--ns-include",
+            "no_such_db_anywhere.*",
+        ],
+    );
+    run.assert_code(2);
+    let listed = run
+        .stderr
+        .split("no collections in ")
+        .nth(1)
+        .and_then(|r| r.split(" match").next())
+        .unwrap_or_else(|| panic!("{}", run.stderr));
+    assert!(
+        !listed.split(", ").any(|d| d == "mongoshift"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn no_location_anywhere_is_a_usage_error() {
     let dir = tempdir();

@@ -209,6 +209,14 @@ fn replica_set_to_atlas_copies_every_kind_with_mixed_ids_in_ranges() {
     );
     run.assert_code(0);
     assert_same(rs, &src, &servers().atlas_uri, &natural);
+    block_on(async {
+        client(&servers().atlas_uri)
+            .await
+            .database(&natural)
+            .drop()
+            .await
+            .unwrap()
+    });
 
     // A second run into the same, now non-empty, targets is refused and writes nothing.
     let mut args = vec!["--db", &src, "--yes"];

@@ -112,8 +112,9 @@ pub async fn position_now(source: &Client, sel: &Selection) -> Result<Bson> {
 }
 
 /// Warn when the copy may outlast the source's oplog: the tail could then not resume from
-/// the position noted before the copy.
-pub async fn check_oplog_window(ui: &Ui, source: &Client, copy_bytes: u64) {
+/// the position noted before the copy. `max_rate`: the copy's `--max-rate`, when slower
+/// than the speed assumed.
+pub async fn check_oplog_window(ui: &Ui, source: &Client, copy_bytes: u64, max_rate: Option<u64>) {
     let window = async {
         let (old, new) = (
             crate::mongo::oplog::oldest(source).await?,
@@ -122,7 +123,10 @@ pub async fn check_oplog_window(ui: &Ui, source: &Client, copy_bytes: u64) {
         anyhow::Ok(u64::from(new.time.saturating_sub(old.time)))
     }
     .await;
-    let estimate = copy_bytes / ASSUMED_COPY_BYTES_PER_SEC;
+    let speed = max_rate.map_or(ASSUMED_COPY_BYTES_PER_SEC, |r| {
+        r.clamp(1, ASSUMED_COPY_BYTES_PER_SEC)
+    });
+    let estimate = copy_bytes / speed;
     match window {
         Ok(w) if w < estimate.saturating_mul(2) => ui.warn(format!(
             "the source's oplog spans only {} while the copy may take about {}: if the copy outlasts it, \

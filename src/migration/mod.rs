@@ -207,8 +207,7 @@ pub async fn run(ctx: &Ctx, args: CopyArgs) -> Result<()> {
 
     let range_bytes = args.range_mb.max(1) << 20;
     let scans =
-        crate::compare::ranges::natural_scans(&src, &mut colls, range_bytes, args.read_order)
-            .await?;
+        crate::compare::ranges::natural_scans(&src, &mut colls, range_bytes, args.read_order).await;
     if args.read_order == crate::compare::ranges::ReadOrder::Id && !scans.is_empty() {
         let names: Vec<String> = scans.iter().map(|n| n.to_string()).collect();
         ctx.ui.info(format!(
@@ -287,7 +286,7 @@ pub async fn run(ctx: &Ctx, args: CopyArgs) -> Result<()> {
 
     if args.follow {
         let total_bytes: u64 = colls.iter().map(|c| c.estimated_bytes).sum();
-        follow::check_oplog_window(&ctx.ui, &src, total_bytes).await;
+        follow::check_oplog_window(&ctx.ui, &src, total_bytes, args.load.max_rate).await;
     }
     let mut run = Run::start(
         identity.clone(),

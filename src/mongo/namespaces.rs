@@ -55,7 +55,9 @@ pub struct CollectionInfo {
     pub natural_scan: bool,
 }
 
-/// Database names to consider: `dbs` if given, else every non-system database.
+/// Database names to consider: `dbs` if given, else every user database: not the
+/// server's own, and not mongoshift's state (`load::state::DB`, which stays on a cluster
+/// we wrote to; a backup of it must not carry our resume records elsewhere).
 pub async fn databases(client: &Client, dbs: &[String]) -> Result<Vec<String>> {
     if !dbs.is_empty() {
         return Ok(dbs.to_vec());
@@ -66,7 +68,7 @@ pub async fn databases(client: &Client, dbs: &[String]) -> Result<Vec<String>> {
         .context("listing databases")?;
     Ok(names
         .into_iter()
-        .filter(|n| !SYSTEM_DATABASES.contains(&n.as_str()))
+        .filter(|n| !SYSTEM_DATABASES.contains(&n.as_str()) && n != crate::load::state::DB)
         .collect())
 }
 

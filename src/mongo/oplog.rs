@@ -90,9 +90,11 @@ impl OplogScope {
     /// The find filter over local.oplog.rs from `start` on.
     pub fn filter(&self, start: Timestamp) -> Document {
         let pattern = match self {
+            // Not mongoshift's state either: it is not the application's data.
             OplogScope::AllUserDatabases => format!(
-                "^({})\\.",
-                crate::mongo::namespaces::SYSTEM_DATABASES.join("|")
+                "^({}|{})\\.",
+                crate::mongo::namespaces::SYSTEM_DATABASES.join("|"),
+                crate::load::state::DB
             ),
             OplogScope::Databases(dbs) => format!(
                 "^({})\\.",
@@ -255,7 +257,7 @@ mod tests {
         assert!(text.contains("$elemMatch"), "{text}");
         let f = OplogScope::AllUserDatabases.filter(start);
         let text = format!("{f}");
-        assert!(text.contains("^(admin|config|local)"), "{text}");
+        assert!(text.contains("^(admin|config|local|mongoshift)"), "{text}");
         assert!(text.contains("$not"), "{text}");
     }
 

@@ -91,8 +91,11 @@ impl SourceNs {
     }
 }
 
+/// Databases a dump may hold that are not the application's: the server's own, and
+/// mongoshift's resume state (a dump of a cluster we once wrote to), which restored would
+/// be taken for a run on the target.
 fn is_system_db(db: &str) -> bool {
-    matches!(db, "admin" | "config" | "local")
+    matches!(db, "admin" | "config" | "local") || db == crate::load::state::DB
 }
 
 /// Open SOURCE: `LOCATION/ID`, `LOCATION/latest`, a mongodump folder or an archive file
