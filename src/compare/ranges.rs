@@ -173,23 +173,19 @@ pub async fn natural_scans(
 }
 
 /// Whether the `_id` values at both ends of `ns`, read in natural order, are close to
-/// sorted (see `nearly_sorted`).
-async fn ids_follow_storage(client: &Client, ns: &Namespace) -> Result<bool> {
+/// sorted (see `nearly_sorted`). Its caller only advises, so a failure is not described.
+async fn ids_follow_storage(client: &Client, ns: &Namespace) -> mongodb::error::Result<bool> {
     let coll = client.database(&ns.db).collection::<Document>(&ns.coll);
     for direction in [1, -1] {
-        let mut o = FindOptions::default();
-        o.hint = Some(Hint::Keys(doc! { "$natural": direction }));
-        o.projection = Some(doc! { "_id": 1 });
-        o.limit = Some(ORDER_SAMPLE);
-        o.batch_size = Some(ORDER_SAMPLE as u32);
         let docs: Vec<Document> = coll
             .find(doc! {})
-            .with_options(o)
-            .await
-            .with_context(|| format!("reading _id values of {ns} in natural order"))?
+            .hint(Hint::Keys(doc! { "$natural": direction }))
+            .projection(doc! { "_id": 1 })
+            .limit(ORDER_SAMPLE)
+            .batch_size(ORDER_SAMPLE as u32)
+            .await?
             .try_collect()
-            .await
-            .with_context(|| format!("reading _id values of {ns} in natural order"))?;
+            .await?;
         let mut ids: Vec<Bson> = docs
             .into_iter()
             .filter_map(|mut d| d.remove("_id"))

@@ -27,10 +27,6 @@ impl Throttle {
         }
     }
 
-    pub fn bytes_per_sec(&self) -> u64 {
-        self.bytes_per_sec
-    }
-
     /// Wait until `bytes` more may be written. A batch goes when the rate would have
     /// written it in full, counted from the later of now and the previous batch's slot,
     /// so an idle moment is not saved up into a burst.
